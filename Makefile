@@ -1,0 +1,33 @@
+# snapcap: `make demo` runs the main job offline, `make test` the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.snapcap-installed
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m snapcap doctor
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/snapcap simulate builtin:demo --B 8 --bayer RGGB --mask shifting \
+		--noise "poisson:photons=2000+gaussian:sigma=0.005" --seed 0 \
+		--out demo_out/demo_meas.npz --montage demo_out/demo_montage.png
+
+test: setup
+	$(PY) -m pytest -m "slow or not slow" -q
+
+test-fast: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/simulate.py
+
+clean:
+	rm -rf demo_out bench_out .pytest_cache

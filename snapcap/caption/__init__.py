@@ -1,0 +1,1 @@
+"""Captioning from frames, reconstructions or coded snapshots."""

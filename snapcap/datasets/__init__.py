@@ -1,0 +1,1 @@
+"""Video corpora, procedural scenes and measurement dataset files."""

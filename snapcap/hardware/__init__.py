@@ -1,0 +1,1 @@
+"""Real CACTI rigs: capture drivers, rig emulation and calibration."""

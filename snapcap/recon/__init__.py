@@ -1,0 +1,1 @@
+"""Reconstruction of video frames from CACTI snapshots."""

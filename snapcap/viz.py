@@ -1,0 +1,95 @@
+"""Figures people would rather look at than arrays: PNG montages written with matplotlib (Agg)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from snapcap.backend import to_numpy
+
+__all__ = ["save_figure", "simulation_montage"]
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure to ``path`` atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".png", dir=path.parent)
+    os.close(handle)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _show(ax, image: np.ndarray, title: str | None = None, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0) -> None:
+    if image.ndim == 3:
+        ax.imshow(np.clip(image, 0, 1))
+    else:
+        ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def simulation_montage(
+    frames,
+    masks,
+    meas,
+    path: str | Path,
+    normalized=None,
+    title: str | None = None,
+    max_columns: int = 8,
+    extra_rows: Sequence[tuple[str, np.ndarray]] = (),
+) -> Path:
+    """Frames of one snapshot, their masks, the snapshot (and Y ⊘ Σ C_k) in one PNG.
+
+    Args:
+        frames: ``(B, H, W)`` or ``(B, H, W, 3)`` in [0, 1].
+        masks: ``(B, H, W)``.
+        meas: ``(H, W)`` snapshot.
+        normalized: optional ``(H, W)`` normalised snapshot.
+        extra_rows: more (label, (B, H, W[, 3])) rows, e.g. reconstructions.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    frames = to_numpy(frames)
+    masks = to_numpy(masks)
+    meas = to_numpy(meas)
+    count = frames.shape[0]
+    shown = np.unique(np.linspace(0, count - 1, min(count, max_columns)).round().astype(int))
+    rows = [("frame", frames), ("mask", masks)] + [(label, to_numpy(stack)) for label, stack in extra_rows]
+    columns = max(len(shown), 2)
+    fig, axes = plt.subplots(len(rows) + 1, columns, figsize=(1.6 * columns, 1.7 * (len(rows) + 1)), squeeze=False)
+    for row, (label, stack) in enumerate(rows):
+        for col in range(columns):
+            ax = axes[row, col]
+            if col < len(shown):
+                _show(ax, stack[shown[col]], f"{label} {shown[col] + 1}/{count}")
+            else:
+                ax.axis("off")
+    _show(axes[-1, 0], meas, f"snapshot Y (0..{meas.max():.2f})", vmin=float(meas.min()), vmax=float(meas.max()) or 1.0)
+    if normalized is not None:
+        normalized = to_numpy(normalized)
+        _show(axes[-1, 1], normalized, "Y ⊘ Σ C_k", vmin=0.0, vmax=float(normalized.max()) or 1.0)
+    else:
+        axes[-1, 1].axis("off")
+    for col in range(2, columns):
+        axes[-1, col].axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
