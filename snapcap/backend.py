@@ -224,8 +224,9 @@ _THREAD_MIN_ELEMENTS = 1 << 21  # below ~2M elements one thread is faster than h
 
 def _thread_pool() -> ThreadPoolExecutor | None:
     global _POOL
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-    if workers < 2:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(cores, 8) - 1  # the calling thread works too
+    if workers < 1:
         return None
     with _POOL_LOCK:
         if _POOL is None:
@@ -243,18 +244,30 @@ def _numpy_sum_of_products(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
         np.einsum("...khw,...khw->...hw", x, weights, out=out)
         return out
     # Shared weights: split the flattened leading axes over threads (numpy releases the GIL).
+    # einsum's fused multiply-add never materialises the (..., B, H, W) product.
     # Each output pixel is still summed over k in the same order, so results do not depend on
     # the split.
     lead = int(np.prod(x.shape[:-3]))
     flat_x = x.reshape((lead,) + x.shape[-3:])
     flat_out = out.reshape((lead,) + out.shape[-2:])
-    parts = min(lead, pool._max_workers)  # noqa: SLF001 - the pool size we asked for
+    # Work sharing: the calling thread and the pool's workers take parts from one queue, so a
+    # worker that wakes late (or a core taken by something else) only means the caller does more.
+    parts = min(lead, 4 * (pool._max_workers + 1))  # noqa: SLF001 - the pool size we asked for
     bounds = np.linspace(0, lead, parts + 1).astype(int)
+    pending = iter([(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
+    lock = threading.Lock()
 
-    def work(start: int, stop: int) -> None:
-        np.einsum("nkhw,khw->nhw", flat_x[start:stop], weights, out=flat_out[start:stop])
+    def work() -> None:
+        while True:
+            with lock:
+                part = next(pending, None)
+            if part is None:
+                return
+            start, stop = part
+            np.einsum("nkhw,khw->nhw", flat_x[start:stop], weights, out=flat_out[start:stop])
 
-    futures = [pool.submit(work, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    futures = [pool.submit(work) for _ in range(pool._max_workers)]  # noqa: SLF001
+    work()
     for future in futures:
         future.result()
     return out
