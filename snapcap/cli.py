@@ -123,6 +123,153 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- dataset ------------------------------------------------------------------------------------
+
+
+def _add_dataset(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("dataset", help="make, merge, verify and describe measurement dataset files (HDF5)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    make = verbs.add_parser("make", help="simulate a video corpus into a dataset file (resumable, shardable)")
+    make.add_argument("--corpus", required=True, choices=["msrvtt", "msvd", "folder", "synthetic", "benchmark"])
+    make.add_argument("--root", type=Path, help="corpus folder (msrvtt, msvd, folder)")
+    make.add_argument("--annotations", type=Path, nargs="*", help="MSR-VTT annotation JSON file(s)")
+    make.add_argument("--captions", type=Path, help="MSVD caption file, or the folder corpus's captions CSV/JSON")
+    make.add_argument("--mapping", type=Path, help="MSVD youtube_mapping.txt (for the standard split)")
+    make.add_argument("--paths", type=Path, nargs="*", help="benchmark .mat files")
+    make.add_argument("--num-videos", type=int, default=200, help="synthetic corpus size")
+    make.add_argument("--corpus-seed", type=int, default=0, help="synthetic corpus seed")
+    make.add_argument("--split", choices=["train", "val", "test"], help="only this split")
+    make.add_argument("--limit", type=int, help="at most this many videos (after --split)")
+    make.add_argument("--B", type=int, default=8, help="frames per snapshot (default 8)")
+    make.add_argument("--T", type=int, default=8, help="snapshots per video (default 8)")
+    make.add_argument("--size", type=_size, default=(224, 224), help="frame size N or HxW (default 224)")
+    make.add_argument("--gray", action="store_true", help="gray video (default: RGB through a Bayer mosaic)")
+    make.add_argument("--bayer", default="RGGB", help="Bayer pattern of RGB video (default RGGB)")
+    make.add_argument("--mask", default="random", choices=["random", "shifting", "gray", "dmd"], help="mask kind")
+    make.add_argument("--mask-seed", type=int, default=0)
+    make.add_argument("--duty", type=float, default=None, help="open fraction of binary masks")
+    make.add_argument("--per-sample-masks", action="store_true", help="a different mask set for every video")
+    make.add_argument("--noise", default="none", help="noise spec, e.g. 'poisson:photons=1000+gaussian:sigma=0.01'")
+    make.add_argument("--noise-seed", type=int, default=0)
+    make.add_argument("--no-frames", action="store_true", help="do not store the frames (smaller; no bit-exact verify)")
+    make.add_argument("--part-size", type=int, default=16, help="samples per crash-safe part")
+    make.add_argument("--compression", default="gzip", choices=["gzip", "lzf"])
+    make.add_argument("--shard", type=int, default=None, help="this process's shard (default: torchrun's RANK, else 0)")
+    make.add_argument("--num-shards", type=int, default=None, help="number of shards (default: torchrun's WORLD_SIZE, else 1)")
+    make.add_argument("--out", "-o", type=Path, required=True, help="output .h5 (shards write OUT.shard-III-of-NNN.h5)")
+    make.set_defaults(func=_cmd_dataset_make)
+
+    merge = verbs.add_parser("merge", help="join shard files into one virtual dataset (no copying)")
+    merge.add_argument("shards", type=Path, nargs="+")
+    merge.add_argument("--out", "-o", type=Path, required=True)
+    merge.set_defaults(func=_cmd_dataset_merge)
+
+    verify = verbs.add_parser("verify", help="checksums, completion markers, bit-exact re-simulation of sampled entries")
+    verify.add_argument("path", type=Path)
+    verify.add_argument("--samples", type=int, default=4, help="entries to re-simulate (plus the first and last)")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.set_defaults(func=_cmd_dataset_verify)
+
+    info = verbs.add_parser("info", help="summary of a dataset file")
+    info.add_argument("path", type=Path)
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=_cmd_dataset_info)
+
+
+def _open_corpus_from_args(args: argparse.Namespace):
+    from snapcap.datasets import corpora
+
+    def need(name: str):
+        value = getattr(args, name)
+        if not value:
+            raise ConfigError(f"--corpus {args.corpus} needs --{name.replace('_', '-')}")
+        return value
+
+    if args.corpus == "msrvtt":
+        return corpora.MSRVTT(need("root"), annotations=args.annotations or None)
+    if args.corpus == "msvd":
+        return corpora.MSVD(need("root"), captions=args.captions, mapping=args.mapping)
+    if args.corpus == "folder":
+        return corpora.VideoFolder(need("root"), captions=args.captions)
+    if args.corpus == "benchmark":
+        return corpora.SCIBenchmark(need("paths"))
+    from snapcap.datasets.synthetic import SyntheticCorpus
+
+    return SyntheticCorpus(num_videos=args.num_videos, seed=args.corpus_seed)
+
+
+def _cmd_dataset_make(args: argparse.Namespace) -> int:
+    from snapcap.datasets.h5 import DatasetConfig, make_dataset, shard_from_env
+
+    corpus = _open_corpus_from_args(args)
+    items = corpus.select(args.split, args.limit)
+    params = {} if args.duty is None else {"duty": args.duty}
+    config = DatasetConfig(
+        B=args.B,
+        T=args.T,
+        size=args.size,
+        gray=args.gray or args.corpus == "benchmark",
+        bayer=args.bayer,
+        mask=args.mask,
+        mask_seed=args.mask_seed,
+        mask_params=params,
+        per_sample_masks=args.per_sample_masks,
+        noise=args.noise,
+        noise_seed=args.noise_seed,
+        store_frames=not args.no_frames,
+        part_size=args.part_size,
+        compression=args.compression,
+    )
+    shard, num_shards = args.shard, args.num_shards
+    if shard is None or num_shards is None:
+        env = shard_from_env()
+        shard = shard if shard is not None else (env[0] if env else 0)
+        num_shards = num_shards if num_shards is not None else (env[1] if env else 1)
+    report = make_dataset(corpus, args.out, config, items=items, shard=shard, num_shards=num_shards)
+    print(report.summary())
+    if num_shards > 1:
+        print(f"shard {shard + 1} of {num_shards} done; when all are, join them with: snapcap dataset merge --out {args.out} <shard files>")
+    return 0
+
+
+def _cmd_dataset_merge(args: argparse.Namespace) -> int:
+    from snapcap.datasets.h5 import merge_shards
+
+    out = merge_shards(args.shards, args.out)
+    print(f"wrote {out} (virtual datasets over {len(args.shards)} shard file(s); keep them beside it)")
+    return 0
+
+
+def _cmd_dataset_verify(args: argparse.Namespace) -> int:
+    from snapcap.datasets.h5 import verify_dataset
+
+    report = verify_dataset(args.path, samples=args.samples, seed=args.seed, progress=True)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_dataset_info(args: argparse.Namespace) -> int:
+    from snapcap.datasets.h5 import dataset_info
+
+    info = dataset_info(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    keys = ("format", "format_version", "num_samples", "B", "T", "H", "W", "rgb", "bayer", "mask", "noise", "noise_seed", "full_scale", "num_shards", "snapcap_version", "created")
+    for key in keys:
+        if key in info:
+            print(f"{key:>16}: {info[key]}")
+    print(f"{'splits':>16}: {info['split_counts']}")
+    print(f"{'corpus':>16}: {info.get('corpus')}")
+    for name, meta in info["datasets"].items():
+        print(f"{name:>16}: {tuple(meta['shape'])} {meta['dtype']}{' (virtual)' if meta['virtual'] else ''}")
+    if info.get("skipped"):
+        print(f"{'skipped':>16}: {len(info['skipped'])} video(s): " + ", ".join(entry["video_id"] for entry in info["skipped"][:10]))
+    return 0
+
+
 # --- doctor -------------------------------------------------------------------------------------
 
 
@@ -168,7 +315,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 # --- entry point --------------------------------------------------------------------------------
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_doctor)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

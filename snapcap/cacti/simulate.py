@@ -206,12 +206,15 @@ def simulate_iter(
     chunk_size: int = 16,
     plan: SimulationPlan | None = None,
     videos: range | None = None,
+    index_offset: int = 0,
 ) -> Iterator[SimulatedChunk]:
     """Yield measurements chunk by chunk (at most ``chunk_size`` snapshots of one video each).
 
     ``video`` may be any sliceable array: numpy (or a memmap), an h5py dataset, torch or cupy
     tensors. Only one chunk of frames is in memory at a time. See :func:`simulate` for the
-    arguments; ``videos`` restricts the run to some video indices.
+    arguments; ``videos`` restricts the run to some video indices. ``index_offset`` is added to
+    the video index in the noise generator's seed, so a video simulated alone reproduces its
+    noise as item ``index_offset`` of a larger collection (dataset files use the global index).
     """
     if chunk_size < 1:
         raise InvalidValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -228,7 +231,7 @@ def simulate_iter(
             meas = op.A(frames)
             if not isinstance(plan.noise, NoNoise):
                 xp = namespace(meas)
-                noisy = [plan.noise.apply(meas[i, ...], snapshot_rng(nseed, n, t0 + i), full_scale=fs) for i in range(t1 - t0)]
+                noisy = [plan.noise.apply(meas[i, ...], snapshot_rng(nseed, index_offset + n, t0 + i), full_scale=fs) for i in range(t1 - t0)]
                 meas = xp.stack(noisy)
             yield SimulatedChunk(video=n, start=t0, meas=meas)
 

@@ -68,3 +68,119 @@ def read_video(
     if not frames:
         raise DataFileError(f"{path}: no frame could be decoded (empty, corrupt or unsupported codec)")
     return np.stack(frames)
+
+
+def clip_indices(num_frames: int, T: int, B: int) -> np.ndarray:  # noqa: N803
+    """Which frames make the T snapshots of B consecutive frames: ``(T, B)`` indices.
+
+    The rule (SnapCap samples T = 8 uniform segments of B = 8 frames):
+
+    * F >= T·B: the video is cut into T equal segments and each snapshot takes the B
+      consecutive frames at the centre of its segment;
+    * B <= F < T·B: the T windows of B consecutive frames start at evenly spaced positions
+      between 0 and F − B (they overlap);
+    * F < B: every window is the whole video resampled to B frames by nearest neighbour
+      (frames repeat, as in slow motion).
+    """
+    if num_frames < 1:
+        raise InvalidValueError(f"a video needs at least one frame, got {num_frames}")
+    if T < 1 or B < 1:
+        raise InvalidValueError(f"T and B must be >= 1, got T={T}, B={B}")
+    if num_frames >= T * B:
+        segment = num_frames / T
+        starts = np.floor(np.arange(T) * segment + (segment - B) / 2).astype(int)
+    elif num_frames >= B:
+        starts = np.round(np.linspace(0, num_frames - B, T)).astype(int)
+    else:
+        window = np.floor(np.arange(B) * num_frames / B).astype(int)
+        return np.tile(window, (T, 1))
+    return starts[:, None] + np.arange(B)[None, :]
+
+
+def frame_count(path: str | Path) -> int:
+    """Number of frames OpenCV reports for a video (may be approximate for some containers)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise DataFileError(f"{path}: OpenCV cannot open this file as a video")
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
+def resize_crop(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize so the frame covers ``size = (H, W)`` keeping its aspect ratio, then centre-crop."""
+    import cv2
+
+    height, width = size
+    src_h, src_w = frame.shape[:2]
+    scale = max(height / src_h, width / src_w)
+    new_h, new_w = max(height, int(round(src_h * scale))), max(width, int(round(src_w * scale)))
+    if (new_h, new_w) != (src_h, src_w):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        frame = cv2.resize(frame, (new_w, new_h), interpolation=interp)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(frame[top : top + height, left : left + width])
+
+
+def read_clip(path: str | Path, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:  # noqa: N803
+    """Decode the T·B frames :func:`clip_indices` picks, resized and centre-cropped to ``size``.
+
+    Decoding is sequential and stops after the last needed frame; only the needed frames are
+    kept, so memory is bounded by the clip. Returns uint8 ``(T, B, H, W[, 3])`` (RGB order).
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such video file")
+    total = frame_count(path)
+    frames: list[np.ndarray] = []
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise DataFileError(f"{path}: OpenCV cannot open this file as a video")
+        if total <= 0:  # containers without a frame count: decode everything once
+            decoded = []
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                decoded.append(frame)
+            total = len(decoded)
+            source = iter(decoded)
+        else:
+            source = None
+        if total == 0:
+            raise DataFileError(f"{path}: no frame could be decoded (empty, corrupt or unsupported codec)")
+        wanted = clip_indices(total, T, B)
+        needed = sorted(set(int(i) for i in wanted.ravel()))
+        kept: dict[int, np.ndarray] = {}
+        index = 0
+        last = needed[-1]
+        pointer = 0
+        while index <= last:
+            if source is None:
+                ok, frame = capture.read()
+            else:
+                frame = next(source, None)
+                ok = frame is not None
+            if not ok:
+                break
+            if pointer < len(needed) and index == needed[pointer]:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if gray else cv2.COLOR_BGR2RGB)
+                kept[index] = resize_crop(frame, size)
+                pointer += 1
+            index += 1
+    finally:
+        capture.release()
+    if not kept:
+        raise DataFileError(f"{path}: no frame could be decoded (empty, corrupt or unsupported codec)")
+    if len(kept) < len(needed):
+        # The container over-reported its length: sample again from what was decoded.
+        available = sorted(kept)
+        wanted = clip_indices(len(available), T, B)
+        return np.stack([np.stack([kept[available[i]] for i in row]) for row in wanted])
+    return np.stack([np.stack([kept[int(i)] for i in row]) for row in wanted])

@@ -1,0 +1,669 @@
+"""The measurement dataset file: HDF5, self-describing, sharded, resumable, verifiable.
+
+Layout of a finished file (format ``snapcap-dataset``, version 1)::
+
+    attrs   format, format_version, B, T, H, W, rgb, bayer, mask (JSON MaskSpec),
+            per_sample_masks, noise (JSON), noise_seed, full_scale, snapcap_version,
+            corpus (JSON), config (JSON), config_hash, shard, num_shards, num_samples,
+            skipped (JSON list), complete
+    meas      (N, T, H, W)  float32       chunk (1, T, H, W)
+    masks     (B, H, W) or (N, B, H, W)  float32
+    frames    (N, T, B, H, W[, 3]) uint8  chunk (1, 1, B, H, W[, 3])   (optional)
+    index     (N,) int64   position of the video in the corpus (seeds use it)
+    video_id, split, captions (JSON list)  (N,) strings
+    done      (N,) uint8   completion marker per sample
+
+Every dataset is compressed and fletcher32-checksummed. Noise of snapshot t of the video at
+corpus position i is drawn from ``default_rng([noise_seed, i, t])``, so any sample can be
+re-simulated bit for bit (:func:`verify_dataset`).
+
+Crash safety: samples are written into part files of ``part_size`` samples in ``OUT.parts/``;
+each part is written under a temporary name and renamed when complete, so after a kill (even
+SIGKILL) a rerun of the same command finds only whole parts, skips them and redoes the rest.
+When all parts exist they are consolidated into ``OUT`` (again temporary name, then rename) and
+the parts are removed: ``OUT`` either does not exist or is complete.
+
+Shards (``shard``/``num_shards``, or torchrun's RANK/WORLD_SIZE) take contiguous blocks of the
+corpus and write ``OUT.shard-III-of-NNN.h5``; :func:`merge_shards` joins them through HDF5
+virtual datasets without copying the arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "DatasetConfig",
+    "DatasetReport",
+    "make_dataset",
+    "merge_shards",
+    "verify_dataset",
+    "dataset_info",
+    "shard_path",
+    "shard_from_env",
+    "open_dataset",
+]
+
+FORMAT = "snapcap-dataset"
+FORMAT_VERSION = 1
+_STR = None  # h5py string dtype, created lazily
+
+
+def _string_dtype():
+    import h5py
+
+    return h5py.string_dtype("utf-8")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How a corpus becomes measurements. Everything that changes the data is in here.
+
+    Attributes:
+        B: frames per snapshot; T: snapshots per video; size: (H, W) of the frames.
+        gray: convert video to gray; otherwise RGB is Bayer-mosaicked with ``bayer``.
+        mask: mask kind of :data:`snapcap.cacti.masks.MASK_KINDS`; mask_seed, mask_params.
+        per_sample_masks: one mask set per video, seeded by ``[mask_seed, index]``.
+        noise: noise spec string (:func:`snapcap.cacti.noise.parse_noise`); noise_seed.
+        store_frames: keep the uint8 frames (needed for training with frame losses and for
+            bit-exact verification).
+        part_size: samples per crash-safe part file.
+        compression: ``gzip`` (level 4) or ``lzf``.
+    """
+
+    B: int = 8  # noqa: N815
+    T: int = 8  # noqa: N815
+    size: tuple[int, int] = (224, 224)
+    gray: bool = False
+    bayer: str | None = "RGGB"
+    mask: str = "random"
+    mask_seed: int = 0
+    mask_params: dict[str, Any] = field(default_factory=dict)
+    per_sample_masks: bool = False
+    noise: str = "none"
+    noise_seed: int = 0
+    store_frames: bool = True
+    part_size: int = 16
+    compression: str = "gzip"
+
+    def __post_init__(self) -> None:
+        if self.B < 1 or self.T < 1:
+            raise InvalidValueError(f"B and T must be >= 1, got B={self.B}, T={self.T}")
+        if len(self.size) != 2 or min(self.size) < 2:
+            raise InvalidValueError(f"size must be (H, W) with H, W >= 2, got {self.size}")
+        if self.part_size < 1:
+            raise InvalidValueError(f"part_size must be >= 1, got {self.part_size}")
+        if self.compression not in ("gzip", "lzf"):
+            raise ConfigError(f"compression must be 'gzip' or 'lzf', got {self.compression!r}")
+        from snapcap.cacti.bayer import normalize_pattern
+        from snapcap.cacti.noise import parse_noise
+
+        object.__setattr__(self, "size", (int(self.size[0]), int(self.size[1])))
+        object.__setattr__(self, "bayer", None if self.gray else (normalize_pattern(self.bayer) or "RGGB"))
+        parse_noise(self.noise)  # fail early on a bad spec
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["size"] = list(self.size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetConfig:
+        data = dict(data)
+        data["size"] = tuple(data["size"])
+        return cls(**data)
+
+    def data_hash(self, corpus: dict[str, Any]) -> str:
+        """Content hash of what determines the data (not part_size or compression)."""
+        relevant = {k: v for k, v in self.to_dict().items() if k not in ("part_size", "compression")}
+        text = json.dumps({"config": relevant, "corpus": corpus}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class DatasetReport:
+    """What a run did: where, how many samples, which videos were skipped and why."""
+
+    path: Path
+    written: int = 0
+    reused: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    complete: bool = False
+
+    def summary(self) -> str:
+        text = f"{self.path}: {self.written} sample(s) simulated, {self.reused} reused from an earlier run"
+        if self.skipped:
+            text += f", {len(self.skipped)} video(s) skipped:\n" + "\n".join(
+                f"  {entry['video_id']}: {entry['error']}" for entry in self.skipped
+            )
+        return text
+
+
+def shard_path(out: str | Path, shard: int, num_shards: int) -> Path:
+    """Where shard ``shard`` of ``num_shards`` writes (``out`` itself when unsharded)."""
+    out = Path(out)
+    if num_shards == 1:
+        return out
+    return out.with_name(f"{out.stem}.shard-{shard:03d}-of-{num_shards:03d}{out.suffix or '.h5'}")
+
+
+def shard_from_env() -> tuple[int, int] | None:
+    """(rank, world size) from torchrun's environment variables, if set."""
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if rank is None or world is None:
+        return None
+    try:
+        return int(rank), int(world)
+    except ValueError:
+        raise ConfigError(f"RANK={rank!r} and WORLD_SIZE={world!r} must be integers") from None
+
+
+def _shard_range(count: int, shard: int, num_shards: int) -> range:
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ConfigError(f"shard must satisfy 0 <= shard < num_shards, got shard={shard}, num_shards={num_shards}")
+    lo = count * shard // num_shards
+    hi = count * (shard + 1) // num_shards
+    return range(lo, hi)
+
+
+def _masks_for(config: DatasetConfig, index: int | None) -> np.ndarray:
+    from snapcap.cacti.masks import MaskSpec, make_masks
+
+    seed = config.mask_seed if index is None else int(np.random.SeedSequence([config.mask_seed, index]).generate_state(1)[0])
+    spec = MaskSpec(config.mask, config.B, config.size[0], config.size[1], seed=seed, params=dict(config.mask_params))
+    return make_masks(spec)
+
+
+def _full_scale(config: DatasetConfig, shared_masks: np.ndarray | None) -> float:
+    if shared_masks is None:
+        return float(config.B)
+    return float(np.max(np.sum(shared_masks.astype(np.float64), axis=0))) or 1.0
+
+
+def _simulate_sample(clip: np.ndarray, config: DatasetConfig, masks: np.ndarray, index: int, full_scale: float) -> np.ndarray:
+    """Measurements (T, H, W) of one clip (T, B, H, W[, 3]) uint8, noise seeded by ``index``."""
+    from snapcap.cacti.simulate import plan_simulation, simulate_iter
+
+    video = clip.reshape((1, config.T * config.B) + clip.shape[2:])
+    plan = plan_simulation(
+        video.shape, video.dtype, config.B, masks, config.bayer, config.noise, 0, config.noise_seed, True, full_scale
+    )
+    chunks = list(simulate_iter(video, chunk_size=config.T, plan=plan, index_offset=index))
+    return np.asarray(chunks[0].meas, dtype=np.float32)
+
+
+def _compression(config: DatasetConfig) -> dict[str, Any]:
+    if config.compression == "lzf":
+        return {"compression": "lzf", "shuffle": True, "fletcher32": True}
+    return {"compression": "gzip", "compression_opts": 4, "shuffle": True, "fletcher32": True}
+
+
+# --- parts -----------------------------------------------------------------------------------
+
+
+def _frame_shape(config: DatasetConfig) -> tuple[int, ...]:
+    base = (config.T, config.B, config.size[0], config.size[1])
+    return base if config.gray else base + (3,)
+
+
+def _create_sample_datasets(handle, count: int, config: DatasetConfig, per_sample_masks: bool) -> None:
+    opts = _compression(config)
+    height, width = config.size
+    handle.create_dataset("meas", shape=(count, config.T, height, width), dtype=np.float32, chunks=(1, config.T, height, width), **opts)
+    if config.store_frames:
+        shape = (count,) + _frame_shape(config)
+        handle.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=(1, 1) + shape[2:], **opts)
+    if per_sample_masks:
+        handle.create_dataset("masks", shape=(count, config.B, height, width), dtype=np.float32, chunks=(1, config.B, height, width), **opts)
+    handle.create_dataset("index", shape=(count,), dtype=np.int64)
+    handle.create_dataset("done", shape=(count,), dtype=np.uint8)
+    for name in ("video_id", "split", "captions"):
+        handle.create_dataset(name, shape=(count,), dtype=_string_dtype())
+
+
+def _part_name(start: int) -> str:
+    return f"part-{start:09d}.h5"
+
+
+def _decode_ahead(corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, depth: int) -> Iterator[tuple[int, Any]]:
+    """Yield (index, clip or exception) in order, decoding up to ``depth`` clips ahead in threads."""
+    results: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def produce() -> None:
+        for index in indices:
+            if stop.is_set():
+                return
+            try:
+                value: Any = corpus.clip(items[index], config.T, config.B, config.size, gray=config.gray)
+            except SnapcapError as exc:
+                value = exc
+            except Exception as exc:  # noqa: BLE001 - a corrupt video must not stop the run
+                where = f"{items[index].path}: " if getattr(items[index], "path", None) else ""
+                value = DataFileError(f"{where}{exc.__class__.__name__}: {exc}")
+            while not stop.is_set():
+                try:
+                    results.put((index, value), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    worker = threading.Thread(target=produce, name="snapcap-decode", daemon=True)
+    worker.start()
+    try:
+        for _ in indices:
+            yield results.get()
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def _write_part(path: Path, corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, shared_masks, full_scale: float, bar) -> list[dict[str, str]]:
+    import h5py
+
+    tmp = path.with_name(path.name + ".tmp")
+    skipped: list[dict[str, str]] = []
+    with h5py.File(tmp, "w") as handle:
+        _create_sample_datasets(handle, len(indices), config, config.per_sample_masks)
+        handle.create_dataset("status", shape=(len(indices),), dtype=np.uint8)
+        handle.create_dataset("error", shape=(len(indices),), dtype=_string_dtype())
+        for row, (index, clip) in enumerate(_decode_ahead(corpus, items, indices, config, depth=2)):
+            item = items[index]
+            handle["index"][row] = index
+            handle["video_id"][row] = item.video_id
+            handle["split"][row] = item.split
+            handle["captions"][row] = json.dumps(list(item.captions))
+            if isinstance(clip, Exception):
+                handle["status"][row] = 2
+                handle["error"][row] = str(clip)
+                skipped.append({"video_id": item.video_id, "error": str(clip)})
+            else:
+                expected = _frame_shape(config)
+                if clip.shape != expected or clip.dtype != np.uint8:
+                    raise ShapeError(f"corpus {corpus.name}: clip of {item.video_id} is {clip.shape} {clip.dtype}, expected {expected} uint8")
+                masks = _masks_for(config, index) if config.per_sample_masks else shared_masks
+                handle["meas"][row] = _simulate_sample(clip, config, masks, index, full_scale)
+                if config.store_frames:
+                    handle["frames"][row] = clip
+                if config.per_sample_masks:
+                    handle["masks"][row] = masks
+                handle["status"][row] = 1
+                handle["done"][row] = 1
+            if bar is not None:
+                bar.update(1)
+    os.replace(tmp, path)
+    return skipped
+
+
+def _consolidate(final: Path, parts: list[Path], config: DatasetConfig, attrs: dict[str, Any], shared_masks) -> int:
+    """Join finished parts (good samples only) into ``final``, atomically. Returns N."""
+    import h5py
+
+    statuses = []
+    for part in parts:
+        with h5py.File(part, "r") as handle:
+            statuses.append(handle["status"][()])
+    total = int(sum(int(np.sum(s == 1)) for s in statuses))
+    tmp = final.with_name(final.name + ".tmp")
+    with h5py.File(tmp, "w") as out:
+        _create_sample_datasets(out, total, config, config.per_sample_masks)
+        if not config.per_sample_masks:
+            out.create_dataset("masks", data=shared_masks, **_compression(config))
+        row = 0
+        for part, status in zip(parts, statuses):
+            good = np.flatnonzero(status == 1)
+            with h5py.File(part, "r") as src:
+                for name in ("index", "done", "video_id", "split", "captions"):
+                    values = src[name][()]
+                    out[name][row : row + len(good)] = values[good]
+                for name in ("meas", "frames", "masks") if config.per_sample_masks else ("meas", "frames"):
+                    if name not in src:
+                        continue
+                    for offset, source_row in enumerate(good):
+                        out[name][row + offset] = src[name][source_row]
+            row += len(good)
+        for key, value in attrs.items():
+            out.attrs[key] = value
+        out.attrs["num_samples"] = total
+        out.attrs["complete"] = 1
+    os.replace(tmp, final)
+    return total
+
+
+def make_dataset(
+    corpus,
+    out: str | Path,
+    config: DatasetConfig = DatasetConfig(),
+    items: Sequence | None = None,
+    shard: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+) -> DatasetReport:
+    """Simulate a corpus into a dataset file (one shard of it when ``num_shards`` > 1).
+
+    Rerunning the same command after an interruption resumes where it stopped; rerunning it
+    on a finished file does nothing. A different configuration for an existing partial run is
+    refused rather than mixed in.
+
+    Args:
+        corpus: a :class:`snapcap.datasets.base.Corpus`.
+        out: the output path; shards write :func:`shard_path` names next to it.
+        items: the videos to simulate (default: all of the corpus), in this order; their
+            position in this list is the index that seeds their noise.
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    from snapcap import __version__
+    from snapcap.cacti.noise import parse_noise
+
+    start_time = time.perf_counter()
+    items = list(corpus.items if items is None else items)
+    if not items:
+        raise InvalidValueError(f"corpus {corpus.name} selected no videos")
+    final = shard_path(out, shard, num_shards)
+    selection = _shard_range(len(items), shard, num_shards)
+    corpus_info = dict(corpus.describe(), selected=len(items), first_id=items[0].video_id, last_id=items[-1].video_id)
+    config_hash = config.data_hash(corpus_info)
+    report = DatasetReport(path=final)
+    if final.exists():
+        try:
+            with h5py.File(final, "r") as handle:
+                same = handle.attrs.get("config_hash") == config_hash and int(handle.attrs.get("complete", 0)) == 1
+                reused = int(handle.attrs.get("num_samples", 0))
+                skipped = json.loads(handle.attrs.get("skipped", "[]"))
+        except OSError as exc:
+            raise DataFileError(f"{final}: exists but is not a readable dataset ({exc}); remove it to regenerate") from exc
+        if not same:
+            raise ConfigError(f"{final}: exists and was made from a different configuration or corpus; choose another --out or remove it")
+        report.reused, report.skipped, report.complete = reused, skipped, True
+        report.seconds = time.perf_counter() - start_time
+        return report
+
+    parts_dir = final.with_name(final.name + ".parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    stamp = parts_dir / "config.json"
+    if stamp.exists():
+        previous = json.loads(stamp.read_text())
+        if previous.get("config_hash") != config_hash:
+            raise ConfigError(
+                f"{parts_dir}: a partial run with a different configuration or corpus is here; rerun with its options or remove the folder"
+            )
+    else:
+        tmp_stamp = stamp.with_name("config.json.tmp")
+        tmp_stamp.write_text(json.dumps({"config_hash": config_hash, "config": config.to_dict(), "corpus": corpus_info}, indent=1))
+        os.replace(tmp_stamp, stamp)
+    for leftover in parts_dir.glob("*.tmp"):
+        leftover.unlink()
+
+    shared_masks = None if config.per_sample_masks else _masks_for(config, None)
+    full_scale = _full_scale(config, shared_masks)
+    blocks = [list(selection[i : i + config.part_size]) for i in range(0, len(selection), config.part_size)]
+    parts = [parts_dir / _part_name(block[0]) for block in blocks]
+    todo = [(path, block) for path, block in zip(parts, blocks) if not path.exists()]
+    report.reused = sum(len(block) for path, block in zip(parts, blocks) if path.exists())
+    with tqdm(total=len(selection), initial=report.reused, desc=f"dataset {final.name}", unit="video", disable=not progress) as bar:
+        for path, block in todo:
+            report.skipped.extend(_write_part(path, corpus, items, block, config, shared_masks, full_scale, bar))
+            report.written += len(block)
+    written_now = {path for path, _ in todo}
+    for path in parts:  # videos skipped by an earlier, interrupted run are recorded in its parts
+        if path not in written_now:
+            with h5py.File(path, "r") as handle:
+                for status, video_id, error in zip(handle["status"][()], handle["video_id"][()], handle["error"][()]):
+                    if status == 2:
+                        report.skipped.append({"video_id": video_id.decode(), "error": error.decode()})
+    attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "B": config.B,
+        "T": config.T,
+        "H": config.size[0],
+        "W": config.size[1],
+        "rgb": int(not config.gray),
+        "bayer": config.bayer or "none",
+        "mask": json.dumps({"kind": config.mask, "seed": config.mask_seed, "params": config.mask_params, "per_sample": config.per_sample_masks}),
+        "per_sample_masks": int(config.per_sample_masks),
+        "noise": json.dumps(parse_noise(config.noise).to_dict()),
+        "noise_seed": config.noise_seed,
+        "noise_rng": "numpy.random.default_rng([noise_seed, index, snapshot])",
+        "full_scale": full_scale,
+        "snapcap_version": __version__,
+        "corpus": json.dumps(corpus_info),
+        "config": json.dumps(config.to_dict()),
+        "config_hash": config_hash,
+        "shard": shard,
+        "num_shards": num_shards,
+        "index_range": json.dumps([selection.start, selection.stop]),
+        "skipped": json.dumps(report.skipped),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _consolidate(final, parts, config, attrs, shared_masks)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    report.complete = True
+    report.seconds = time.perf_counter() - start_time
+    return report
+
+
+# --- merge ---------------------------------------------------------------------------------
+
+
+def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
+    """Join finished shard files into ``out`` through HDF5 virtual datasets (no array copies).
+
+    The big arrays (meas, frames, per-sample masks, index, done) are virtual, pointing at the
+    shard files by relative path (keep them beside ``out``); small metadata is copied.
+    """
+    import h5py
+
+    out = Path(out)
+    if not shards:
+        raise InvalidValueError("merge needs at least one shard file")
+    infos = []
+    for path in sorted(Path(p) for p in shards):
+        if not path.is_file():
+            raise DataFileError(f"{path}: no such shard file")
+        try:
+            with h5py.File(path, "r") as handle:
+                if handle.attrs.get("format") != FORMAT:
+                    raise DataFileError(f"{path}: not a snapcap dataset (format attribute {handle.attrs.get('format')!r})")
+                if int(handle.attrs.get("complete", 0)) != 1:
+                    raise DataFileError(f"{path}: shard is not complete; finish it (rerun its command) before merging")
+                infos.append(
+                    {
+                        "path": path,
+                        "attrs": dict(handle.attrs),
+                        "n": int(handle["meas"].shape[0]),
+                        "datasets": {name: (handle[name].shape, handle[name].dtype) for name in handle},
+                    }
+                )
+        except OSError as exc:
+            raise DataFileError(f"{path}: cannot read shard ({exc})") from exc
+    first = infos[0]["attrs"]
+    for info in infos[1:]:
+        for key in ("config_hash", "num_shards"):
+            if info["attrs"].get(key) != first.get(key):
+                raise ConfigError(f"{info['path']}: {key} differs from {infos[0]['path']}; shards of different runs cannot be merged")
+    shard_ids = sorted(int(info["attrs"]["shard"]) for info in infos)
+    if shard_ids != list(range(int(first["num_shards"]))):
+        raise DataFileError(f"merge needs every shard 0..{int(first['num_shards']) - 1}; got {shard_ids}")
+    infos.sort(key=lambda info: int(info["attrs"]["shard"]))
+    total = sum(info["n"] for info in infos)
+    tmp = out.with_name(out.name + ".tmp")
+    with h5py.File(tmp, "w", libver="latest") as handle:
+        for name, (shape, dtype) in infos[0]["datasets"].items():
+            if name == "masks" and len(shape) == 3:
+                with h5py.File(infos[0]["path"], "r") as src:
+                    handle.create_dataset("masks", data=src["masks"][()])
+                continue
+            if h5py.check_string_dtype(dtype) is not None:
+                values = []
+                for info in infos:
+                    with h5py.File(info["path"], "r") as src:
+                        values.append(src[name][()])
+                handle.create_dataset(name, data=np.concatenate(values), dtype=_string_dtype())
+                continue
+            layout = h5py.VirtualLayout(shape=(total,) + tuple(shape[1:]), dtype=dtype)
+            row = 0
+            for info in infos:
+                relative = os.path.relpath(info["path"], out.parent)
+                source = h5py.VirtualSource(relative, name, shape=(info["n"],) + tuple(shape[1:]))
+                layout[row : row + info["n"]] = source
+                row += info["n"]
+            handle.create_virtual_dataset(name, layout)
+        for key, value in first.items():
+            handle.attrs[key] = value
+        skipped = []
+        for info in infos:
+            skipped.extend(json.loads(info["attrs"].get("skipped", "[]")))
+        handle.attrs["skipped"] = json.dumps(skipped)
+        handle.attrs["num_samples"] = total
+        handle.attrs["shard"] = -1
+        handle.attrs["merged_from"] = json.dumps([os.path.relpath(info["path"], out.parent) for info in infos])
+        handle.attrs["complete"] = 1
+    os.replace(tmp, out)
+    return out
+
+
+# --- reading, info, verify -----------------------------------------------------------------
+
+
+def open_dataset(path: str | Path):
+    """Open a dataset file read-only, checking it is a complete snapcap dataset."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such dataset file")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFileError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated") from exc
+    if handle.attrs.get("format") != FORMAT:
+        found = handle.attrs.get("format")
+        handle.close()
+        raise DataFileError(f"{path}: not a snapcap dataset (format attribute {found!r}, expected {FORMAT!r})")
+    if int(handle.attrs.get("complete", 0)) != 1:
+        handle.close()
+        raise DataFileError(f"{path}: the dataset is incomplete; rerun the command that makes it")
+    return handle
+
+
+def _attr_text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def dataset_info(path: str | Path) -> dict[str, Any]:
+    """A JSON-serialisable summary: attributes, shapes, split counts, skipped videos."""
+    with open_dataset(path) as handle:
+        info: dict[str, Any] = {}
+        for key, value in handle.attrs.items():
+            value = _attr_text(value)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    pass
+            info[key] = value
+        info["datasets"] = {name: {"shape": list(handle[name].shape), "dtype": str(handle[name].dtype), "virtual": bool(handle[name].is_virtual)} for name in handle}
+        splits = [s.decode() if isinstance(s, bytes) else s for s in handle["split"][()]]
+        info["split_counts"] = {name: splits.count(name) for name in sorted(set(splits))}
+    return info
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    ok: bool
+    checked_chunks: int
+    resimulated: list[int]
+    problems: list[str]
+    notes: list[str]
+
+    def summary(self) -> str:
+        status = "OK" if self.ok else "FAILED"
+        lines = [f"{self.path}: {status}; {self.checked_chunks} chunk(s) read and checksummed, {len(self.resimulated)} sample(s) re-simulated bit for bit"]
+        lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: bool = False) -> VerifyReport:
+    """Check a dataset: every checksum, every completion marker, and re-simulate some samples.
+
+    Re-simulation needs the stored frames; it rebuilds each sampled entry's measurements from
+    its frames, the masks and the recorded noise spec and seed, and compares bit for bit.
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    problems: list[str] = []
+    notes: list[str] = []
+    checked = 0
+    resimulated: list[int] = []
+    with open_dataset(path) as handle:
+        count = int(handle.attrs["num_samples"])
+        config = DatasetConfig.from_dict(json.loads(handle.attrs["config"]))
+        for name in ("meas", "frames", "masks", "index", "done", "video_id", "split", "captions"):
+            if name not in handle:
+                if name not in ("frames",):
+                    problems.append(f"dataset {name!r} is missing")
+                continue
+            data = handle[name]
+            if data.shape[:1] != (count,) and not (name == "masks" and data.ndim == 3):
+                problems.append(f"{name} has {data.shape[0]} rows, expected {count}")
+            if data.ndim <= 1:
+                try:
+                    data[()]
+                    checked += 1
+                except OSError as exc:
+                    problems.append(f"{name}: checksum or read error ({exc})")
+                continue
+            for row in tqdm(range(data.shape[0]), desc=f"verify {name}", disable=not progress):
+                try:
+                    data[row]
+                    checked += 1
+                except OSError as exc:
+                    problems.append(f"{name}[{row}]: checksum or read error ({exc})")
+        done = handle["done"][()]
+        if not np.all(done == 1):
+            problems.append(f"{int(np.sum(done != 1))} sample(s) lack their completion marker: {np.flatnonzero(done != 1)[:10].tolist()}")
+        indices = handle["index"][()]
+        if len(np.unique(indices)) != len(indices):
+            problems.append("duplicate corpus indices: some videos were written twice")
+        if "frames" not in handle:
+            notes.append("frames are not stored: measurements cannot be re-simulated from the file alone")
+        elif count:
+            rng = np.random.default_rng(seed)
+            picks = sorted(set([0, count - 1] + rng.choice(count, size=min(samples, count), replace=False).tolist()))
+            shared = handle["masks"][()] if handle["masks"].ndim == 3 else None
+            full_scale = float(handle.attrs["full_scale"])
+            for row in picks:
+                masks = shared if shared is not None else handle["masks"][row]
+                index = int(indices[row])
+                expected_masks = _masks_for(config, index if config.per_sample_masks else None)
+                if not np.array_equal(masks, expected_masks):
+                    problems.append(f"sample {row}: stored masks differ from the masks their seed makes")
+                again = _simulate_sample(handle["frames"][row], config, masks, index, full_scale)
+                if not np.array_equal(again, handle["meas"][row]):
+                    problems.append(f"sample {row} (index {index}): re-simulation differs from the stored measurement")
+                resimulated.append(row)
+    return VerifyReport(path, not problems, checked, resimulated, problems, notes)

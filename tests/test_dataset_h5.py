@@ -1,0 +1,173 @@
+"""Measurement dataset files: make, verify, resume after SIGKILL, shards and merge, loaders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from dataset_fixtures import TinyCorpus
+from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset, merge_shards, open_dataset, shard_path, verify_dataset
+from snapcap.errors import ConfigError, DataFileError
+
+CONFIG = DatasetConfig(B=4, T=2, size=(24, 24), noise="poisson:photons=800+gaussian:sigma=0.01", part_size=3)
+
+
+def read_all(path):
+    with h5py.File(path, "r") as handle:
+        return {name: handle[name][()] for name in handle}
+
+
+def test_make_verify_round_trip(tmp_path):
+    corpus = TinyCorpus(10, bad=("vid004",))
+    report = make_dataset(corpus, tmp_path / "d.h5", CONFIG, progress=False)
+    assert report.complete and report.written == 10
+    assert [entry["video_id"] for entry in report.skipped] == ["vid004"]
+    assert "moov atom" in report.skipped[0]["error"]
+    info = dataset_info(tmp_path / "d.h5")
+    assert info["num_samples"] == 9 and info["B"] == 4 and info["T"] == 2 and info["bayer"] == "RGGB"
+    assert info["noise"]["kind"] == "compose" and info["skipped"][0]["video_id"] == "vid004"
+    assert info["datasets"]["meas"]["shape"] == [9, 2, 24, 24]
+    assert info["datasets"]["frames"]["shape"] == [9, 2, 4, 24, 24, 3]
+    with h5py.File(tmp_path / "d.h5", "r") as handle:
+        assert handle["meas"].fletcher32 and handle["meas"].compression == "gzip"
+        assert handle["meas"].chunks == (1, 2, 24, 24)
+        assert json.loads(handle["captions"][0]) == ["video 0 caption a", "video 0 caption b"]
+    result = verify_dataset(tmp_path / "d.h5", samples=3)
+    assert result.ok, result.summary()
+    assert len(result.resimulated) >= 3
+    assert not (tmp_path / "d.h5.parts").exists()
+    # A rerun of the finished file does nothing.
+    again = make_dataset(corpus, tmp_path / "d.h5", CONFIG, progress=False)
+    assert again.written == 0 and again.reused == 9
+
+
+def test_verify_catches_a_tampered_measurement(tmp_path):
+    make_dataset(TinyCorpus(4), tmp_path / "d.h5", CONFIG, progress=False)
+    with h5py.File(tmp_path / "d.h5", "r+") as handle:
+        meas = handle["meas"][0]
+        meas[0, 0, 0] += 1e-3
+        handle["meas"][0] = meas
+    report = verify_dataset(tmp_path / "d.h5", samples=4)
+    assert not report.ok and any("re-simulation differs" in p for p in report.problems)
+
+
+def test_kill_and_resume(tmp_path):
+    """SIGKILL a real run mid-write, rerun the same command: no lost, duplicated or corrupt sample."""
+    out = tmp_path / "killed.h5"
+    script = Path(__file__).with_name("dataset_fixtures.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), str(script.parent.parent)]))
+    for wait_parts in (1, 4):
+        process = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+        parts = out.with_name(out.name + ".parts")
+        deadline = time.time() + 60
+        while time.time() < deadline and len(list(parts.glob("part-*.h5"))) < wait_parts:
+            time.sleep(0.02)
+        time.sleep(0.05)  # land somewhere inside the next part
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not out.exists()
+    from dataset_fixtures import TinyCorpus as Corpus
+
+    corpus = Corpus(24, bad=("vid005",))
+    config = DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=3)
+    report = make_dataset(corpus, out, config, progress=False)
+    assert report.reused > 0 and report.complete
+    assert [entry["video_id"] for entry in report.skipped] == ["vid005"]
+    resumed = read_all(out)
+    clean = read_all(make_dataset(corpus, tmp_path / "clean.h5", config, progress=False).path)
+    assert sorted(resumed["index"].tolist()) == [i for i in range(24) if i != 5]
+    for name in clean:
+        np.testing.assert_array_equal(resumed[name], clean[name], err_msg=name)
+    assert verify_dataset(out, samples=5).ok
+
+
+def test_shards_merge_equals_single_process(tmp_path):
+    corpus = TinyCorpus(11, bad=("vid007",))
+    single = read_all(make_dataset(corpus, tmp_path / "single.h5", CONFIG, progress=False).path)
+    shards = [make_dataset(corpus, tmp_path / "sharded.h5", CONFIG, shard=i, num_shards=3, progress=False).path for i in range(3)]
+    assert shards == [shard_path(tmp_path / "sharded.h5", i, 3) for i in range(3)]
+    merged = merge_shards(shards, tmp_path / "sharded.h5")
+    with h5py.File(merged, "r") as handle:
+        assert handle["meas"].is_virtual and handle["frames"].is_virtual
+    data = read_all(merged)
+    for name in single:
+        np.testing.assert_array_equal(data[name], single[name], err_msg=name)
+    assert dataset_info(merged)["num_samples"] == 10
+    assert verify_dataset(merged).ok
+    with pytest.raises(DataFileError, match="every shard"):
+        merge_shards(shards[:2], tmp_path / "partial.h5")
+
+
+def test_torchrun_environment_selects_the_shard(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    from snapcap.datasets.h5 import shard_from_env
+
+    assert shard_from_env() == (1, 2)
+
+
+def test_dataloader_two_workers_reads_everything_once(tmp_path):
+    torch = pytest.importorskip("torch")
+    from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset, collate_samples
+
+    corpus = TinyCorpus(9)
+    path = make_dataset(corpus, tmp_path / "d.h5", CONFIG, progress=False).path
+    dataset = MeasurementDataset(path)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_samples)
+    seen = []
+    for batch in loader:
+        assert batch["meas"].shape[1:] == (2, 24, 24) and batch["frames"].shape[1:] == (2, 4, 24, 24, 3)
+        assert batch["masks"].shape[1:] == (4, 24, 24)
+        assert float(batch["frames"].max()) <= 1.0
+        seen.extend(batch["index"].tolist())
+    assert sorted(seen) == list(range(9))
+    train = MeasurementDataset(path, split="train")
+    assert len(train) == 3 and all(train[i]["split"] == "train" for i in range(3))
+    # On-the-fly simulation gives the same samples as the file.
+    simulated = SimulatedDataset(corpus, CONFIG)
+    for position in (0, 4, 8):
+        np.testing.assert_array_equal(simulated[position]["meas"].numpy(), dataset[position]["meas"].numpy())
+
+
+def test_per_sample_masks(tmp_path):
+    config = DatasetConfig(B=4, T=2, size=(24, 24), gray=True, per_sample_masks=True, mask="shifting", part_size=2)
+    path = make_dataset(TinyCorpus(5), tmp_path / "p.h5", config, progress=False).path
+    data = read_all(path)
+    assert data["masks"].shape == (5, 4, 24, 24)
+    assert not np.array_equal(data["masks"][0], data["masks"][1])
+    assert verify_dataset(path).ok
+
+
+def test_bad_inputs(tmp_path):
+    corpus = TinyCorpus(4)
+    make_dataset(corpus, tmp_path / "d.h5", CONFIG, progress=False)
+    other = DatasetConfig(B=2, T=2, size=(24, 24))
+    with pytest.raises(ConfigError, match="different configuration"):
+        make_dataset(corpus, tmp_path / "d.h5", other, progress=False)
+    # a partial run with other options is refused, not mixed in
+    parts = tmp_path / "e.h5.parts"
+    parts.mkdir()
+    (parts / "config.json").write_text(json.dumps({"config_hash": "something-else"}))
+    with pytest.raises(ConfigError, match="partial run"):
+        make_dataset(corpus, tmp_path / "e.h5", CONFIG, progress=False)
+    with h5py.File(tmp_path / "plain.h5", "w") as handle:
+        handle["x"] = np.zeros(3)
+    with pytest.raises(DataFileError, match="not a snapcap dataset"):
+        open_dataset(tmp_path / "plain.h5")
+    data = (tmp_path / "d.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataFileError, match="cut.h5"):
+        open_dataset(tmp_path / "cut.h5")
+    with pytest.raises(DataFileError, match="no such dataset"):
+        open_dataset(tmp_path / "missing.h5")
+    with pytest.raises(Exception, match="noise"):
+        DatasetConfig(noise="crackle")
