@@ -427,7 +427,6 @@ def test_unknown_method() -> None:
 @pytest.mark.parametrize(
     "func",
     [
-        lambda x: mosaic(x[..., None].repeat(3, axis=-1), "RGGB"),
         lambda x: mosaic_adjoint(x, "RGGB"),
         lambda x: demosaic(x, "RGGB"),
         lambda x: demosaic(x, "RGGB", "bilinear"),
@@ -438,6 +437,13 @@ def test_integer_dtype_rejected(func, dtype) -> None:
     with pytest.raises(DTypeError, match="real floating") as info:
         func(np.zeros((4, 4), dtype=dtype))
     assert str(np.dtype(dtype)) in str(info.value)
+
+
+def test_mosaic_selects_integer_video_exactly() -> None:
+    rgb = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    selected = mosaic(rgb, "RGGB")
+    assert selected.dtype == np.uint8
+    np.testing.assert_array_equal(selected, mosaic(rgb.astype(np.float64), "RGGB").astype(np.uint8))
 
 
 def test_integer_dtype_rejected_torch() -> None:

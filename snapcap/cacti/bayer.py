@@ -26,7 +26,7 @@ import functools
 from typing import Any
 
 from snapcap.backend import namespace, require_float
-from snapcap.errors import ConfigError, ShapeError
+from snapcap.errors import ConfigError, DTypeError, ShapeError
 
 __all__ = [
     "PATTERNS",
@@ -243,7 +243,8 @@ def mosaic(rgb: Any, pattern: str) -> Any:
         m[..., i, j] = x[..., i, j, c(i \\bmod 2, j \\bmod 2)]
 
     Args:
-        rgb: colour frames of shape (..., H, W, 3), real floating, H and W even.
+        rgb: colour frames of shape (..., H, W, 3), H and W even; any real dtype (it is a
+            selection, so uint8 video can be mosaicked before it is converted to float).
         pattern: the Bayer pattern.
 
     Returns:
@@ -251,7 +252,7 @@ def mosaic(rgb: Any, pattern: str) -> Any:
 
     Raises:
         ShapeError: if the last axis is not 3 or H or W is odd.
-        DTypeError: if ``rgb`` is not real floating.
+        DTypeError: if ``rgb`` is not a real numeric array.
         ConfigError: for an unknown pattern.
     """
     xp = namespace(rgb)
@@ -260,7 +261,8 @@ def mosaic(rgb: Any, pattern: str) -> Any:
     if len(shape) < 3 or shape[-1] != 3:
         raise ShapeError(f"rgb must have shape (..., H, W, 3) (last axis the R, G, B channels), got shape {shape}")
     _check_even_image(rgb, "rgb", (-3, -2), "(..., H, W, 3)")
-    require_float(rgb, "rgb")
+    if not xp.isdtype(rgb.dtype, ("real floating", "integral")):
+        raise DTypeError(f"rgb must be a real numeric array, got dtype {rgb.dtype}")
     planes = tuple(
         rgb[..., row::2, col::2, _CHANNEL_OF_PLANE[site]]
         for site, (row, col) in zip(PLANE_NAMES, _offsets(pattern))

@@ -175,21 +175,21 @@ def plan_simulation(
 
 
 def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: SimulationPlan):  # noqa: N803
-    """Frames of snapshots t0..t1 of video n as float ``(t1 - t0, B, H, W[, 3])``."""
+    """Frames of snapshots t0..t1 of video n as float ``(t1 - t0, B, H, W)`` (mosaicked if RGB)."""
     raw = video[n, t0 * B : t1 * B, ...]
-    if is_array_object(raw) and not is_numpy(raw):
-        xp = namespace(raw)
-        frames = raw if xp.isdtype(raw.dtype, "real floating") else xp.astype(raw, xp.float32)
-    else:
+    if not is_array_object(raw) or is_numpy(raw):
         raw = np.asarray(raw)
-        frames = raw if raw.dtype.kind == "f" else raw.astype(np.float32)
-        xp = namespace(frames)
+    xp = namespace(raw)
+    raw = xp.reshape(raw, (t1 - t0, B) + tuple(raw.shape[1:]))
+    if plan.rgb:  # a selection: cheaper before the conversion to float, and exact either way
+        raw = mosaic(raw, plan.params["bayer"])
+    if xp.isdtype(raw.dtype, "real floating"):
+        frames = raw
+        require_finite(frames, f"video {n}, frames {t0 * B}..{t1 * B - 1}")
+    else:  # integers cannot hold NaN
+        frames = xp.astype(raw, xp.float32)
     if plan.scale != 1.0:
         frames = frames / plan.scale
-    frames = xp.reshape(frames, (t1 - t0, B) + tuple(frames.shape[1:]))
-    require_finite(frames, f"video {n}, frames {t0 * B}..{t1 * B - 1}")
-    if plan.rgb:
-        frames = mosaic(frames, plan.params["bayer"])
     return frames
 
 

@@ -77,7 +77,9 @@ class MeasurementDataset:
         return len(self.rows)
 
     def _handle(self, file_index: int):
-        import h5py
+        from snapcap.datasets.h5 import h5py_with_filters
+
+        h5py = h5py_with_filters()
 
         if self._pid != os.getpid():  # a new worker process: never reuse the parent's handles
             self._handles, self._pid, self._shared_masks = {}, os.getpid(), {}
