@@ -270,6 +270,215 @@ def _cmd_dataset_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- reconstruct --------------------------------------------------------------------------------
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
+    from snapcap.recon.api import METHODS
+
+    parser = sub.add_parser(
+        "reconstruct",
+        help="reconstruct video frames from snapshots",
+        description="Reconstruct benchmark .mat files, snapcap measurement/dataset files or real captures. "
+        "Writes frames (.npy or .h5), an animation, a montage PNG and metrics.json (PSNR/SSIM when the truth is known).",
+    )
+    parser.add_argument("input", type=Path)
+    parser.add_argument("--method", default="gap-tv", choices=list(METHODS), help="reconstruction method (default gap-tv)")
+    parser.add_argument("--mask", type=Path, help="mask file (.mat/.npy/.npz/.h5) when the input has none, or to override it")
+    parser.add_argument("--mask-key", help="variable of the mask file")
+    parser.add_argument("--samples", help="dataset rows: 0,3,5 or 0:4 or all (default 0)")
+    parser.add_argument("--snapshots", help="snapshots to reconstruct: 0,2 or 1:4 or all (default all)")
+    parser.add_argument("--iterations", type=_ints, help="iterations (gap-tv/admm-tv: one number; pnp: one per sigma)")
+    parser.add_argument("--tv-weight", type=float, help="TV weight (gap-tv, admm-tv; default 0.3)")
+    parser.add_argument("--gamma", type=float, help="ADMM gamma (admm-tv; default 0.01)")
+    parser.add_argument("--sigmas", type=_floats, help="PnP sigma schedule on the 0..255 scale (default 50,25,12,6)")
+    parser.add_argument("--warm-start", type=int, help="GAP-TV iterations before a PnP schedule")
+    parser.add_argument("--weights", type=Path, help="denoiser checkpoint (pnp-ffdnet, pnp-fastdvdnet)")
+    parser.add_argument("--checkpoint", type=Path, help="trained reconstructor (unfold): model.pt")
+    parser.add_argument("--device", help="torch device for network methods (default cpu)")
+    parser.add_argument("--format", choices=["npy", "h5"], default="npy", help="frames file format")
+    parser.add_argument("--video", choices=["gif", "mp4", "none"], default="gif", help="animation of the reconstruction")
+    parser.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+    parser.set_defaults(func=_cmd_reconstruct)
+
+
+def _recon_overrides(args: argparse.Namespace) -> dict:
+    overrides: dict = {}
+    method = args.method
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations[0] if method in ("gap-tv", "admm-tv") else args.iterations
+    for name in ("tv_weight", "gamma", "warm_start", "device"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    if args.sigmas is not None:
+        overrides["sigmas"] = tuple(v / 255.0 for v in args.sigmas)
+        if args.iterations is None and method.startswith("pnp"):
+            overrides["iterations"] = (10,) * len(args.sigmas)
+    if args.weights is not None:
+        overrides["weights"] = str(args.weights)
+    if args.checkpoint is not None:
+        overrides["checkpoint"] = str(args.checkpoint)
+    return overrides
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from snapcap.recon.api import make_params, reconstruct
+    from snapcap.recon.inputs import load_recon_input
+    from snapcap.recon.metrics import psnr, ssim
+    from snapcap.viz import reconstruction_montage, save_animation
+
+    source = load_recon_input(args.input, mask=args.mask, mask_key=args.mask_key, samples=args.samples, snapshots=args.snapshots)
+    params = make_params(args.method, **_recon_overrides(args))
+    op = source.operator
+    per_sample = bool(op.batch_shape)
+    frames, seconds, rows = [], [], []
+    for index in tqdm(range(source.meas.shape[0]), desc=f"reconstruct ({args.method})", unit="snapshot"):
+        snapshot_op = op.with_masks(op.masks[index]) if per_sample else op
+        result = reconstruct(source.meas[index], snapshot_op, args.method, params=params)
+        estimate = np.asarray(result.frames, dtype=np.float32)
+        frames.append(estimate)
+        seconds.append(result.seconds)
+        row = {"snapshot": source.labels[index], "seconds": result.seconds}
+        if source.truth is not None:
+            channel = -1 if estimate.ndim == 4 else None
+            clipped = np.clip(estimate, 0, 1)
+            row["psnr"] = [float(v) for v in psnr(clipped, source.truth[index], channel_axis=channel)]
+            row["ssim"] = [float(v) for v in ssim(clipped, source.truth[index], channel_axis=channel)]
+        rows.append(row)
+    stack = np.stack(frames)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if args.format == "npy":
+        tmp = out / ".frames.npy.tmp"
+        with open(tmp, "wb") as handle:
+            np.save(handle, stack)
+        tmp.replace(out / "frames.npy")
+    else:
+        from snapcap.cacti.store import save_measurements
+
+        save_measurements(out / "frames.h5", source.meas, op.masks, {"method": args.method, "labels": source.labels}, frames=stack)
+    summary = {
+        "input": source.description,
+        "method": args.method,
+        "params": dataclasses.asdict(params),
+        "snapshots": rows,
+        "seconds_per_snapshot": float(np.mean(seconds)),
+        "frames_shape": list(stack.shape),
+    }
+    if source.truth is not None:
+        summary["mean_psnr"] = float(np.mean([np.mean(r["psnr"]) for r in rows]))
+        summary["mean_ssim"] = float(np.mean([np.mean(r["ssim"]) for r in rows]))
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    truth0 = None if source.truth is None else source.truth[0]
+    title = f"{source.labels[0]} - {args.method}" + (f" - {np.mean(rows[0]['psnr']):.2f} dB" if truth0 is not None else "")
+    reconstruction_montage(stack[0], source.meas[0], out / "montage.png", truth=truth0, title=title)
+    if args.video != "none":
+        save_animation(stack.reshape((-1,) + stack.shape[2:]), out / f"recon.{args.video}")
+    line = f"{args.method}: {stack.shape[0]} snapshot(s), {np.mean(seconds):.2f} s per snapshot"
+    if "mean_psnr" in summary:
+        line += f", PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f}"
+    print(line)
+    print(f"wrote {out}/frames.{args.format}, {out}/metrics.json, {out}/montage.png" + (f", {out}/recon.{args.video}" if args.video != "none" else ""))
+    return 0
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train models (recon: the deep unfolding reconstructor)")
+    what = parser.add_subparsers(dest="what", metavar="MODEL")
+    what.required = True
+    recon = what.add_parser("recon", help="train the deep unfolding reconstructor on simulated snapshots (resumable)")
+    recon.add_argument("--data", type=Path, nargs="*", help="snapcap dataset file(s) with frames; default: simulate on the fly")
+    recon.add_argument("--corpus", default="synthetic", choices=["synthetic", "msrvtt", "msvd", "folder", "benchmark"], help="corpus for on-the-fly simulation")
+    recon.add_argument("--root", type=Path)
+    recon.add_argument("--annotations", type=Path, nargs="*")
+    recon.add_argument("--captions", type=Path)
+    recon.add_argument("--mapping", type=Path)
+    recon.add_argument("--paths", type=Path, nargs="*")
+    recon.add_argument("--num-videos", type=int, default=120, help="synthetic corpus size")
+    recon.add_argument("--corpus-seed", type=int, default=0)
+    recon.add_argument("--limit", type=int, help="at most this many training videos")
+    recon.add_argument("--B", type=int, default=8)
+    recon.add_argument("--T", type=int, default=2, help="snapshots per video for on-the-fly simulation")
+    recon.add_argument("--size", type=_size, default=(96, 96), help="frame size for on-the-fly simulation")
+    recon.add_argument("--mask", default="random", choices=["random", "shifting", "gray", "dmd"])
+    recon.add_argument("--mask-seed", type=int, default=0)
+    recon.add_argument("--noise", default="none")
+    recon.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"], help="network size")
+    recon.add_argument("--steps", type=int, default=600)
+    recon.add_argument("--batch-size", type=int, default=8)
+    recon.add_argument("--patch", type=int, default=64)
+    recon.add_argument("--lr", type=float, default=1e-3)
+    recon.add_argument("--seed", type=int, default=0)
+    recon.add_argument("--device", default="cpu")
+    recon.add_argument("--checkpoint-every", type=int, default=100)
+    recon.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a checkpoint")
+    recon.add_argument("--out", "-o", type=Path, required=True, help="output folder (checkpoint.pt, model.pt, log.jsonl)")
+    recon.set_defaults(func=_cmd_train_recon, gray=True, split=None)
+
+
+def _cmd_train_recon(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from snapcap.datasets.h5 import DatasetConfig
+    from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
+    from snapcap.recon.nets.unfold import UNFOLD_PRESETS
+    from snapcap.recon.train import TrainReconConfig, train_recon
+
+    if args.data:
+        train = MeasurementDataset(args.data, split="train")
+        validation_source = MeasurementDataset(args.data, split="val")
+        if len(train) == 0:
+            train = MeasurementDataset(args.data)
+    else:
+        corpus = _open_corpus_from_args(args)
+        config = DatasetConfig(B=args.B, T=args.T, size=args.size, gray=True, mask=args.mask, mask_seed=args.mask_seed, noise=args.noise)
+        train = SimulatedDataset(corpus, config, split="train")
+        validation_source = SimulatedDataset(corpus, config, split="val")
+    samples = [train[i] for i in range(min(len(train), args.limit or len(train)))]
+    validation = [validation_source[i] for i in range(min(len(validation_source), 4))] or None
+    model = dataclasses.replace(UNFOLD_PRESETS[args.preset], B=int(samples[0]["masks"].shape[-3]))
+    config = TrainReconConfig(
+        model=model,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        patch=args.patch,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+    )
+    record = train_recon(samples, args.out, config, resume=not args.no_resume, validation=validation)
+    last = [entry for entry in record["history"] if "psnr" in entry][-1:]
+    val = [entry for entry in record["history"] if "val_psnr" in entry][-1:]
+    print(f"trained {record['steps']} steps in {record['seconds']:.0f} s; model: {record['model']}")
+    if last:
+        print(f"last training batch PSNR {last[0]['psnr']:.2f} dB" + (f", validation PSNR {val[0]['val_psnr']:.2f} dB" if val else ""))
+    return 0
+
+
 # --- doctor -------------------------------------------------------------------------------------
 
 
@@ -315,7 +524,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 # --- entry point --------------------------------------------------------------------------------
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_doctor)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

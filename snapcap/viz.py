@@ -11,7 +11,7 @@ import numpy as np
 
 from snapcap.backend import to_numpy
 
-__all__ = ["save_figure", "simulation_montage"]
+__all__ = ["save_figure", "simulation_montage", "reconstruction_montage", "save_animation"]
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
@@ -93,3 +93,82 @@ def simulation_montage(
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def reconstruction_montage(recon, meas, path: str | Path, truth=None, title: str | None = None, max_columns: int = 8) -> Path:
+    """One snapshot's reconstruction (and truth and error when known) as a PNG.
+
+    Args:
+        recon: ``(B, H, W)`` or ``(B, H, W, 3)`` frames.
+        meas: ``(H, W)`` snapshot.
+        truth: optional ground-truth frames of the same shape; adds a truth row and an
+            absolute-error row with per-frame PSNR.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from snapcap.recon.metrics import psnr
+
+    recon = np.clip(to_numpy(recon).astype(np.float32), 0, 1)
+    meas = to_numpy(meas)
+    count = recon.shape[0]
+    shown = np.unique(np.linspace(0, count - 1, min(count, max_columns)).round().astype(int))
+    rows: list[tuple[str, np.ndarray]] = [("recon", recon)]
+    scores = None
+    if truth is not None:
+        truth = to_numpy(truth).astype(np.float32)
+        scores = psnr(recon, truth, channel_axis=-1 if recon.ndim == 4 else None)
+        error = np.abs(recon - truth)
+        rows = [("truth", truth), ("recon", recon), ("|error|", error.mean(-1) if error.ndim == 4 else error)]
+    columns = max(len(shown), 2)
+    fig, axes = plt.subplots(len(rows) + 1, columns, figsize=(1.6 * columns, 1.75 * (len(rows) + 1)), squeeze=False)
+    for row, (label, stack) in enumerate(rows):
+        for col in range(columns):
+            ax = axes[row, col]
+            if col >= len(shown):
+                ax.axis("off")
+                continue
+            frame = shown[col]
+            caption = f"{label} {frame + 1}/{count}"
+            if label == "recon" and scores is not None:
+                caption += f"\n{scores[frame]:.2f} dB"
+            if label == "|error|":
+                _show(ax, stack[frame], caption, cmap="magma", vmin=0.0, vmax=0.25)
+            else:
+                _show(ax, stack[frame], caption)
+    _show(axes[-1, 0], meas, "snapshot Y", vmin=float(meas.min()), vmax=float(meas.max()) or 1.0)
+    for col in range(1, columns):
+        axes[-1, col].axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def save_animation(frames, path: str | Path, fps: int = 8) -> Path:
+    """Write frames ``(F, H, W)`` or ``(F, H, W, 3)`` in [0, 1] as a GIF (Pillow) or MP4 (OpenCV)."""
+    frames = (np.clip(to_numpy(frames), 0, 1) * 255).round().astype(np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        if path.suffix.lower() == ".gif":
+            from PIL import Image
+
+            images = [Image.fromarray(frame) for frame in frames]
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        else:
+            import cv2
+
+            height, width = frames.shape[1:3]
+            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height), isColor=frames.ndim == 4)
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.ndim == 3 else frame)
+            writer.release()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

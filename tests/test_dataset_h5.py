@@ -76,6 +76,10 @@ def test_kill_and_resume(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert not out.exists()
+    deadline = time.time() + 10  # its worker processes die with it
+    while time.time() < deadline and _processes_running(str(out)):
+        time.sleep(0.1)
+    assert not _processes_running(str(out))
     from dataset_fixtures import TinyCorpus as Corpus
 
     corpus = Corpus(24, bad=("vid005",))
@@ -89,6 +93,18 @@ def test_kill_and_resume(tmp_path):
     for name in clean:
         np.testing.assert_array_equal(resumed[name], clean[name], err_msg=name)
     assert verify_dataset(out, samples=5).ok
+
+
+def _processes_running(argument: str) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if argument in command and (entry / "stat").read_text().split()[2] != "Z":
+                return True
+    return False
 
 
 def test_shards_merge_equals_single_process(tmp_path):

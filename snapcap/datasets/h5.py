@@ -380,7 +380,31 @@ def _default_workers() -> int:
     return max(1, min(cores, 4))
 
 
+def _die_with_parent() -> None:
+    """Make this worker exit when the process that started it dies (even by SIGKILL)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="snapcap-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _init_worker(corpus, items, config, shared_masks, full_scale) -> None:
+    _die_with_parent()
     _WORKER.update(corpus=corpus, items=items, config=config, shared_masks=shared_masks, full_scale=full_scale)
 
 

@@ -4,7 +4,8 @@ Both return the same sample dict, so training code does not care where samples c
 
     {"meas": (T, H, W) float32, "masks": (B, H, W) float32, "frames": (T, B, H, W[, 3]) float32
      in [0, 1] (when available), "index": int, "video_id": str, "split": str,
-     "captions": list[str], "tokens": (tokenizer output, when a tokenizer is given)}
+     "captions": list[str], "bayer": pattern or None,
+     "tokens": (tokenizer output, when a tokenizer is given)}
 
 Files are opened lazily in each DataLoader worker process (h5py handles must not cross a fork).
 """
@@ -64,7 +65,17 @@ class MeasurementDataset:
         for file_index, path in enumerate(self.paths):
             with open_dataset(path) as handle:
                 splits = [s.decode() if isinstance(s, bytes) else s for s in handle["split"][()]]
-                self.info.append({"B": int(handle.attrs["B"]), "T": int(handle.attrs["T"]), "has_frames": "frames" in handle, "shared_masks": handle["masks"].ndim == 3})
+                bayer = handle.attrs.get("bayer", "none")
+                bayer = bayer.decode() if isinstance(bayer, bytes) else str(bayer)
+                self.info.append(
+                    {
+                        "B": int(handle.attrs["B"]),
+                        "T": int(handle.attrs["T"]),
+                        "has_frames": "frames" in handle,
+                        "shared_masks": handle["masks"].ndim == 3,
+                        "bayer": None if bayer == "none" else bayer,
+                    }
+                )
                 self.rows.extend((file_index, row) for row, name in enumerate(splits) if split is None or name == split)
         shapes = {(info["B"], info["T"]) for info in self.info}
         if len(shapes) > 1:
@@ -108,6 +119,7 @@ class MeasurementDataset:
             "video_id": handle["video_id"][row].decode(),
             "split": handle["split"][row].decode(),
             "captions": captions,
+            "bayer": self.info[file_index]["bayer"],
         }
         if self.want_frames and self.info[file_index]["has_frames"]:
             sample["frames"] = torch.from_numpy(handle["frames"][row]).float().div_(255.0)
@@ -166,6 +178,7 @@ class SimulatedDataset:
             "video_id": item.video_id,
             "split": item.split,
             "captions": list(item.captions),
+            "bayer": config.bayer,
         }
         if self.tokenizer is not None:
             sample["tokens"] = self.tokenizer(sample["captions"])

@@ -1,0 +1,308 @@
+"""One entry point for every reconstruction method: ``reconstruct(y, op, method) -> frames``.
+
+Methods are registered by name with a typed parameter dataclass each::
+
+    gap-tv          accelerated GAP with total variation (the classic baseline)
+    admm-tv         PnP-ADMM with total variation (noisy and real data)
+    pnp-ffdnet      GAP with FFDNet (IPOL or KAIR checkpoints) and a sigma schedule
+    pnp-fastdvdnet  GAP with FastDVDnet (official checkpoint layout)
+    unfold          the trained deep unfolding network (``snapcap train recon``)
+
+Every method takes measurements ``(..., H, W)`` (leading axes are independent snapshots,
+solved together) and the :class:`~snapcap.cacti.CactiOperator`; Bayer operators return RGB
+frames ``(..., B, H, W, 3)``, gray ones ``(..., B, H, W)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable
+
+from snapcap.backend import namespace, require_finite, require_float
+from snapcap.cacti.operator import CactiOperator
+from snapcap.errors import ConfigError, ShapeError
+
+__all__ = [
+    "GapTVParams",
+    "AdmmTVParams",
+    "PnPFFDNetParams",
+    "PnPFastDVDnetParams",
+    "UnfoldParams",
+    "METHODS",
+    "PNP_SCI_SCHEDULE",
+    "list_methods",
+    "make_params",
+    "ReconResult",
+    "reconstruct",
+]
+
+
+@dataclass(frozen=True)
+class GapTVParams:
+    """GAP-TV (defaults: the public PnP-SCI protocol for the grayscale benchmark)."""
+
+    iterations: int = 40
+    tv_weight: float = 0.3
+    tv_iterations: int = 5
+    tv_method: str = "chambolle"
+    isotropic: bool = True
+    accelerate: bool = True
+    demosaic: str = "malvar"
+
+
+@dataclass(frozen=True)
+class AdmmTVParams:
+    """PnP-ADMM with TV; ``gamma`` trades data fidelity for robustness to noise."""
+
+    iterations: int = 40
+    tv_weight: float = 0.3
+    tv_iterations: int = 5
+    tv_method: str = "chambolle"
+    isotropic: bool = True
+    gamma: float = 0.01
+    demosaic: str = "malvar"
+
+
+PNP_SCI_SCHEDULE = {"warm_start": 0, "sigmas": (50 / 255, 25 / 255, 12 / 255, 6 / 255), "iterations": (10, 10, 10, 10)}
+"""The public PnP-SCI protocol: σ = 50, 25, 12, 6 (/255), 10 GAP iterations each, from Aᵀy."""
+
+
+@dataclass(frozen=True)
+class PnPFFDNetParams:
+    """GAP with FFDNet. ``weights`` is a checkpoint path (net_gray.pth, net_rgb.pth...).
+
+    Default schedule: 40 GAP-TV iterations (``warm_start``), then FFDNet at σ = 20, 10, 5, 3
+    (/255) with 4 iterations each: 16 network passes instead of PnP-SCI's 40, for the same
+    or better PSNR on the grayscale benchmark (see bench/recon.py). ``PNP_SCI_SCHEDULE``
+    reproduces the public protocol exactly.
+    """
+
+    weights: str = ""
+    sigmas: tuple[float, ...] = (20 / 255, 10 / 255, 5 / 255, 3 / 255)
+    iterations: tuple[int, ...] = (4, 4, 4, 4)
+    accelerate: bool = True
+    warm_start: int = 40
+    batch_size: int | None = None
+    device: str = "cpu"
+    demosaic: str = "malvar"
+
+
+@dataclass(frozen=True)
+class PnPFastDVDnetParams:
+    """GAP with FastDVDnet (video denoiser: uses neighbouring frames); the default schedule is
+    PnP-SCI's (σ = 50, 25, 12, 6 /255, 10 iterations each, from Aᵀy)."""
+
+    weights: str = ""
+    sigmas: tuple[float, ...] = (50 / 255, 25 / 255, 12 / 255, 6 / 255)
+    iterations: tuple[int, ...] = (10, 10, 10, 10)
+    accelerate: bool = True
+    warm_start: int = 0
+    batch_size: int | None = None
+    device: str = "cpu"
+    demosaic: str = "malvar"
+
+
+@dataclass(frozen=True)
+class UnfoldParams:
+    """The trained unfolding network: ``checkpoint`` is its ``model.pt``."""
+
+    checkpoint: str = ""
+    device: str = "cpu"
+    demosaic: str = "malvar"
+
+
+@dataclass
+class ReconResult:
+    """Frames, per-iteration history (iterative methods), wall time and what produced them."""
+
+    frames: Any
+    method: str
+    params: Any
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _tv(params) -> Any:
+    from snapcap.recon.denoisers.tv import TVDenoiser
+
+    return TVDenoiser(weight=params.tv_weight, n_iter=params.tv_iterations, method=params.tv_method, isotropic=params.isotropic)
+
+
+def _run_gap_tv(y, op, params: GapTVParams, reference, callback):
+    from snapcap.recon.solvers import GapParams, gap
+
+    solver = GapParams(iterations=(params.iterations,), sigmas=(0.0,), accelerate=params.accelerate, demosaic=params.demosaic)
+    return gap(y, op, _tv(params), solver, callback=callback, reference=reference)
+
+
+def _run_admm_tv(y, op, params: AdmmTVParams, reference, callback):
+    from snapcap.recon.solvers import AdmmParams, admm
+
+    solver = AdmmParams(iterations=(params.iterations,), sigmas=(0.0,), gamma=params.gamma, demosaic=params.demosaic)
+    return admm(y, op, _tv(params), solver, callback=callback, reference=reference)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_ffdnet(weights: str, device: str):
+    from snapcap.recon.denoisers.ffdnet import load_ffdnet
+
+    return load_ffdnet(weights, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_fastdvdnet(weights: str, device: str):
+    from snapcap.recon.denoisers.fastdvdnet import load_fastdvdnet
+
+    return load_fastdvdnet(weights, device=device)
+
+
+def _need(value: str, name: str, method: str) -> str:
+    if not value:
+        raise ConfigError(f"method {method!r} needs {name}= (a checkpoint path); snapcap downloads nothing")
+    return value
+
+
+def _pnp(y, op, params, denoiser, reference, callback):
+    from snapcap.recon.solvers import GapParams, gap
+
+    x0 = None
+    history: list[dict[str, Any]] = []
+    if params.warm_start:
+        warm = _run_gap_tv(y, op, GapTVParams(iterations=params.warm_start, demosaic=params.demosaic), reference, None)
+        x0 = warm.frames  # gap takes RGB initial frames for a Bayer operator
+        history = warm.history
+    solver = GapParams(iterations=tuple(params.iterations), sigmas=tuple(params.sigmas), accelerate=params.accelerate, demosaic=params.demosaic)
+    result = gap(y, op, denoiser, solver, x0=x0, callback=callback, reference=reference)
+    result.history = history + result.history
+    return result
+
+
+def _run_ffdnet(y, op, params: PnPFFDNetParams, reference, callback):
+    from snapcap.recon.denoisers.ffdnet import FFDNetDenoiser
+
+    model = _cached_ffdnet(_need(params.weights, "weights", "pnp-ffdnet"), params.device)
+    # PnP-SCI's frame denoiser returns x - noise without clamping; so does this one.
+    return _pnp(y, op, params, FFDNetDenoiser(model, batch_size=params.batch_size, device=params.device, clip=False), reference, callback)
+
+
+def _run_fastdvdnet(y, op, params: PnPFastDVDnetParams, reference, callback):
+    from snapcap.recon.denoisers.fastdvdnet import FastDVDnetDenoiser
+
+    model = _cached_fastdvdnet(_need(params.weights, "weights", "pnp-fastdvdnet"), params.device)
+    return _pnp(y, op, params, FastDVDnetDenoiser(model, batch_size=params.batch_size, device=params.device), reference, callback)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_unfold(checkpoint: str, device: str):
+    from snapcap.recon.train import load_reconstructor
+
+    return load_reconstructor(checkpoint, device=device)
+
+
+def _run_unfold(y, op, params: UnfoldParams, reference, callback):
+    import torch
+
+    from snapcap.backend import from_numpy, is_torch, to_numpy
+    from snapcap.cacti.bayer import demosaic
+    from snapcap.recon.solvers import SolverResult
+
+    model = _cached_unfold(_need(params.checkpoint, "checkpoint", "unfold"), params.device)
+    if model.config.B != op.B:
+        raise ShapeError(f"{params.checkpoint}: the network was trained for B={model.config.B}; the masks have B={op.B}")
+    lead = tuple(y.shape[:-2])
+    meas = torch.as_tensor(to_numpy(y), dtype=torch.float32).reshape((-1,) + tuple(y.shape[-2:])).to(params.device)
+    masks = torch.as_tensor(op.masks, dtype=torch.float32).to(params.device)
+    if masks.ndim > 3:
+        masks = masks.expand(lead + tuple(masks.shape[-3:])).reshape((-1,) + tuple(masks.shape[-3:]))
+    with torch.inference_mode():
+        frames = model(meas, masks).reshape(lead + (op.B,) + tuple(y.shape[-2:]))
+    frames = frames.clone()
+    result = frames if is_torch(y) and frames.device == y.device else from_numpy(frames.cpu().numpy(), y)
+    mosaic_frames = None
+    if op.bayer:
+        mosaic_frames = result
+        result = demosaic(result, op.bayer, params.demosaic)
+    return SolverResult(frames=result, history=[], iterations=1, mosaic=mosaic_frames)
+
+
+@dataclass(frozen=True)
+class Method:
+    params: type
+    run: Callable[..., Any]
+    summary: str
+
+
+METHODS: dict[str, Method] = {
+    "gap-tv": Method(GapTVParams, _run_gap_tv, "accelerated GAP with total variation"),
+    "admm-tv": Method(AdmmTVParams, _run_admm_tv, "PnP-ADMM with total variation"),
+    "pnp-ffdnet": Method(PnPFFDNetParams, _run_ffdnet, "GAP with the FFDNet denoiser (checkpoint: weights=)"),
+    "pnp-fastdvdnet": Method(PnPFastDVDnetParams, _run_fastdvdnet, "GAP with the FastDVDnet video denoiser (checkpoint: weights=)"),
+    "unfold": Method(UnfoldParams, _run_unfold, "trained deep unfolding network (checkpoint=)"),
+}
+
+
+def list_methods() -> dict[str, str]:
+    """Method name -> one-line description."""
+    return {name: method.summary for name, method in METHODS.items()}
+
+
+def make_params(method: str, **overrides: Any):
+    """The parameter dataclass of ``method`` with ``overrides`` (unknown names are an error)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown reconstruction method {method!r}; expected one of {', '.join(METHODS)}")
+    cls = METHODS[method].params
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"method {method!r} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
+    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items()})
+
+
+def reconstruct(
+    y: Any,
+    op: CactiOperator,
+    method: str = "gap-tv",
+    params: Any = None,
+    reference: Any = None,
+    callback: Callable[[int, Any], bool | None] | None = None,
+    **overrides: Any,
+) -> ReconResult:
+    """Reconstruct frames from CACTI measurements.
+
+    Args:
+        y: measurements ``(..., H, W)``, real floating, any backend.
+        op: the camera (:class:`CactiOperator`, gray or Bayer).
+        method: a name of :data:`METHODS`.
+        params: the method's parameter dataclass (default: its defaults with ``overrides``).
+        reference: ground-truth frames (the output's shape; the mosaic for Bayer) to record
+            the PSNR per iteration in ``history``.
+        callback: ``callback(iteration, x)`` for iterative methods; True stops early.
+
+    Returns:
+        :class:`ReconResult` with ``frames`` in ``y``'s backend and dtype.
+    """
+    if not isinstance(op, CactiOperator):
+        raise ConfigError(f"op must be a CactiOperator, got {type(op).__name__}")
+    require_float(y, "y")
+    require_finite(y, "y")
+    if tuple(y.shape[-2:]) != op.meas_shape:
+        raise ShapeError(f"measurement is {tuple(y.shape[-2:])} but the masks are {op.meas_shape} (masks {op.masks.shape})")
+    if method not in METHODS:
+        raise ConfigError(f"unknown reconstruction method {method!r}; expected one of {', '.join(METHODS)}")
+    entry = METHODS[method]
+    if params is None:
+        params = make_params(method, **overrides)
+    elif overrides:
+        params = replace(params, **overrides)
+    if not isinstance(params, entry.params):
+        raise ConfigError(f"method {method!r} takes {entry.params.__name__}, got {type(params).__name__}")
+    namespace(y)
+    start = time.perf_counter()
+    result = entry.run(y, op, params, reference, callback)
+    return ReconResult(frames=result.frames, method=method, params=params, seconds=time.perf_counter() - start, history=result.history)
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    return asdict(params)

@@ -1,0 +1,1 @@
+"""Deep reconstruction networks trained end to end on simulated snapshots."""

@@ -1,0 +1,214 @@
+"""Training the deep reconstructor end to end on simulated snapshots, resumable.
+
+Training samples are the sample dicts of :mod:`snapcap.datasets.torch_data` (from dataset files
+or simulated on the fly): each step draws, for every batch element, a sample, one of its T
+snapshots and a random patch (even offsets keep the Bayer pattern aligned; the CACTI model is
+per pixel, so a patch of the snapshot is the snapshot of the patch). The target is the gray or
+Bayer-mosaic frames. The patch drawn at global position i depends only on (seed, i), so a run
+resumed from a checkpoint sees exactly the data an uninterrupted run would.
+
+Checkpoints (model, optimiser, scheduler, step, history) are written to a temporary file and
+renamed, every ``checkpoint_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.recon.nets.unfold import UNFOLD_PRESETS, UnfoldConfig, UnfoldingNet
+
+__all__ = ["TrainReconConfig", "PatchSampler", "train_recon", "load_reconstructor", "save_checkpoint"]
+
+
+@dataclass(frozen=True)
+class TrainReconConfig:
+    """Optimisation settings (the network is :class:`UnfoldConfig`)."""
+
+    model: UnfoldConfig = field(default_factory=lambda: UNFOLD_PRESETS["tiny"])
+    steps: int = 600
+    batch_size: int = 8
+    patch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    checkpoint_every: int = 100
+    log_every: int = 20
+    seed: int = 0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["model"] = self.model.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainReconConfig:
+        data = dict(data)
+        data["model"] = UnfoldConfig(**data["model"])
+        return cls(**data)
+
+
+class PatchSampler:
+    """Deterministic random patches ``(meas (H, W), masks (B, H, W), target (B, H, W))``."""
+
+    def __init__(self, samples: Sequence[dict[str, Any]] | Any, patch: int, seed: int = 0):
+        if len(samples) == 0:
+            raise ConfigError("the training data holds no sample")
+        self.samples = samples
+        self.patch = patch
+        self.seed = seed
+        first = samples[0]
+        self.height, self.width = first["meas"].shape[-2:]
+        if patch > min(self.height, self.width):
+            raise ShapeError(f"patch {patch} is larger than the frames ({self.height}x{self.width})")
+
+    def __call__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from snapcap.cacti.bayer import mosaic
+
+        rng = np.random.default_rng([self.seed, position])
+        sample = self.samples[int(rng.integers(len(self.samples)))]
+        if "frames" not in sample:
+            raise DataFileError("training the reconstructor needs the frames; make the dataset without --no-frames")
+        snapshot = int(rng.integers(sample["meas"].shape[0]))
+        top = 2 * int(rng.integers((self.height - self.patch) // 2 + 1))
+        left = 2 * int(rng.integers((self.width - self.patch) // 2 + 1))
+        window = (slice(top, top + self.patch), slice(left, left + self.patch))
+        frames = sample["frames"][snapshot]
+        if frames.ndim == 4:  # RGB -> the mosaic the sensor saw
+            frames = mosaic(frames[..., window[0], window[1], :], sample.get("bayer") or "RGGB")
+        else:
+            frames = frames[..., window[0], window[1]]
+        masks = sample["masks"]
+        return sample["meas"][snapshot][window], masks[..., window[0], window[1]], frames
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save to a temporary file, then rename: a checkpoint on disk is always whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _psnr(estimate: torch.Tensor, target: torch.Tensor) -> float:
+    mse = float(torch.mean((estimate.clamp(0, 1) - target) ** 2))
+    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+
+def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainReconConfig(), resume: bool = True, progress: bool = True, validation=None) -> dict[str, Any]:
+    """Train an :class:`UnfoldingNet`; returns the final record (history, paths, seconds).
+
+    Args:
+        samples: a sequence of sample dicts (``MeasurementDataset``, ``SimulatedDataset``).
+        out_dir: gets ``checkpoint.pt`` (resumable state), ``model.pt`` (weights and config)
+            and ``log.jsonl`` (one line per logged step).
+        resume: continue from ``out_dir/checkpoint.pt`` when it exists (a different config
+            is refused).
+        validation: optional sample dicts; PSNR on them is logged at each checkpoint.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    model = UnfoldingNet(config.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.steps, 1), eta_min=config.lr * 0.05)
+    step, history = 0, []
+    if resume and checkpoint_path.exists():
+        state = _load(checkpoint_path)
+        if state.get("config") != config.to_dict():
+            raise ConfigError(f"{checkpoint_path}: was written with another configuration; use another output folder or resume=False")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, history = int(state["step"]), list(state["history"])
+    sampler = PatchSampler(samples, config.patch, config.seed)
+    first = samples[0]
+    if first["masks"].shape[-3] != config.model.B:
+        raise ShapeError(f"the data has B={first['masks'].shape[-3]} but the network is configured for B={config.model.B}")
+    started = time.perf_counter()
+    log = open(out_dir / "log.jsonl", "a", encoding="utf-8")
+    try:
+        model.train()
+        with tqdm(total=config.steps, initial=step, desc="train recon", unit="step", disable=not progress) as bar:
+            while step < config.steps:
+                batch = [sampler(step * config.batch_size + j) for j in range(config.batch_size)]
+                meas = torch.stack([b[0] for b in batch]).to(device, torch.float32)
+                masks = torch.stack([b[1] for b in batch]).to(device, torch.float32)
+                target = torch.stack([b[2] for b in batch]).to(device, torch.float32)
+                estimate, stages = model(meas, masks, return_stages=True)
+                loss = sum(torch.nn.functional.l1_loss(s, target) * (0.5 if i < len(stages) - 1 else 1.0) for i, s in enumerate(stages))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                bar.update(1)
+                if step % config.log_every == 0 or step == config.steps:
+                    entry = {"step": step, "loss": float(loss.detach()), "psnr": _psnr(estimate.detach(), target), "lr": scheduler.get_last_lr()[0]}
+                    history.append(entry)
+                    log.write(json.dumps(entry) + "\n")
+                    log.flush()
+                    bar.set_postfix(loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.1f}")
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    if validation is not None:
+                        history.append({"step": step, "val_psnr": evaluate(model, validation, device)})
+                        model.train()
+                    save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history, "config": config.to_dict()})
+    finally:
+        log.close()
+    model.eval()
+    save_checkpoint(out_dir / "model.pt", {"kind": "snapcap-unfold", "model": model.state_dict(), "config": config.model.to_dict(), "train": config.to_dict(), "history": history})
+    return {"model": out_dir / "model.pt", "checkpoint": checkpoint_path, "history": history, "steps": step, "seconds": time.perf_counter() - started}
+
+
+@torch.no_grad()
+def evaluate(model: UnfoldingNet, samples, device=None) -> float:
+    """Mean PSNR (dB) of the model over every snapshot of the given samples (mosaic targets)."""
+    from snapcap.cacti.bayer import mosaic
+
+    model.eval()
+    device = device or next(model.parameters()).device
+    values = []
+    for sample in samples:
+        frames = sample["frames"]
+        target = mosaic(frames, sample.get("bayer") or "RGGB") if frames.ndim == 5 else frames
+        estimate = model(sample["meas"].to(device, torch.float32), sample["masks"].to(device, torch.float32))
+        values.extend(_psnr(estimate[t].cpu(), target[t]) for t in range(target.shape[0]))
+    return float(np.mean(values))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle/zip errors on damaged files
+        raise DataFileError(f"{path}: not a readable torch checkpoint ({exc.__class__.__name__}: {exc})") from exc
+
+
+def load_reconstructor(path: str | Path, device: str = "cpu") -> UnfoldingNet:
+    """Load a trained :class:`UnfoldingNet` from ``model.pt`` (or a training ``checkpoint.pt``)."""
+    path = Path(path)
+    state = _load(path)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise DataFileError(f"{path}: not a snapcap reconstructor checkpoint (expected keys 'model' and 'config')")
+    config = state["config"]
+    config = UnfoldConfig(**(config["model"] if "model" in config and isinstance(config["model"], dict) else config))
+    model = UnfoldingNet(config)
+    result = model.load_state_dict(state["model"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
+    return model.to(device).eval()
