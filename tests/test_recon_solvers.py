@@ -457,6 +457,8 @@ def test_solver_errors(rng):
         gap(y, op, Identity(), x0=np.zeros((3, 6, 7)))
     with pytest.raises(ShapeError, match="reference"):
         gap(y, op, Identity(), reference=np.zeros((2, 6, 8)))
+    with pytest.raises(ShapeError, match="denoiser returned"):
+        gap(y, op, lambda x, sigma: x[..., 1:, :])
     assert GapParams(iterations=[3, 4], sigmas=[0.1, 0.2]).iterations == (3, 4)
 
 

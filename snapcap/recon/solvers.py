@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from snapcap.backend import is_numpy, namespace, require_finite, require_float, to_numpy
+from snapcap.backend import backend_name, from_numpy, is_numpy, namespace, require_finite, require_float, to_numpy
 from snapcap.cacti import functional as F
 from snapcap.cacti.bayer import DEMOSAIC_METHODS, demosaic, from_planes, mosaic, to_planes
 from snapcap.cacti.operator import CactiOperator
@@ -352,6 +352,8 @@ def _solve(
         start = data_op.A_adjoint(y) if params.init == "adjoint" else data_op.A_dagger(y)
     else:
         require_float(x0, "x0")
+        if backend_name(x0) != backend_name(y):
+            x0 = from_numpy(np.asarray(to_numpy(x0)), y)
         if tuple(x0.shape) != mosaic_shape:
             allowed = f"{mosaic_shape} or the RGB {rgb_shape}" if pattern else f"{mosaic_shape}"
             raise ShapeError(f"x0 must have shape {allowed}, got {tuple(x0.shape)}")
@@ -401,9 +403,11 @@ def _solve(
                 else:
                     entry["psnr"] = float(np.mean(psnr(estimate, reference_host)))
             history.append(entry)
-            if callback is not None and callback(done, state.estimate) is True:
-                stop = True
-                break
+            if callback is not None:
+                answer = callback(done, state.estimate)
+                if answer is True or (isinstance(answer, np.bool_) and bool(answer)):
+                    stop = True
+                    break
         if stop:
             break
 

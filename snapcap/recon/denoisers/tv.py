@@ -32,11 +32,14 @@ output, was measured in the GAP-TV benchmark (drop40 / runner40, 40 GAP iteratio
 update (with so large a weight the extra step over-smooths), so scikit-image's convention is kept;
 it is also one dual update cheaper.
 
-All frames and batch axes are denoised together. On numpy, the isotropic and anisotropic
-Chambolle solvers use a fast path that works in place on private buffers, walks frames in
-cache-sized blocks (each block runs every iteration while its buffers are in cache) and shares
-the blocks among the threads of :mod:`snapcap.backend`'s pool; results do not depend on the
-blocking. Every other case (torch, cupy, array-api-strict, FGP) uses array API operations only.
+All frames and batch axes are denoised together, with no loop over frames in the array API
+path. On numpy, the isotropic and anisotropic Chambolle solvers take a fast path: flat in-place
+ufuncs on private scratch buffers (16 passes over memory per dual update), run block by block so that the six scratch vectors of a block stay in an L2-sized
+cache (small frames are grouped, large frames are cut into strips of rows read with
+``n_iter`` halo rows, so the result is exactly that of the whole frame), and the blocks are
+shared with the threads of :mod:`snapcap.backend`'s pool. Results do not depend on the blocking
+or the threads. Every other case (torch, cupy, array-api-strict, and FGP) uses array API
+operations only.
 """
 
 from __future__ import annotations

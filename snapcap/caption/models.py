@@ -1,0 +1,172 @@
+"""The captioners snapcap compares, built from the teacher, the student and the decoder.
+
+* :class:`TeacherCaptioner`: CLIP image encoder on the true frames; each snapshot's B frames
+  give f_t = mean_k T(X_k) ∈ R^d, a projector maps it to a token of the decoder's width D, and
+  the T tokens of a video condition the caption decoder. It is the "traditional" pipeline
+  (upper bound) and the captioner of the two-stage pipeline.
+* :class:`SnapCapCaptioner`: the one-stage student (:mod:`snapcap.caption.student`) in front of
+  the (frozen) decoder trained with the teacher: captions straight from (Y, C). The baseline is
+  the same network trained with the caption loss only.
+* :class:`TwoStageCaptioner`: any :mod:`snapcap.recon` method, then the teacher captioner.
+
+Configs are dataclasses; :func:`snapcap.caption.registry.create_captioner` builds them by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from snapcap.errors import ConfigError, ShapeError
+
+__all__ = ["CaptionerConfig", "TeacherCaptioner", "SnapCapCaptioner", "TwoStageCaptioner", "frames_to_rgb"]
+
+
+@dataclass(frozen=True)
+class CaptionerConfig:
+    """Everything needed to rebuild a captioner (stored in its checkpoint).
+
+    Attributes:
+        teacher: open_clip model name (a shipped tiny config or e.g. ``ViT-B-16``).
+        pretrained: open_clip pretrained tag (``openai``) or None (random initialisation).
+        train_encoder: train the CLIP tower with the teacher captioner (needed without
+            pretrained weights; the paper keeps a pretrained CLIP frozen).
+        decoder: :class:`snapcap.caption.decoder.DecoderConfig` as a dict.
+        student: :class:`snapcap.caption.student.StudentConfig` as a dict (students only).
+        B, T: frames per snapshot, snapshots per video.
+    """
+
+    teacher: str = "snapcap-tiny-vit"
+    pretrained: str | None = None
+    train_encoder: bool = True
+    decoder: dict[str, Any] = field(default_factory=dict)
+    student: dict[str, Any] = field(default_factory=dict)
+    B: int = 8  # noqa: N815
+    T: int = 8  # noqa: N815
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def frames_to_rgb(frames: torch.Tensor) -> torch.Tensor:
+    """Frames ``(..., H, W)`` gray or ``(..., H, W, 3)`` -> ``(..., H, W, 3)`` float."""
+    return frames if frames.shape[-1] == 3 and frames.ndim >= 3 else frames.unsqueeze(-1).expand(*frames.shape, 3)
+
+
+class TeacherCaptioner(nn.Module):
+    """CLIP teacher + projector + caption decoder, on true (or reconstructed) frames."""
+
+    def __init__(self, teacher, decoder, token_dim: int):
+        super().__init__()
+        self.teacher = teacher
+        self.proj = nn.Sequential(nn.Linear(teacher.embed_dim, token_dim), nn.GELU(), nn.Linear(token_dim, token_dim))
+        self.decoder = decoder
+
+    def snapshot_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """f_t per snapshot: frames ``(N, T, B, H, W[, 3])`` in [0, 1] -> ``(N, T, d)``."""
+        if frames.ndim not in (5, 6):
+            raise ShapeError(f"frames must have shape (N, T, B, H, W[, 3]), got {tuple(frames.shape)}")
+        count, snapshots, frames_per = frames.shape[:3]
+        embedding = self.teacher.encode(frames.reshape((-1,) + tuple(frames.shape[3:])))
+        return embedding.reshape(count, snapshots, frames_per, -1).mean(dim=2)
+
+    def tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.snapshot_embeddings(frames))
+
+    def loss(self, frames: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+        return self.decoder.loss(self.tokens(frames), captions)
+
+    @torch.no_grad()
+    def caption(self, frames: torch.Tensor, **generate) -> list[list[int]]:
+        return self.decoder.generate(self.tokens(frames), **generate)
+
+
+class SnapCapCaptioner(nn.Module):
+    """Student f, Conv2, S, Proj (trainable) + the teacher's caption decoder (frozen)."""
+
+    def __init__(self, student, decoder):
+        super().__init__()
+        self.student = student
+        self.decoder = decoder
+        for parameter in self.decoder.parameters():
+            parameter.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.decoder.eval()  # frozen: no dropout noise in the language model
+        return self
+
+    def forward(self, meas: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.student(meas, masks)
+
+    def loss(self, meas: torch.Tensor, masks: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+        return self.decoder.loss(self.student(meas, masks)["tokens"], captions)
+
+    @torch.no_grad()
+    def caption(self, meas: torch.Tensor, masks: torch.Tensor, **generate) -> list[list[int]]:
+        return self.decoder.generate(self.student(meas, masks)["tokens"], **generate)
+
+
+class TwoStageCaptioner:
+    """Reconstruct every snapshot with a :mod:`snapcap.recon` method, then caption the frames.
+
+    Args:
+        teacher: a trained :class:`TeacherCaptioner`.
+        method: reconstruction method name (``gap-tv``, ``pnp-ffdnet``, ``unfold``...).
+        params: the method's parameters (dataclass or dict of overrides).
+        bayer: the Bayer pattern of the measurements (None for gray).
+    """
+
+    def __init__(self, teacher: TeacherCaptioner, method: str, params: Any = None, bayer: str | None = None):
+        from snapcap.recon.api import make_params
+
+        self.teacher = teacher
+        self.method = method
+        self.params = make_params(method, **(params or {})) if not hasattr(params, "__dataclass_fields__") else params
+        self.bayer = bayer
+        self.last_recon_seconds = 0.0
+
+    def reconstruct(self, meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``(N, T, H, W)`` snapshots -> frames ``(N, T, B, H, W[, 3])`` in [0, 1]."""
+        from snapcap.cacti.operator import CactiOperator
+        from snapcap.recon.api import reconstruct
+
+        start = time.perf_counter()
+        masks_np = masks.detach().cpu().numpy()
+        meas_np = meas.detach().cpu().numpy().astype(np.float32)
+        out = []
+        for index in range(meas_np.shape[0]):
+            op = CactiOperator(masks_np if masks_np.ndim == 3 else masks_np[index], bayer=self.bayer)
+            result = reconstruct(meas_np[index], op, self.method, params=self.params)
+            out.append(np.clip(np.asarray(result.frames, dtype=np.float32), 0.0, 1.0))
+        self.last_recon_seconds = time.perf_counter() - start
+        return torch.from_numpy(np.stack(out))
+
+    @torch.no_grad()
+    def caption(self, meas: torch.Tensor, masks: torch.Tensor, **generate) -> list[list[int]]:
+        return self.teacher.caption(self.reconstruct(meas, masks), **generate)
+
+
+def copy_module(module: nn.Module) -> nn.Module:
+    """An independent deep copy (for initialising the student from the teacher)."""
+    return copy.deepcopy(module)
+
+
+def check_frames_for(config: CaptionerConfig, frames: torch.Tensor) -> None:
+    if frames.shape[1] != config.T or frames.shape[2] != config.B:
+        raise ShapeError(f"this captioner was built for T={config.T}, B={config.B}; got frames {tuple(frames.shape)}")
+
+
+def stack_samples(samples: Sequence[dict[str, Any]], key: str) -> torch.Tensor:
+    values = [sample[key] for sample in samples]
+    return torch.stack([v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for v in values])
+
+
+def unknown(name: str, known: Sequence[str]) -> ConfigError:
+    return ConfigError(f"unknown captioner {name!r}; expected one of {', '.join(known)}")

@@ -1,0 +1,441 @@
+"""Training the captioners: the teacher on frames, the SnapCap student in two stages, the baseline.
+
+The paper's recipe (SnapCap, Sec. 3.3 and Tables 5-6) with its optimiser settings as defaults:
+
+* teacher captioner: CLIP encoder (trained too when it starts from random weights), projector
+  and caption decoder with the cross-entropy caption loss;
+* student stage 1: encoder f and decoder g with L_reg = L1(g(f(Y, C)), X);
+* student stage 2: f, Conv2, S and Proj with L_dis + β·L_cap, L_dis = MSE(f_s_conv, f_t_conv)
+  + α·MSE(f_s, f_t), the caption decoder frozen; AdamW, weight decay 1e-4, learning rates 1e-6
+  for Conv2 and S, 3e-4 for Proj and f; α = β = 0.001;
+* baseline: the same network, caption loss only; ablations: L_reg only, L_dis only.
+
+Every stage is resumable: a checkpoint (module, optimiser, scheduler, epoch, position in the
+epoch, history) is written atomically every ``checkpoint_every`` steps; batch order depends only
+on (seed, epoch), so a resumed run continues exactly where it stopped. Under ``torchrun`` the
+batches are split across processes and gradients averaged with DistributedDataParallel
+(gloo on CPU, NCCL on GPUs); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from snapcap.errors import ConfigError, DataFileError, ShapeError
+
+__all__ = [
+    "CaptionTrainConfig",
+    "STUDENT_MODES",
+    "build_vocabulary",
+    "train_teacher",
+    "train_student",
+    "load_captioner",
+    "distributed_context",
+]
+
+STUDENT_MODES = {
+    "snapcap": {"reg": True, "dis": True, "cap": True},
+    "baseline": {"reg": False, "dis": False, "cap": True},
+    "reg-only": {"reg": True, "dis": False, "cap": True},
+    "dis-only": {"reg": False, "dis": True, "cap": True},
+}
+"""Which losses each student variant uses (the paper's Table 2 rows)."""
+
+
+@dataclass(frozen=True)
+class CaptionTrainConfig:
+    """Optimisation settings; defaults are the paper's (Tables 5 and 6)."""
+
+    epochs: int = 30
+    stage1_epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-4
+    lr_tail: float = 1e-6
+    lr_conv2: float = 1e-6
+    lr_proj: float = 3e-4
+    lr_encoder: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 10
+    alpha: float = 1e-3
+    beta: float = 1e-3
+    baseline_caption_weight: float = 1.0
+    max_length: int = 30
+    min_count: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 50
+    log_every: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_vocabulary(samples: Sequence[dict[str, Any]], min_count: int = 1):
+    """A :class:`~snapcap.caption.text.Vocabulary` from every caption of the given samples."""
+    from snapcap.caption.text import Vocabulary
+
+    captions = [caption for sample in samples for caption in sample["captions"]]
+    if not captions:
+        raise ConfigError("the training data holds no caption")
+    return Vocabulary.build(captions, min_count=min_count)
+
+
+# --- distributed ------------------------------------------------------------------------------
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world: int = 1
+    active: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context(device: str = "cpu") -> DistributedContext:
+    """Join the process group torchrun set up (WORLD_SIZE > 1), or run alone."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistributedContext()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return DistributedContext(rank=dist.get_rank(), world=dist.get_world_size(), active=True)
+
+
+# --- the generic resumable loop ---------------------------------------------------------------
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - damaged or foreign files
+        raise DataFileError(f"{path}: not a readable snapcap checkpoint ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _batches(count: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    return [order[i : i + batch_size] for i in range(0, count, batch_size)]
+
+
+def _schedule(optimizer, total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(
+    name: str,
+    module: nn.Module,
+    groups: list[dict[str, Any]],
+    loss_fn: Callable[[np.ndarray, int], dict[str, torch.Tensor]],
+    count: int,
+    epochs: int,
+    config: CaptionTrainConfig,
+    out_dir: Path,
+    stamp: dict[str, Any],
+    progress: bool = True,
+    context: DistributedContext | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``module`` for ``epochs`` over ``count`` samples; resumable from ``out_dir/name.ckpt``.
+
+    ``loss_fn(indices, epoch)`` returns a dict with ``loss`` (and other scalars to log).
+    """
+    from tqdm.auto import tqdm
+
+    context = context or DistributedContext()
+    checkpoint = out_dir / f"{name}.ckpt"
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(count / config.batch_size)
+    scheduler = _schedule(optimizer, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch if epochs > config.warmup_epochs else 0)
+    epoch, position, history = 0, 0, []
+    if checkpoint.exists():
+        state = _load(checkpoint)
+        if state.get("stamp") != stamp:
+            raise ConfigError(f"{checkpoint}: was written by another configuration; use another output folder")
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, position, history = state["epoch"], state["position"], state["history"]
+    runner: nn.Module = _LossModule(module, loss_fn)
+    if context.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(runner, find_unused_parameters=True)
+    step = epoch * steps_per_epoch + position
+    total = epochs * steps_per_epoch
+    bar = tqdm(total=total, initial=step, desc=f"train {name}", unit="step", disable=not (progress and context.main))
+    module.train()
+    try:
+        while epoch < epochs:
+            batches = _batches(count, config.batch_size, config.seed, epoch)
+            while position < len(batches):
+                indices = batches[position]
+                if context.active:
+                    indices = indices[context.rank :: context.world]
+                values = runner(indices, epoch)
+                optimizer.zero_grad(set_to_none=True)
+                values["loss"].backward()
+                optimizer.step()
+                scheduler.step()
+                position += 1
+                step += 1
+                bar.update(1)
+                if step % config.log_every == 0 or step == total:
+                    entry = {"stage": name, "epoch": epoch, "step": step, **{k: float(v.detach()) for k, v in values.items()}}
+                    history.append(entry)
+                    bar.set_postfix(loss=f"{entry['loss']:.4f}")
+                    if context.main:
+                        with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
+                            log.write(json.dumps(entry) + "\n")
+                if context.main and (step % config.checkpoint_every == 0 or step == total):
+                    _save(checkpoint, {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch if position < len(batches) else epoch + 1, "position": position if position < len(batches) else 0, "history": history, "stamp": stamp})
+            epoch += 1
+            position = 0
+    finally:
+        bar.close()
+    module.eval()
+    return history
+
+
+class _LossModule(nn.Module):
+    """Holds the trained module so DistributedDataParallel can wrap "compute the loss"."""
+
+    def __init__(self, module: nn.Module, loss_fn: Callable[[np.ndarray, int], dict[str, torch.Tensor]]):
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, indices: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        return self.loss_fn(indices, epoch)
+
+
+# --- batches from samples ---------------------------------------------------------------------
+
+
+def _caption_batch(samples, indices, vocab, epoch: int, seed: int, max_length: int) -> torch.Tensor:
+    captions = []
+    for index in indices:
+        options = samples[int(index)]["captions"]
+        if not options:
+            raise ConfigError(f"sample {int(index)} has no caption to train on")
+        choice = np.random.default_rng([seed, epoch, int(index)]).integers(len(options))
+        captions.append(options[int(choice)])
+    return vocab.encode_batch(captions, max_length=max_length)
+
+
+def _stack(samples, indices, key: str, device) -> torch.Tensor:
+    return torch.stack([torch.as_tensor(samples[int(i)][key]) for i in indices]).to(device, torch.float32)
+
+
+def _masks(samples, indices, device) -> torch.Tensor:
+    masks = [torch.as_tensor(samples[int(i)]["masks"]) for i in indices]
+    if all(m.data_ptr() == masks[0].data_ptr() for m in masks) or all(torch.equal(m, masks[0]) for m in masks[1:]):
+        return masks[0].to(device, torch.float32)
+    return torch.stack(masks).to(device, torch.float32)
+
+
+def rgb_frames(frames: torch.Tensor) -> torch.Tensor:
+    """``(N, T, B, H, W[, 3])`` -> RGB ``(N, T, B, H, W, 3)`` (gray replicated)."""
+    return frames if frames.ndim == 6 else frames.unsqueeze(-1).expand(*frames.shape, 3)
+
+
+def mosaic_frames(frames: torch.Tensor, bayer: str | None) -> torch.Tensor:
+    """The frames the sensor saw: RGB -> Bayer mosaic, gray unchanged (stage-1 targets)."""
+    if frames.ndim == 6:
+        from snapcap.cacti.bayer import mosaic
+
+        return mosaic(frames, bayer or "RGGB")
+    return frames
+
+
+# --- teacher ----------------------------------------------------------------------------------
+
+
+def build_teacher(captioner_config, vocab, device="cpu"):
+    from snapcap.caption.decoder import CaptionDecoder, DecoderConfig
+    from snapcap.caption.models import TeacherCaptioner
+    from snapcap.caption.teacher import ClipTeacher
+
+    teacher = ClipTeacher.create(captioner_config.teacher, pretrained=captioner_config.pretrained, device=device)
+    decoder_config = DecoderConfig(**dict(captioner_config.decoder, vocab_size=len(vocab)))
+    model = TeacherCaptioner(teacher, CaptionDecoder(decoder_config), token_dim=decoder_config.width)
+    if captioner_config.train_encoder:
+        for parameter in model.teacher.parameters():
+            parameter.requires_grad_(True)
+    return model.to(device)
+
+
+def train_teacher(samples, out_dir: str | Path, captioner_config, config: CaptionTrainConfig = CaptionTrainConfig(), vocab=None, progress: bool = True) -> Path:
+    """Train the teacher captioner on true frames; returns the path of ``teacher.pt``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = distributed_context(config.device)
+    torch.manual_seed(config.seed)
+    vocab = vocab or build_vocabulary(samples, config.min_count)
+    device = torch.device(config.device)
+    model = build_teacher(captioner_config, vocab, device)
+
+    def loss_fn(indices, epoch):
+        frames = rgb_frames(_stack(samples, indices, "frames", device))
+        captions = _caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
+        return {"loss": model.loss(frames, captions)}
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    stamp = {"kind": "teacher", "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "vocab": len(vocab)}
+    history = fit("teacher", model, [{"params": trainable, "lr": config.lr}], loss_fn, len(samples), config.epochs, config, out_dir, stamp, progress, context)
+    path = out_dir / "teacher.pt"
+    if context.main:
+        _save(path, {"kind": "snapcap-captioner", "name": "teacher", "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+    return path
+
+
+# --- student ----------------------------------------------------------------------------------
+
+
+def build_student(teacher_model, captioner_config, device="cpu"):
+    """The student, initialised from the trained teacher: S and Proj copied, decoder shared."""
+    from snapcap.caption.models import SnapCapCaptioner, copy_module
+    from snapcap.caption.student import SnapCapStudent, StudentConfig
+
+    teacher = teacher_model.teacher
+    config = StudentConfig.from_dict(dict(captioner_config.student, B=captioner_config.B, token_dim=teacher_model.decoder.config.width))
+    student = SnapCapStudent(config, teacher.conv_channels, teacher.grid, teacher.copy_vit_tail(), teacher.embed_dim)
+    student.proj.load_state_dict(copy_module(teacher_model.proj).state_dict())
+    return SnapCapCaptioner(student, copy_module(teacher_model.decoder)).to(device)
+
+
+def train_student(
+    samples,
+    teacher_path: str | Path,
+    out_dir: str | Path,
+    mode: str = "snapcap",
+    config: CaptionTrainConfig = CaptionTrainConfig(),
+    student: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a student variant (``snapcap``, ``baseline``, ``reg-only``, ``dis-only``).
+
+    Returns the path of ``<mode>.pt``. The samples' measurements must be at the student's
+    image size (the teacher's), with their frames (for L_reg and the teacher's targets).
+    """
+    if mode not in STUDENT_MODES:
+        raise ConfigError(f"unknown student mode {mode!r}; expected one of {', '.join(STUDENT_MODES)}")
+    losses = STUDENT_MODES[mode]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = distributed_context(config.device)
+    device = torch.device(config.device)
+    teacher_model, teacher_config, vocab = load_captioner(teacher_path, device=device, expect="teacher")
+    captioner_config = replace(teacher_config, student=dict(student or teacher_config.student))
+    torch.manual_seed(config.seed)
+    model = build_student(teacher_model, captioner_config, device)
+    teacher_model.eval()
+    for parameter in teacher_model.parameters():
+        parameter.requires_grad_(False)
+    first = samples[0]
+    size = model.student.config.image_size
+    if tuple(first["meas"].shape[-2:]) != (size, size):
+        raise ShapeError(f"the student works at {size}x{size} (the teacher's image size); the data is {tuple(first['meas'].shape[-2:])}")
+    bayer = first.get("bayer")
+    history: list[dict[str, Any]] = []
+    stamp_base = {"mode": mode, "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "teacher": str(teacher_path)}
+    student = model.student
+
+    if losses["reg"]:
+        def stage1(indices, epoch):
+            meas = _stack(samples, indices, "meas", device)
+            masks = _masks(samples, indices, device)
+            target = mosaic_frames(_stack(samples, indices, "frames", device), bayer)
+            latent = student(meas, masks)["latent"]
+            estimate = student.reconstruct(latent)
+            return {"loss": nn.functional.l1_loss(estimate, target.reshape(estimate.shape))}
+
+        encoder_params = list(student.stem.parameters()) + list(student.encoder.parameters()) + list(student.decoder.parameters()) + list(student.head.parameters())
+        history += fit(f"{mode}-stage1", student, [{"params": encoder_params, "lr": config.lr_encoder}], stage1, len(samples), config.stage1_epochs, config, out_dir, dict(stamp_base, stage=1), progress, context)
+
+    def stage2(indices, epoch):
+        meas = _stack(samples, indices, "meas", device)
+        masks = _masks(samples, indices, device)
+        out = student(meas, masks)
+        values: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=device)
+        if losses["dis"]:
+            with torch.no_grad():
+                frames = rgb_frames(_stack(samples, indices, "frames", device))
+                f_t_conv, f_t = teacher_model.teacher.snapshot_targets(frames)
+            conv = nn.functional.mse_loss(out["f_s_conv"], f_t_conv.to(device))
+            emb = nn.functional.mse_loss(out["f_s"], f_t.to(device))
+            values["l_conv"], values["l_emb"] = conv, emb
+            total = total + conv + config.alpha * emb
+        captions = _caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
+        cap = model.decoder.loss(out["tokens"], captions)
+        values["l_cap"] = cap
+        weight = config.beta if losses["dis"] else config.baseline_caption_weight
+        values["loss"] = total + weight * cap
+        return values
+
+    groups = [
+        {"params": list(student.stem.parameters()) + list(student.encoder.parameters()), "lr": config.lr_encoder},
+        {"params": list(student.conv2.parameters()), "lr": config.lr_conv2},
+        {"params": list(student.tail.parameters()), "lr": config.lr_tail},
+        {"params": list(student.proj.parameters()), "lr": config.lr_proj},
+    ]
+    history += fit(f"{mode}-stage2", student, groups, stage2, len(samples), config.epochs, config, out_dir, dict(stamp_base, stage=2), progress, context)
+    path = out_dir / f"{mode}.pt"
+    if context.main:
+        _save(path, {"kind": "snapcap-captioner", "name": mode, "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history, "teacher": str(teacher_path)})
+    return path
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def load_captioner(path: str | Path, device="cpu", expect: str | None = None):
+    """Load a trained captioner: returns (model, CaptionerConfig, Vocabulary)."""
+    from snapcap.caption.models import CaptionerConfig
+    from snapcap.caption.text import Vocabulary
+
+    path = Path(path)
+    state = _load(path)
+    if not isinstance(state, dict) or state.get("kind") != "snapcap-captioner":
+        raise DataFileError(f"{path}: not a snapcap captioner checkpoint (kind {state.get('kind') if isinstance(state, dict) else type(state).__name__!r})")
+    config = CaptionerConfig(**state["config"])
+    vocab = Vocabulary.from_dict(state["vocab"])
+    name = state["name"]
+    if expect == "teacher" and name != "teacher":
+        raise ConfigError(f"{path}: is a {name!r} captioner; a teacher checkpoint (teacher.pt) is needed here")
+    teacher = build_teacher(replace(config, train_encoder=False), vocab, device)
+    model = teacher if name == "teacher" else build_student(teacher, config, device)
+    missing, unexpected = model.load_state_dict(state["state"], strict=False)
+    if missing or unexpected:
+        raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    model.name = name
+    return model, config, vocab
