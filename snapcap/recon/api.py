@@ -202,6 +202,7 @@ def _cached_unfold(checkpoint: str, device: str):
 
 
 def _run_unfold(y, op, params: UnfoldParams, reference, callback):
+    import numpy as np
     import torch
 
     from snapcap.backend import from_numpy, is_torch, to_numpy
@@ -213,7 +214,7 @@ def _run_unfold(y, op, params: UnfoldParams, reference, callback):
         raise ShapeError(f"{params.checkpoint}: the network was trained for B={model.config.B}; the masks have B={op.B}")
     lead = tuple(y.shape[:-2])
     meas = torch.as_tensor(to_numpy(y), dtype=torch.float32).reshape((-1,) + tuple(y.shape[-2:])).to(params.device)
-    masks = torch.as_tensor(op.masks, dtype=torch.float32).to(params.device)
+    masks = torch.as_tensor(np.array(op.masks), dtype=torch.float32).to(params.device)
     if masks.ndim > 3:
         masks = masks.expand(lead + tuple(masks.shape[-3:])).reshape((-1,) + tuple(masks.shape[-3:]))
     with torch.inference_mode():
