@@ -524,7 +524,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 # --- entry point --------------------------------------------------------------------------------
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_doctor)
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    from snapcap.hardware.cli import add_capture_parser
+
+    add_capture_parser(sub)
+
+
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_capture, _add_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@
   field's protocol divides ``meas`` and ``orig`` by 255;
 * snapcap measurement files (``snapcap simulate`` output, .npz/.h5);
 * snapcap dataset files (``snapcap dataset make``), one or more samples;
-* real captures, through :func:`snapcap.hardware.load_capture` when that module is present.
+* real captures in every layout of :func:`snapcap.hardware.load_capture` (Qiao et al. DMD
+  files with their mask file, Bayer captures, mid-scale colour benchmark files, raw frames).
 
 Everything becomes a flat list of snapshots ``meas (K, H, W)`` with per-snapshot labels, one
 operator (per-snapshot masks become a per-sample operator) and optional truth ``(K, B, H, W[, 3])``.
@@ -183,16 +184,11 @@ def load_recon_input(
         raise DataFileError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".mat":
-        try:
-            from snapcap.hardware import load_capture  # noqa: F401 - real capture layouts, when available
-        except ImportError:
-            load_capture = None
-        if load_capture is not None:
-            from snapcap.matfile import list_mat_variables
+        from snapcap.hardware import detect_layout
 
-            if "orig" not in list_mat_variables(path):
-                return _from_capture(path, mask, mask_key, snapshots)
-        return _from_benchmark(path, mask, mask_key, snapshots)
+        if detect_layout(path) == "gray-benchmark":
+            return _from_benchmark(path, mask, mask_key, snapshots)
+        return _from_capture(path, mask, mask_key, snapshots)
     if suffix == ".npz":
         return _from_measurements(path, mask, mask_key, snapshots)
     if suffix in (".h5", ".hdf5"):
@@ -219,12 +215,14 @@ def _from_capture(path: Path, mask, mask_key, snapshots: str | None) -> ReconInp
 
     capture = load_capture(path, mask=mask, mask_key=mask_key)
     chosen = parse_selection(snapshots, capture.meas.shape[0], "snapshots")
+    truth = None
+    if capture.truth is not None and all(index < capture.truth.shape[0] for index in chosen):
+        truth = np.asarray(capture.truth, dtype=np.float32)[chosen]
     return ReconInput(
         meas=np.asarray(capture.meas, dtype=np.float32)[chosen],
         operator=CactiOperator(capture.masks, bayer=capture.bayer),
         labels=[f"{path.stem}#{index}" for index in chosen],
         description=f"{path.name} ({capture.layout}, {capture.normalisation})",
-        truth=None,
+        truth=truth,
         meta={"snapshots": chosen, "capture": capture.describe()},
     )
-

@@ -1,0 +1,119 @@
+"""Reconstruction benchmark: every method's seconds per snapshot and PSNR, and the deep net.
+
+1. On the first snapshot of drop40 and runner40 (the public grayscale benchmark, the stored
+   mask, meas/255): seconds per snapshot and PSNR of gap-tv, admm-tv, pnp-ffdnet (snapcap's
+   default schedule and the PnP-SCI protocol, against the public reference's ~53 s per snapshot
+   on this kind of machine) and pnp-fastdvdnet (no published weights here: a randomly
+   initialised network, so its PSNR means nothing; its time does).
+2. The deep unfolding reconstructor trained here on the CPU (procedural scenes, gray, B = 8),
+   against GAP-TV on held-out scenes: PSNR and inference time per snapshot.
+
+The GAP-TV against scikit-image comparison lives in bench/recon_gap_tv.py.
+
+Usage: python bench/recon.py [--data ../shared/data] [--steps 600] [--skip-slow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from snapcap.cacti import CactiOperator
+from snapcap.matfile import load_mat
+from snapcap.recon.api import PNP_SCI_SCHEDULE, reconstruct
+from snapcap.recon.metrics import mean_psnr
+
+REFERENCE_PNP_FFDNET_SECONDS = 53.0
+
+
+def first_snapshot(path: Path):
+    data = load_mat(path, ["meas", "mask", "orig"])
+    masks = data["mask"].transpose(2, 0, 1)
+    return data["meas"][:, :, 0].astype(np.float32) / 255, CactiOperator(masks), data["orig"][:, :, : masks.shape[0]].transpose(2, 0, 1) / 255
+
+
+def row(name: str, seconds: float, psnr: float | None, note: str = "") -> None:
+    value = f"{psnr:6.2f}" if psnr is not None else "   n/a"
+    print(f"| {name:<28} | {seconds:8.2f} | {value} | {note}")
+
+
+def methods_table(data: Path, skip_slow: bool, fastdvdnet_weights: Path) -> None:
+    weights = data / "weights" / "net_gray.pth"
+    for scene in ("drop40", "runner40"):
+        meas, op, truth = first_snapshot(data / "gray_benchmark" / f"{scene}_cacti.mat")
+        print(f"\n{scene}, first snapshot (256x256, B=8)\n| method | s/snapshot | PSNR dB | note\n|---|---|---|---")
+        runs = [
+            ("gap-tv", {}, ""),
+            ("admm-tv", {}, ""),
+            ("pnp-ffdnet", {"weights": str(weights)}, f"default: TV warm start + 16 FFDNet passes; reference {REFERENCE_PNP_FFDNET_SECONDS:.0f} s"),
+        ]
+        if not skip_slow:
+            runs.append(("pnp-ffdnet", dict(PNP_SCI_SCHEDULE, weights=str(weights)), "PnP-SCI schedule (50,25,12,6 x 10)"))
+            runs.append(("pnp-fastdvdnet", {"weights": str(fastdvdnet_weights)}, "random weights: time only"))
+        for method, overrides, note in runs:
+            result = reconstruct(meas, op, method, **overrides)
+            psnr = None if method == "pnp-fastdvdnet" else mean_psnr(result.frames, truth)
+            label = method if "sigmas" not in overrides else method + " (PnP-SCI)"
+            extra = note
+            if method == "pnp-ffdnet":
+                extra += f"; {REFERENCE_PNP_FFDNET_SECONDS / result.seconds:.1f}x faster than the reference"
+            row(label, result.seconds, psnr, extra)
+
+
+def unfold_table(steps: int, out: Path) -> None:
+    import torch
+
+    from snapcap.datasets.h5 import DatasetConfig
+    from snapcap.datasets.synthetic import SyntheticCorpus
+    from snapcap.datasets.torch_data import SimulatedDataset
+    from snapcap.recon.nets.unfold import UNFOLD_PRESETS
+    from snapcap.recon.train import TrainReconConfig, train_recon
+
+    corpus = SyntheticCorpus(num_videos=150, seed=0)
+    config = DatasetConfig(B=8, T=2, size=(64, 64), gray=True)
+    train = [SimulatedDataset(corpus, config, split="train")[i] for i in range(120)]
+    test_set = SimulatedDataset(corpus, config, split="test")
+    test = [test_set[i] for i in range(len(test_set))]
+    start = time.perf_counter()
+    record = train_recon(train, out, TrainReconConfig(model=UNFOLD_PRESETS["tiny"], steps=steps, batch_size=8, patch=48, lr=2e-3), resume=False, progress=False)
+    train_seconds = time.perf_counter() - start
+    rows = {"unfold": [], "gap-tv": []}
+    seconds = {"unfold": [], "gap-tv": []}
+    for sample in test:
+        op = CactiOperator(sample["masks"].numpy())
+        truth = sample["frames"].numpy()
+        for method, overrides in (("unfold", {"checkpoint": str(record["model"])}), ("gap-tv", {"tv_weight": 0.1})):
+            result = reconstruct(sample["meas"].numpy(), op, method, **overrides)
+            rows[method].append(mean_psnr(np.asarray(result.frames).reshape(-1, 64, 64), truth.reshape(-1, 64, 64)))
+            seconds[method].append(result.seconds / sample["meas"].shape[0])
+    print(f"\ndeep unfolding net (tiny preset, {steps} steps on {len(train)} procedural videos, trained in {train_seconds:.0f} s on {torch.get_num_threads()} threads)")
+    print(f"held-out procedural scenes: {len(test)} videos x 2 snapshots, 64x64, B=8, gray\n| method | s/snapshot | PSNR dB |\n|---|---|---|")
+    for method in rows:
+        print(f"| {method:<8} | {np.mean(seconds[method]):8.4f} | {np.mean(rows[method]):6.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SNAPCAP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--skip-slow", action="store_true", help="skip the PnP-SCI schedule and FastDVDnet rows")
+    args = parser.parse_args()
+    import torch
+
+    from snapcap.recon.denoisers.fastdvdnet import FastDVDnet
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "fastdvdnet_random.pth"
+        torch.manual_seed(0)
+        torch.save(FastDVDnet(num_color_channels=1).state_dict(), weights)
+        methods_table(args.data, args.skip_slow, weights)
+        unfold_table(args.steps, Path(folder) / "unfold")
+
+
+if __name__ == "__main__":
+    main()
