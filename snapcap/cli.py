@@ -406,7 +406,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("train", help="train models (recon: the deep unfolding reconstructor)")
+    parser = sub.add_parser("train", help="train models: the deep reconstructor (recon) and the captioners")
     what = parser.add_subparsers(dest="what", metavar="MODEL")
     what.required = True
     recon = what.add_parser("recon", help="train the deep unfolding reconstructor on simulated snapshots (resumable)")
@@ -524,13 +524,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 # --- entry point --------------------------------------------------------------------------------
 
+def _add_captioning(sub: argparse._SubParsersAction) -> None:
+    """`train teacher|snapcap|baseline|...` (added to the existing `train`), `caption`, `eval`."""
+    from snapcap.caption.cli import add_caption_commands
+
+    add_caption_commands(sub)
+
+
 def _add_capture(sub: argparse._SubParsersAction) -> None:
     from snapcap.hardware.cli import add_capture_parser
 
     add_capture_parser(sub)
 
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_capture, _add_doctor)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_captioning, _add_capture, _add_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,11 @@ class CaptionTrainConfig:
     alpha: float = 1e-3
     beta: float = 1e-3
     baseline_caption_weight: float = 1.0
+    label_smoothing: float = 0.0
+    teacher_frames: int = 0
+    head_epochs: int = 0
+    bow_weight: float = 0.0
+    cache_targets: bool = True
     max_length: int = 30
     min_count: int = 1
     seed: int = 0
@@ -292,8 +297,48 @@ def build_teacher(captioner_config, vocab, device="cpu"):
     return model.to(device)
 
 
+def _frame_subset(frames: torch.Tensor, indices, count: int, seed: int, epoch: int) -> torch.Tensor:
+    """``count`` of the B frames of every snapshot, evenly spaced from a random offset.
+
+    Frames ``(n, T, B, ...)`` -> ``(n, T, count, ...)``; the offsets depend only on (seed, epoch,
+    sample index), so a resumed run draws the same frames.
+    """
+    per = frames.shape[2]
+    if not count or count >= per:
+        return frames
+    stride = per / count
+    picks = []
+    for index in indices:
+        offsets = np.random.default_rng([seed, epoch, int(index), 17]).uniform(0.0, stride, size=frames.shape[1])
+        picks.append(np.floor(offsets[:, None] + stride * np.arange(count)[None, :]).astype(np.int64).clip(0, per - 1))
+    pick = torch.as_tensor(np.stack(picks), device=frames.device)  # (n, T, count)
+    pick = pick.reshape(pick.shape + (1,) * (frames.ndim - 3)).expand(pick.shape + tuple(frames.shape[3:]))
+    return torch.gather(frames, 2, pick)
+
+
+def _bag_of_words(samples, vocab) -> torch.Tensor:
+    """(N, V) multi-hot: the words (ids >= 4, no special tokens) of each sample's captions."""
+    from snapcap.caption.decoder import UNK
+
+    out = torch.zeros(len(samples), len(vocab))
+    for row, sample in enumerate(samples):
+        for caption in sample["captions"]:
+            ids = [i for i in vocab.encode(caption, max_length=10_000) if i > UNK]
+            out[row, ids] = 1.0
+    return out
+
+
 def train_teacher(samples, out_dir: str | Path, captioner_config, config: CaptionTrainConfig = CaptionTrainConfig(), vocab=None, progress: bool = True) -> Path:
-    """Train the teacher captioner on true frames; returns the path of ``teacher.pt``."""
+    """Train the teacher captioner on true frames; returns the path of ``teacher.pt``.
+
+    Phase 1 (``config.epochs``): CLIP tower (when ``train_encoder``), projector and decoder with
+    the caption loss; with ``config.teacher_frames = k`` each snapshot's f_t is the mean over k of
+    its B frames (evenly spaced, random offset) instead of all B, a k/B cheaper pass through the
+    tower. Phase 2 (``config.head_epochs``): the tower frozen, f_t of every sample over all B
+    frames computed once (the same pass gives the students' distillation targets, stored in
+    ``teacher.targets.pt``), then projector and decoder trained on them: the decoder learns the
+    exact full-B features it will see at inference.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
@@ -302,18 +347,113 @@ def train_teacher(samples, out_dir: str | Path, captioner_config, config: Captio
     device = torch.device(config.device)
     model = build_teacher(captioner_config, vocab, device)
 
+    # Auxiliary "bag of words" head (training only, dropped afterwards): from the T snapshot
+    # embeddings, predict which vocabulary words the video's reference captions use. A dense
+    # signal from the same captions that gets a randomly initialised tower to see colours,
+    # shapes and motions much sooner than the caption loss alone (a stand-in for CLIP's
+    # image-text pre-training, which the paper relies on).
+    bow_head = nn.Linear(captioner_config.T * model.teacher.embed_dim, len(vocab)).to(device) if config.bow_weight > 0 else None
+    bow_targets = _bag_of_words(samples, vocab) if bow_head is not None else None
+
     def loss_fn(indices, epoch):
-        frames = rgb_frames(_stack(samples, indices, "frames", device))
+        frames = _frame_subset(rgb_frames(_stack(samples, indices, "frames", device)), indices, config.teacher_frames, config.seed, epoch)
         captions = _caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
-        return {"loss": model.loss(frames, captions)}
+        embeddings = model.snapshot_embeddings(frames)
+        cap = model.decoder.loss(model.proj(embeddings), captions, label_smoothing=config.label_smoothing)
+        if bow_head is None:
+            return {"loss": cap}
+        target = bow_targets[torch.as_tensor(np.asarray(indices), dtype=torch.long)].to(device)
+        target = target / target.sum(dim=1, keepdim=True).clamp_min(1.0)
+        bow = -(target * bow_head(embeddings.flatten(1)).log_softmax(dim=1)).sum(dim=1).mean()
+        return {"loss": cap + config.bow_weight * bow, "l_cap": cap, "l_bow": bow}
 
     trainable = [p for p in model.parameters() if p.requires_grad]
+    holder: nn.Module = model if bow_head is None else nn.ModuleDict({"model": model, "bow": bow_head})
+    if bow_head is not None:
+        trainable += list(bow_head.parameters())
     stamp = {"kind": "teacher", "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "vocab": len(vocab)}
-    history = fit("teacher", model, [{"params": trainable, "lr": config.lr}], loss_fn, len(samples), config.epochs, config, out_dir, stamp, progress, context)
+    history = fit("teacher", holder, [{"params": trainable, "lr": config.lr}], loss_fn, len(samples), config.epochs, config, out_dir, stamp, progress, context)
+    targets = None
+    if config.head_epochs > 0:
+        model.teacher.freeze()
+        targets = compute_targets(model, samples, device)
+        f_t = targets["f_t"]
+
+        def head_fn(indices, epoch):
+            captions = _caption_batch(samples, indices, vocab, epoch + config.epochs, config.seed, config.max_length).to(device)
+            tokens = model.proj(f_t[torch.as_tensor(indices, dtype=torch.long)].to(device))
+            return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
+
+        head = list(model.proj.parameters()) + list(model.decoder.parameters())
+        history += fit("teacher-head", model, [{"params": head, "lr": config.lr}], head_fn, len(samples), config.head_epochs, config, out_dir, dict(stamp, phase=2), progress, context)
     path = out_dir / "teacher.pt"
     if context.main:
         _save(path, {"kind": "snapcap-captioner", "name": "teacher", "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+        if targets is not None:
+            _save_targets(path, samples, targets)
     return path
+
+
+# --- the teacher's distillation targets, computed once ---------------------------------------
+
+
+def _targets_path(teacher_path: Path) -> Path:
+    return teacher_path.with_name(teacher_path.stem + ".targets.pt")
+
+
+def _sample_keys(samples) -> list[list[Any]]:
+    """What identifies a sample's frames: its id, the frames' shape and a checksum."""
+    keys = []
+    for sample in samples:
+        frames = torch.as_tensor(sample["frames"])
+        keys.append([str(sample.get("video_id", "")), int(sample.get("index", -1)), list(frames.shape), round(float(frames.double().sum()), 3)])
+    return keys
+
+
+def _teacher_stamp(teacher_path: Path) -> list[int]:
+    info = teacher_path.stat()
+    return [int(info.st_mtime_ns), int(info.st_size)]
+
+
+def _save_targets(teacher_path: Path, samples, targets: dict[str, torch.Tensor]) -> None:
+    _save(_targets_path(teacher_path), {"teacher": _teacher_stamp(teacher_path), "keys": _sample_keys(samples), **{k: v.cpu() for k, v in targets.items()}})
+
+
+def compute_targets(teacher_model, samples, device, chunk: int = 32) -> dict[str, torch.Tensor]:
+    """The frozen teacher's (f_t_conv, f_t) of every sample over all its B frames: one pass.
+
+    Returns ``{"f_t_conv": (N, T, c, h, w), "f_t": (N, T, d)}`` on the CPU.
+    """
+    convs, embeds = [], []
+    with torch.no_grad():
+        for start in range(0, len(samples), chunk):
+            frames = rgb_frames(_stack(samples, range(start, min(len(samples), start + chunk)), "frames", device))
+            conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
+            convs.append(conv)
+            embeds.append(embed)
+    return {"f_t_conv": torch.cat(convs), "f_t": torch.cat(embeds)}
+
+
+def teacher_targets(teacher_model, teacher_path: str | Path, samples, device) -> dict[str, torch.Tensor]:
+    """:func:`compute_targets`, read from ``teacher.targets.pt`` when that file was written by this
+    teacher for these samples (same ids, shapes and frame checksums), else computed (and stored)."""
+    teacher_path = Path(teacher_path)
+    cache = _targets_path(teacher_path)
+    keys = None
+    if cache.is_file():
+        try:
+            state = torch.load(cache, map_location="cpu", weights_only=False)
+            keys = _sample_keys(samples)
+            if state.get("teacher") == _teacher_stamp(teacher_path) and state.get("keys") == keys:
+                return {"f_t_conv": state["f_t_conv"], "f_t": state["f_t"]}
+        except Exception:  # noqa: BLE001 - a damaged cache is recomputed
+            pass
+    targets = compute_targets(teacher_model, samples, device)
+    try:
+        _save(cache, {"teacher": _teacher_stamp(teacher_path), "keys": keys or _sample_keys(samples), **targets})
+    except OSError:  # read-only teacher folder: fine, just not cached
+        pass
+    return targets
 
 
 # --- student ----------------------------------------------------------------------------------
@@ -380,6 +520,8 @@ def train_student(
         encoder_params = list(student.stem.parameters()) + list(student.encoder.parameters()) + list(student.decoder.parameters()) + list(student.head.parameters())
         history += fit(f"{mode}-stage1", student, [{"params": encoder_params, "lr": config.lr_encoder}], stage1, len(samples), config.stage1_epochs, config, out_dir, dict(stamp_base, stage=1), progress, context)
 
+    cached = teacher_targets(teacher_model, teacher_path, samples, device) if losses["dis"] and config.cache_targets else None
+
     def stage2(indices, epoch):
         meas = _stack(samples, indices, "meas", device)
         masks = _masks(samples, indices, device)
@@ -387,15 +529,19 @@ def train_student(
         values: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=device)
         if losses["dis"]:
-            with torch.no_grad():
-                frames = rgb_frames(_stack(samples, indices, "frames", device))
-                f_t_conv, f_t = teacher_model.teacher.snapshot_targets(frames)
+            if cached is not None:
+                rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+                f_t_conv, f_t = cached["f_t_conv"][rows], cached["f_t"][rows]
+            else:
+                with torch.no_grad():
+                    frames = rgb_frames(_stack(samples, indices, "frames", device))
+                    f_t_conv, f_t = teacher_model.teacher.snapshot_targets(frames)
             conv = nn.functional.mse_loss(out["f_s_conv"], f_t_conv.to(device))
             emb = nn.functional.mse_loss(out["f_s"], f_t.to(device))
             values["l_conv"], values["l_emb"] = conv, emb
             total = total + conv + config.alpha * emb
         captions = _caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
-        cap = model.decoder.loss(out["tokens"], captions)
+        cap = model.decoder.loss(out["tokens"], captions, label_smoothing=config.label_smoothing)
         values["l_cap"] = cap
         weight = config.beta if losses["dis"] else config.baseline_caption_weight
         values["loss"] = total + weight * cap
