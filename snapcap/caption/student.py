@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +40,21 @@ class StudentConfig:
         widths: channels of the four encoder stages.
         blocks: residual blocks per stage (N1..N4).
         token_dim: D, the width of the caption decoder the tokens feed.
+        unshuffle: space-to-depth factor r applied to the input (the B + 1 channel maps become
+            (B + 1)·r² maps of (H/r, W/r)) before the stem, undone by a depth-to-space after the
+            decoder's head. 1 (the paper) works at full resolution; 2 keeps each 2×2 Bayer cell
+            of a mosaicked snapshot in one position; larger factors make the encoder r²-times
+            cheaper (the tiny CPU preset uses 4: the targets are 8×8 patch maps anyway).
+        shortcut: add a linear patch embedding of Ȳ = Y ⊘ Σ_k C_k to Conv2's output,
+            f_s_conv = Conv2(f_latent) + P(Ȳ), with P a p×p stride-p convolution (p the
+            teacher's patch size) and Conv2's last layer starting at zero. Ȳ is close to the
+            Bayer mosaic of the snapshot's mean frame and f_t_conv is conv1 of the mean frame (a
+            linear map of it), so a linear P can carry most of L_conv and f learns the rest.
+            P starts at zero; training decides how it is initialised
+            (``CaptionTrainConfig.shortcut_init``): :meth:`SnapCapStudent.fit_shortcut` (the
+            exact minimiser of L_conv, for the variants with L_dis) or
+            :meth:`SnapCapStudent.init_shortcut` (a copy of the teacher's conv1). Off in the
+            paper's configuration.
     """
 
     B: int = 8  # noqa: N815
@@ -46,6 +62,8 @@ class StudentConfig:
     widths: tuple[int, int, int, int] = (64, 128, 256, 256)
     blocks: tuple[int, int, int, int] = (4, 6, 6, 6)
     token_dim: int = 1024
+    unshuffle: int = 1
+    shortcut: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -115,26 +133,43 @@ class SnapCapStudent(nn.Module):
         super().__init__()
         if grid[0] != grid[1]:
             raise ConfigError(f"the teacher's patch grid must be square, got {grid}")
-        downs = math.log2(config.image_size / grid[0])
+        factor = int(config.unshuffle)
+        if factor < 1 or config.image_size % factor:
+            raise ConfigError(f"unshuffle {config.unshuffle} must be a positive divisor of image_size {config.image_size}")
+        downs = math.log2(config.image_size / factor / grid[0])
         if downs != int(downs) or not 0 <= downs <= 4:
-            raise ConfigError(f"image_size {config.image_size} / grid {grid[0]} must be a power of two up to 16 (got {config.image_size / grid[0]})")
+            raise ConfigError(
+                f"image_size {config.image_size} / unshuffle {factor} / grid {grid[0]} must be a power of two up to 16 "
+                f"(got {config.image_size / factor / grid[0]})"
+            )
         self.config = config
         self.grid = tuple(grid)
         downs = int(downs)
         down_flags = [index >= 4 - downs for index in range(4)]  # the last `downs` stages halve the size
         widths = config.widths
-        self.stem = nn.Sequential(nn.Conv2d(config.B + 1, widths[0], 3, padding=1), nn.ReLU(inplace=True))
+        self.factor = factor
+        self.stem = nn.Sequential(nn.Conv2d((config.B + 1) * factor * factor, widths[0], 3, padding=1), nn.ReLU(inplace=True))
         self.encoder = nn.ModuleList(
             _stage(widths[max(i - 1, 0)], widths[i], config.blocks[i], down_flags[i]) for i in range(4)
         )
         self.conv2 = nn.Sequential(nn.Conv2d(widths[-1], widths[-1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(widths[-1], conv_channels, 1))
         self.tail = tail
+        self.patch: nn.Conv2d | None = None
+        if config.shortcut:
+            size = config.image_size // grid[0]
+            if size * grid[0] != config.image_size:
+                raise ConfigError(f"shortcut: image_size {config.image_size} is not a multiple of the grid {grid[0]}")
+            self.patch = nn.Conv2d(1, conv_channels, size, stride=size)
+            nn.init.zeros_(self.patch.weight)
+            nn.init.zeros_(self.patch.bias)
+            nn.init.zeros_(self.conv2[-1].weight)
+            nn.init.zeros_(self.conv2[-1].bias)
         self.proj = nn.Sequential(nn.Linear(embed_dim, config.token_dim), nn.GELU(), nn.Linear(config.token_dim, config.token_dim))
         decoder = []
         for i in reversed(range(4)):
             decoder.append(_up_stage(widths[i], widths[max(i - 1, 0)], config.blocks[i], down_flags[i]))
         self.decoder = nn.ModuleList(decoder)
-        self.head = nn.Conv2d(widths[0], config.B, 3, padding=1)
+        self.head = nn.Conv2d(widths[0], config.B * factor * factor, 3, padding=1)
 
     def _check(self, meas: torch.Tensor, masks: torch.Tensor) -> None:
         size = self.config.image_size
@@ -148,7 +183,10 @@ class SnapCapStudent(nn.Module):
         self._check(meas, masks)
         estimate = initial_estimate(meas, masks)
         total = masks.sum(dim=-3, keepdim=True).clamp_min(1.0)
-        x = self.stem(torch.cat([estimate, meas.unsqueeze(-3) / total], dim=-3))
+        x = torch.cat([estimate, meas.unsqueeze(-3) / total], dim=-3)
+        if self.factor > 1:
+            x = nn.functional.pixel_unshuffle(x, self.factor)
+        x = self.stem(x)
         for stage in self.encoder:
             x = stage(x)
         return x
@@ -158,19 +196,75 @@ class SnapCapStudent(nn.Module):
         x = latent
         for stage in self.decoder:
             x = stage(x)
-        return self.head(x)
+        x = self.head(x)
+        return nn.functional.pixel_shuffle(x, self.factor) if self.factor > 1 else x
 
-    def features(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f_s_conv (M, c, h, w), f_s (M, d)) from f_latent."""
+    def features(self, latent: torch.Tensor, ybar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_s_conv (M, c, h, w), f_s (M, d)) from f_latent (and Ȳ (M, H, W) for the shortcut)."""
         conv = self.conv2(latent)
+        if self.patch is not None and ybar is not None:
+            conv = conv + self.patch(ybar.unsqueeze(-3))
         return conv, self.tail(conv)
 
-    def forward(self, meas: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Snapshots ``(N, T, H, W)`` with masks ``(B, H, W)`` or ``(N, B, H, W)``.
+    @torch.no_grad()
+    def fit_shortcut(self, ybar: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> float:
+        """P ← argmin_P ||P(Ȳ) - f_t_conv||² + ridge·||W||² (closed form; P is linear).
 
-        Returns a dict with ``tokens`` (N, T, D), ``f_s`` (N, T, d), ``f_s_conv``
-        (N, T, c, h, w) and ``latent`` (N·T, ...).
+        With Conv2's output at its initial zero this is L_conv minimised exactly over P: a
+        ridge regression from each p×p patch of Ȳ (plus a constant) to the teacher's c features
+        of that patch. Args: ``ybar`` (M, H, W), ``targets`` (M, c, h, w). Returns the MSE after.
         """
+        if self.patch is None:
+            raise ConfigError("this student has no shortcut (StudentConfig.shortcut is False)")
+        size = self.patch.kernel_size[0]
+        x = nn.functional.unfold(ybar.unsqueeze(1).double(), size, stride=size)  # (M, p², h·w)
+        x = x.transpose(1, 2).reshape(-1, size * size)
+        x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
+        y = targets.double().flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
+        gram = x.T @ x
+        gram += ridge * x.shape[0] * torch.eye(gram.shape[0], dtype=gram.dtype) * (torch.arange(gram.shape[0]) < size * size).double()
+        solution = torch.linalg.solve(gram, x.T @ y)  # (p² + 1, c)
+        self.patch.weight.copy_(solution[:-1].T.reshape(self.patch.weight.shape).to(self.patch.weight))
+        self.patch.bias.copy_(solution[-1].to(self.patch.bias))
+        return float(((x @ solution - y) ** 2).mean())
+
+    def init_shortcut(self, conv1_weight: torch.Tensor, mean, std, bayer: str | None) -> None:
+        """P from the teacher's patch embedding: P(Ȳ) ≈ conv1((demosaic(Ȳ) - mean) / std).
+
+        The demosaic is the nearest one within each 2×2 colour-filter cell (a colour missing at
+        a pixel takes the cell's value of it, G the mean of the cell's two); gray data (no
+        ``bayer``) is replicated to the three channels as the teacher does.
+        """
+        if self.patch is None:
+            raise ConfigError("this student has no shortcut (StudentConfig.shortcut is False)")
+        weight = conv1_weight.detach().float().cpu()  # (c, 3, p, p)
+        size = weight.shape[-1]
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(3)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(3)
+        scaled = weight / std.view(1, 3, 1, 1)
+        bias = -(scaled * mean.view(1, 3, 1, 1)).sum(dim=(1, 2, 3))
+        if bayer is None:
+            kernel = scaled.sum(dim=1, keepdim=True)
+        else:
+            from snapcap.cacti.bayer import mosaic
+
+            if size % 2:
+                raise ConfigError(f"the shortcut needs an even patch size with a Bayer mosaic, got {size}")
+            index = torch.arange(3, dtype=torch.float32).view(1, 1, 3).expand(size, size, 3).contiguous()
+            channel = torch.as_tensor(np.asarray(mosaic(index.numpy(), bayer))).round().long()  # (p, p) colour of each pixel
+            kernel = torch.zeros(weight.shape[0], 1, size, size)
+            for i in range(size):
+                for j in range(size):
+                    cell = (slice(i - i % 2, i - i % 2 + 2), slice(j - j % 2, j - j % 2 + 2))
+                    colour = int(channel[i, j])
+                    share = int((channel[cell] == colour).sum())
+                    kernel[:, 0, i, j] = scaled[:, colour][(slice(None),) + cell].sum(dim=(1, 2)) / share
+        with torch.no_grad():
+            self.patch.weight.copy_(kernel.to(self.patch.weight))
+            self.patch.bias.copy_(bias.to(self.patch.bias))
+
+    def video_latent(self, meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """f(Y, C) of every snapshot of videos ``(N, T, H, W)`` -> ``(N·T, w4, h, w)`` (stage 1 needs no more)."""
         if meas.ndim != 4:
             raise ShapeError(f"meas must have shape (N, T, H, W), got {tuple(meas.shape)}")
         count, snapshots = meas.shape[:2]
@@ -181,8 +275,24 @@ class SnapCapStudent(nn.Module):
             masks = masks.repeat_interleave(snapshots, dim=0)
         else:
             raise ShapeError(f"masks must have shape (B, H, W) or (N, B, H, W), got {tuple(masks.shape)}")
-        latent = self.latent(flat, masks.to(flat.dtype))
-        conv, embedding = self.features(latent)
+        return self.latent(flat, masks.to(flat.dtype))
+
+    def forward(self, meas: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Snapshots ``(N, T, H, W)`` with masks ``(B, H, W)`` or ``(N, B, H, W)``.
+
+        Returns a dict with ``tokens`` (N, T, D), ``f_s`` (N, T, d), ``f_s_conv``
+        (N, T, c, h, w) and ``latent`` (N·T, ...).
+        """
+        count, snapshots = meas.shape[:2] if meas.ndim == 4 else (0, 0)
+        latent = self.video_latent(meas, masks)
+        ybar = None
+        if self.patch is not None:
+            flat = meas.reshape((count * snapshots,) + tuple(meas.shape[-2:]))
+            total = masks.to(flat.dtype).sum(dim=-3)
+            if total.ndim == 3:
+                total = total.repeat_interleave(snapshots, dim=0)
+            ybar = torch.where(total > 0, flat / total.clamp_min(1e-12), torch.zeros_like(flat))
+        conv, embedding = self.features(latent, ybar)
         tokens = self.proj(embedding)
         return {
             "tokens": tokens.reshape(count, snapshots, -1),
