@@ -116,24 +116,10 @@ def _recon_params(items: Sequence[str] | None) -> dict[str, Any] | None:
 
 
 def _select(spec: str | None, count: int, what: str) -> list[int]:
-    """Rows of ``0,3,5``, ``0:4``, ``2:``, ``all`` (default all)."""
-    if spec is None or spec.strip().lower() == "all":
-        return list(range(count))
-    chosen: list[int] = []
-    try:
-        for part in spec.split(","):
-            part = part.strip()
-            if ":" in part:
-                lo, hi = part.split(":", 1)
-                chosen.extend(range(int(lo or 0), int(hi) if hi else count))
-            else:
-                chosen.append(int(part))
-    except ValueError:
-        raise ConfigError(f"--samples must be like 0,3,5 or 0:4 or all, got {spec!r}") from None
-    bad = [i for i in chosen if not 0 <= i < count]
-    if bad:
-        raise ConfigError(f"--samples {spec!r}: {what} has {count} video(s) (0..{count - 1}); {bad[:5]} out of range")
-    return chosen
+    """Rows of ``0,3,5``, ``0:4``, ``2:``, ``all`` (default all); the reconstruct command's rule."""
+    from snapcap.recon.inputs import parse_selection
+
+    return parse_selection(None if spec is None else spec.strip().lower(), count, "samples")
 
 
 class _CachedSamples:
