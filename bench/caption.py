@@ -31,18 +31,24 @@ Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json]
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import replace
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
+# Idle OpenMP threads sleep instead of spinning: on a shared machine, spinning threads of two
+# processes starve each other (small-tensor work got ~15x slower with two threads under load).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor, wait  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
