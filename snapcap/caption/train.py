@@ -503,9 +503,10 @@ def compute_targets(teacher_model, samples, device, chunk: int = 32) -> dict[str
     return {"f_t_conv": torch.cat(convs), "f_t": torch.cat(embeds)}
 
 
-def teacher_targets(teacher_model, teacher_path: str | Path, samples, device) -> dict[str, torch.Tensor]:
+def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, write: bool = True) -> dict[str, torch.Tensor]:
     """:func:`compute_targets`, read from ``teacher.targets.pt`` when that file was written by this
-    teacher for these samples (same ids, shapes and frame checksums), else computed (and stored)."""
+    teacher for these samples (same ids, shapes and frame checksums), else computed (and stored
+    when ``write``)."""
     teacher_path = Path(teacher_path)
     cache = _targets_path(teacher_path)
     keys = None
@@ -518,6 +519,8 @@ def teacher_targets(teacher_model, teacher_path: str | Path, samples, device) ->
         except Exception:  # noqa: BLE001 - a damaged cache is recomputed
             pass
     targets = compute_targets(teacher_model, samples, device)
+    if not write:
+        return targets
     try:
         _save(cache, {"teacher": _teacher_stamp(teacher_path), "keys": keys or _sample_keys(samples), **targets})
     except OSError:  # read-only teacher folder: fine, just not cached
@@ -597,7 +600,7 @@ def train_student(
         encoder_params = list(student.stem.parameters()) + list(student.encoder.parameters()) + list(student.decoder.parameters()) + list(student.head.parameters())
         history += fit(f"{mode}-stage1", student, [{"params": encoder_params, "lr": config.lr_encoder}], stage1, len(samples), config.stage1_epochs, config, out_dir, dict(stamp_base, stage=1), progress, context)
 
-    cached = teacher_targets(teacher_model, teacher_path, samples, device) if losses["dis"] and config.cache_targets else None
+    cached = teacher_targets(teacher_model, teacher_path, samples, device, write=context.main) if losses["dis"] and config.cache_targets else None
     if losses["dis"] and student.patch is not None and config.shortcut_init == "fit" and not (out_dir / f"{mode}-stage2.ckpt").exists():
         # L_conv is quadratic in the linear shortcut P while Conv2's output is still zero:
         # start stage 2 from its exact minimiser (a ridge regression over the training patches).
