@@ -537,7 +537,15 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     add_capture_parser(sub)
 
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_captioning, _add_capture, _add_doctor)
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from snapcap.compare.cli import add_compare_parser
+
+    add_compare_parser(sub)
+
+
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_compare, _add_simulate, _add_dataset, _add_reconstruct, _add_train, _add_captioning, _add_capture, _add_doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -131,6 +131,7 @@ class TwoStageCaptioner:
         self.params = make_params(method, **(params or {})) if not hasattr(params, "__dataclass_fields__") else params
         self.bayer = bayer
         self.last_recon_seconds = 0.0
+        self.last_frames: torch.Tensor | None = None  # the last reconstruction (for PSNR/SSIM, montages)
 
     def reconstruct(self, meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """``(N, T, H, W)`` snapshots -> frames ``(N, T, B, H, W[, 3])`` in [0, 1]."""
@@ -146,7 +147,8 @@ class TwoStageCaptioner:
             result = reconstruct(meas_np[index], op, self.method, params=self.params)
             out.append(np.clip(np.asarray(result.frames, dtype=np.float32), 0.0, 1.0))
         self.last_recon_seconds = time.perf_counter() - start
-        return torch.from_numpy(np.stack(out))
+        self.last_frames = torch.from_numpy(np.stack(out))
+        return self.last_frames
 
     @torch.no_grad()
     def caption(self, meas: torch.Tensor, masks: torch.Tensor, **generate) -> list[list[int]]:

@@ -43,6 +43,7 @@ __all__ = [
     "MetricReport",
     "caption_metrics",
     "java_status",
+    "metric_session",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -676,13 +677,46 @@ def _close_meteor(meteor: Any) -> None:
         meteor.lock = threading.Lock()
 
 
+_SESSION = threading.local()
+
+
+class metric_session:  # noqa: N801 - used as a function: ``with metric_session():``
+    """Keep one METEOR Java process for every :func:`caption_metrics` call inside the block.
+
+    pycocoevalcap's METEOR loads its paraphrase tables at every start (15-20 s here); scoring
+    many rows (``snapcap compare``: pipelines x compression ratios) pays that once in a session.
+    Calls from the thread that opened the session use it; other threads start their own process.
+    Scores are the same as without a session (METEOR scores each call's segments on their own).
+    """
+
+    def __enter__(self) -> metric_session:
+        self._previous = getattr(_SESSION, "meteor", None)
+        _SESSION.meteor = None  # started on first use
+        _SESSION.active = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        meteor = getattr(_SESSION, "meteor", None)
+        if meteor is not None:
+            _close_meteor(meteor)
+        _SESSION.meteor = self._previous
+        _SESSION.active = self._previous is not None
+
+
 def _meteor(gts: dict[Any, list[str]], res: dict[Any, list[str]], timeout: float | None) -> tuple[float, list[float]]:
     from pycocoevalcap.meteor.meteor import Meteor
 
     # METEOR's stdio protocol separates fields with |||, so none may appear inside a caption.
     gts = {key: [text.replace("|||", " ") for text in texts] for key, texts in gts.items()}
     res = {key: [text.replace("|||", " ") for text in texts] for key, texts in res.items()}
-    meteor = Meteor()
+    shared = bool(getattr(_SESSION, "active", False))
+    meteor = getattr(_SESSION, "meteor", None) if shared else None
+    if meteor is not None and getattr(meteor, "meteor_p", None) is not None and meteor.meteor_p.poll() is not None:
+        meteor = None  # the session's process died: start another
+    if meteor is None:
+        meteor = Meteor()
+        if shared:
+            _SESSION.meteor = meteor
     timer = None
     expired = threading.Event()
     if timeout is not None:
@@ -713,11 +747,15 @@ def _meteor(gts: dict[Any, list[str]], res: dict[Any, list[str]], timeout: float
                 detail = lines[-1].strip() if lines else ""
             except (OSError, ValueError, subprocess.TimeoutExpired):
                 pass
+        if shared:
+            _SESSION.meteor = None
+            _close_meteor(meteor)
         raise RuntimeError(detail or f"{type(exc).__name__}: {exc}") from exc
     finally:
         if timer is not None:
             timer.cancel()
-        _close_meteor(meteor)
+        if not shared:
+            _close_meteor(meteor)
 
 
 def caption_metrics(

@@ -38,6 +38,7 @@ __all__ = [
     "STUDENT_MODES",
     "build_vocabulary",
     "train_teacher",
+    "adapt_teacher",
     "train_student",
     "load_captioner",
     "distributed_context",
@@ -444,22 +445,70 @@ def train_teacher(samples, out_dir: str | Path, captioner_config, config: Captio
     history = fit("teacher", holder, [{"params": trainable, "lr": config.lr}], loss_fn, len(samples), epochs, config, out_dir, stamp, progress, context)
     targets = None
     if config.head_epochs > 0:
-        model.teacher.freeze()
-        targets = compute_targets(model, samples, device)
-        f_t = targets["f_t"]
-
-        def head_fn(indices, epoch):
-            captions = _caption_batch(samples, indices, vocab, epoch + epochs, config.seed, config.max_length).to(device)
-            tokens = model.proj(f_t[torch.as_tensor(indices, dtype=torch.long)].to(device))
-            return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
-
-        head = list(model.proj.parameters()) + list(model.decoder.parameters())
-        history += fit("teacher-head", model, [{"params": head, "lr": config.lr}], head_fn, len(samples), config.head_epochs, config, out_dir, dict(stamp, phase=2), progress, context)
+        targets, head_history = _train_head(model, samples, vocab, config, config.head_epochs, epochs, out_dir, dict(stamp, phase=2), progress, context)
+        history += head_history
     path = out_dir / "teacher.pt"
     if context.main:
         _save(path, {"kind": "snapcap-captioner", "name": "teacher", "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
         if targets is not None:
             _save_targets(path, samples, targets)
+    return path
+
+
+def _train_head(model, samples, vocab, config: CaptionTrainConfig, head_epochs: int, epoch_offset: int, out_dir: Path, stamp, progress, context):
+    """The tower frozen: f_t over all B frames computed once, projector + decoder trained on it."""
+    device = next(model.parameters()).device
+    model.teacher.freeze()
+    targets = compute_targets(model, samples, device)
+    f_t = targets["f_t"]
+
+    def head_fn(indices, epoch):
+        captions = _caption_batch(samples, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
+        tokens = model.proj(f_t[torch.as_tensor(indices, dtype=torch.long)].to(device))
+        return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
+
+    head = list(model.proj.parameters()) + list(model.decoder.parameters())
+    history = fit("teacher-head", model, [{"params": head, "lr": config.lr}], head_fn, len(samples), head_epochs, config, out_dir, stamp, progress, context)
+    return targets, history
+
+
+def adapt_teacher(
+    samples,
+    teacher_path: str | Path,
+    out_dir: str | Path,
+    config: CaptionTrainConfig = CaptionTrainConfig(),
+    head_epochs: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """A trained teacher carried to data of another B (or T): writes ``out_dir/teacher.pt``.
+
+    The CLIP tower works frame by frame and does not depend on B; what does is the snapshot
+    feature f_t (the mean over a snapshot's B frames) that the projector and decoder read. So
+    the tower is kept frozen and, as in the teacher's second phase, f_t of every sample over its
+    B frames is computed once and projector + decoder are trained on it for ``head_epochs``
+    (default ``config.head_epochs``, at least 1) from the given teacher's weights. The same pass
+    writes the students' targets (``teacher.targets.pt``). ``snapcap compare`` trains one tower
+    and adapts it to every compression ratio this way.
+    """
+    teacher_path, out_dir = Path(teacher_path), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() == teacher_path.parent.resolve():
+        raise ConfigError(f"adapt_teacher writes {out_dir / 'teacher.pt'}: give another folder than the source teacher's ({teacher_path})")
+    context = distributed_context(config.device)
+    device = torch.device(config.device)
+    model, source_config, vocab = load_captioner(teacher_path, device=device, expect="teacher")
+    B, T = int(samples[0]["masks"].shape[-3]), int(samples[0]["meas"].shape[-3])  # noqa: N806
+    captioner_config = replace(source_config, B=B, T=T, decoder=dict(source_config.decoder, max_prefix=max(int(source_config.decoder.get("max_prefix", 16)), T)))
+    if captioner_config.decoder != source_config.decoder:
+        raise ConfigError(f"{teacher_path}: its decoder takes at most {source_config.decoder.get('max_prefix')} snapshot tokens; this data has T={T}")
+    torch.manual_seed(config.seed)
+    epochs = max(1, int(config.head_epochs if head_epochs is None else head_epochs))
+    stamp = {"kind": "teacher-adapt", "source": str(teacher_path), "source_stamp": _teacher_stamp(teacher_path), "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "epochs": epochs}
+    targets, history = _train_head(model, samples, vocab, config, epochs, 0, out_dir, stamp, progress, context)
+    path = out_dir / "teacher.pt"
+    if context.main:
+        _save(path, {"kind": "snapcap-captioner", "name": "teacher", "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history, "adapted_from": str(teacher_path)})
+        _save_targets(path, samples, targets)
     return path
 
 

@@ -1,0 +1,214 @@
+"""What ``snapcap compare`` runs: :class:`CompareConfig`, its presets and the content hashes.
+
+Every artefact of a comparison (simulated dataset, teacher tower, teacher adapted to a B, each
+student, each deep reconstructor, each evaluated row) is stored under a key that is the hash of
+everything that determines it, including the keys of what it was made from. A rerun with the
+same settings reuses everything; one more B, another noise or another reconstructor only does
+the new work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from snapcap.errors import ConfigError
+
+__all__ = ["CompareConfig", "COMPARE_PRESETS", "compare_preset", "content_hash", "STUDENT_PIPELINES", "RECON_CHOICES"]
+
+STUDENT_PIPELINES = ("snapcap", "baseline")
+"""One-stage students a comparison can train (``snapcap`` and the caption-loss-only baseline)."""
+
+RECON_CHOICES = ("gap-tv", "admm-tv", "pnp-ffdnet", "pnp-fastdvdnet", "unfold")
+"""Reconstructors of the two-stage rows (``unfold`` is trained per B by the comparison)."""
+
+
+def content_hash(*parts: Any, length: int = 16) -> str:
+    """A short stable hash of JSON-able parts (dict keys sorted)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """One comparison of captioning pipelines across compression ratios.
+
+    Attributes:
+        preset: the preset this came from (``tiny``, ``micro``, ``paper``): recorded only.
+        B: the compression ratios (frames per snapshot), each a separate simulated dataset.
+        corpus: corpus spec: ``kind`` (``synthetic``, ``msrvtt``, ``msvd``, ``folder``) and its
+            arguments (``num_videos``, ``seed`` for synthetic; ``root``, ``annotations``,
+            ``captions``, ``mapping`` for files).
+        T: snapshots per video; size: frame size (square; the teacher's input size).
+        gray / bayer / mask / mask_seed / noise / noise_seed: the camera (see
+            :class:`snapcap.datasets.h5.DatasetConfig`).
+        captioner: ``tiny`` (:data:`snapcap.caption.train.TINY_CAPTIONER`, trained from scratch
+            offline) or a :data:`snapcap.caption.registry.CAPTIONER_PRESETS` name
+            (``small``, ``paper``: ViT-B/16 with OpenAI weights).
+        training: :class:`snapcap.caption.train.CaptionTrainConfig` fields (overrides of the
+            captioner preset's defaults).
+        adapt_epochs: epochs of projector + decoder when the teacher tower, trained once at
+            ``base_B``, is carried to another B.
+        base_B: the B the teacher tower trains at (default: 8 if listed, else the middle one).
+        students: one-stage pipelines (``snapcap``, ``baseline``).
+        recon: two-stage reconstructors; recon_params: method -> parameter overrides.
+        unfold: the deep reconstructor's training: ``preset`` (tiny/small/paper), ``steps``...
+        test_limit: at most this many test videos (None: the whole test split).
+        metrics: caption metrics; beam: decoding beam (1: greedy).
+        montage_videos: test videos drawn in montages.
+        device: torch device; threads: torch CPU threads (0: leave torch's default).
+        seed: training seed.
+    """
+
+    preset: str = "tiny"
+    B: tuple[int, ...] = (2, 4, 8, 16, 24)  # noqa: N815
+    corpus: Mapping[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "num_videos": 400, "seed": 0})
+    T: int = 4  # noqa: N815
+    size: int = 64
+    gray: bool = False
+    bayer: str = "RGGB"
+    mask: str = "random"
+    mask_seed: int = 0
+    noise: str = "none"
+    noise_seed: int = 0
+    captioner: str = "tiny"
+    training: Mapping[str, Any] = field(default_factory=dict)
+    adapt_epochs: int = 3
+    base_B: int | None = None  # noqa: N815
+    students: tuple[str, ...] = STUDENT_PIPELINES
+    recon: tuple[str, ...] = ("gap-tv",)
+    recon_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    unfold: Mapping[str, Any] = field(default_factory=lambda: {"preset": "tiny", "steps": 300, "batch_size": 8, "patch": 64})
+    test_limit: int | None = None
+    metrics: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")
+    beam: int = 1
+    montage_videos: int = 3
+    device: str = "cpu"
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        B = tuple(int(b) for b in self.B)  # noqa: N806
+        if not B or min(B) < 1:
+            raise ConfigError(f"--B: compression ratios must be >= 1, got {list(self.B)}")
+        if len(set(B)) != len(B):
+            raise ConfigError(f"--B: a compression ratio is listed twice: {list(self.B)}")
+        object.__setattr__(self, "B", tuple(sorted(B)))
+        if self.T < 1:
+            raise ConfigError(f"--T must be >= 1, got {self.T}")
+        if self.size < 8:
+            raise ConfigError(f"--size must be >= 8, got {self.size}")
+        unknown = [name for name in self.students if name not in STUDENT_PIPELINES]
+        if unknown:
+            raise ConfigError(f"--students: unknown {unknown}; expected among {', '.join(STUDENT_PIPELINES)}")
+        bad = [name for name in self.recon if name not in RECON_CHOICES]
+        if bad:
+            raise ConfigError(f"--recon: unknown method(s) {bad}; expected among {', '.join(RECON_CHOICES)}")
+        if self.base_B is not None and int(self.base_B) < 1:
+            raise ConfigError(f"--base-B must be >= 1, got {self.base_B}")
+        if self.test_limit is not None and self.test_limit < 1:
+            raise ConfigError(f"--test-limit must be >= 1, got {self.test_limit}")
+        if self.beam < 1:
+            raise ConfigError(f"--beam must be >= 1, got {self.beam}")
+        if self.adapt_epochs < 1:
+            raise ConfigError(f"adapt_epochs must be >= 1, got {self.adapt_epochs}")
+        from snapcap.caption.train import CaptionTrainConfig
+
+        known = {f.name for f in fields(CaptionTrainConfig)}
+        extra = sorted(set(self.training) - known)
+        if extra:
+            raise ConfigError(f"training: unknown field(s) {extra}; CaptionTrainConfig has {sorted(known)}")
+        object.__setattr__(self, "students", tuple(self.students))
+        object.__setattr__(self, "recon", tuple(self.recon))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+
+    # -- derived ------------------------------------------------------------------------------
+
+    @property
+    def teacher_B(self) -> int:  # noqa: N802
+        """The B the teacher tower is trained at."""
+        if self.base_B is not None:
+            return int(self.base_B)
+        if 8 in self.B:
+            return 8
+        return self.B[len(self.B) // 2]
+
+    @property
+    def reference_B(self) -> int:
+        """The B of the report's main table and of the montages (the teacher's)."""
+        return self.teacher_B if self.teacher_B in self.B else self.B[len(self.B) // 2]
+
+    def pipelines(self) -> list[str]:
+        """Row names in report order."""
+        return ["teacher", *self.students, *(f"two-stage:{method}" for method in self.recon)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["corpus"] = dict(self.corpus)
+        data["training"] = dict(self.training)
+        data["recon_params"] = {k: dict(v) for k, v in self.recon_params.items()}
+        data["unfold"] = dict(self.unfold)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompareConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("B", "students", "recon", "metrics"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> CompareConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# Measured on the shared 2-core machine: see the closing note of issue 7 and README.
+_TINY_TRAINING = {
+    "teacher_epochs": 20,
+    "head_epochs": 3,
+    "stage1_epochs": 2,
+    "epochs": 6,
+}
+
+COMPARE_PRESETS: dict[str, CompareConfig] = {
+    # The README's main command: procedural corpus, tiny models trained here, 2-core CPU.
+    "tiny": CompareConfig(preset="tiny", training=_TINY_TRAINING, recon_params={"gap-tv": {"tv_weight": 0.03}}),
+    # The tests: two ratios, a handful of videos, one epoch of everything, no METEOR (Java start).
+    "micro": CompareConfig(
+        preset="micro",
+        B=(2, 4),
+        corpus={"kind": "synthetic", "num_videos": 30, "seed": 0},
+        T=2,
+        training={"teacher_epochs": 1, "head_epochs": 1, "stage1_epochs": 1, "epochs": 1, "batch_size": 8},
+        adapt_epochs=1,
+        recon_params={"gap-tv": {"iterations": 5, "tv_weight": 0.03}},
+        unfold={"preset": "tiny", "steps": 4, "batch_size": 2, "patch": 32},
+        metrics=("BLEU", "ROUGE-L", "CIDEr"),
+        montage_videos=2,
+    ),
+    # The SnapCap paper's configuration (MSR-VTT, frozen CLIP ViT-B/16 with OpenAI weights, T = 8,
+    # 224 x 224, the paper's optimisation); for a GPU. Needs --root (and the weights in the
+    # open_clip cache, or network access the first time).
+    "paper": CompareConfig(
+        preset="paper",
+        corpus={"kind": "msrvtt"},
+        T=8,
+        size=224,
+        captioner="paper",
+        training={},
+        adapt_epochs=5,
+        recon=("gap-tv", "pnp-ffdnet", "unfold"),
+        unfold={"preset": "paper", "steps": 20000, "batch_size": 4, "patch": 128},
+        device="cuda",
+    ),
+}
+"""Named comparisons; command-line options override their fields."""
+
+
+def compare_preset(name: str, **overrides: Any) -> CompareConfig:
+    if name not in COMPARE_PRESETS:
+        raise ConfigError(f"unknown compare preset {name!r}; expected one of {', '.join(COMPARE_PRESETS)}")
+    return COMPARE_PRESETS[name].with_overrides(**overrides)

@@ -1,0 +1,369 @@
+"""The files of a comparison: results.json, results.csv, report.md and the figures.
+
+* ``results.json``: the configuration, every row (pipeline x B: scores, predictions, timings,
+  memory, PSNR/SSIM), every stage (trained / reused, seconds) and the wall time.
+* ``results.csv``: one line per row, no captions.
+* ``report.md``: the SnapCap paper's Table 3 at the reference B (peak memory, reconstruction /
+  caption / total time per video, BLEU-4, ROUGE-L, METEOR, CIDEr) and at every B, the CIDEr
+  of every pipeline against B (its Fig. 6 as a table), the findings in numbers (how much each
+  pipeline loses from the smallest to the largest B; how many times faster one-stage is), and
+  the montages' captions.
+* ``cider_vs_B.png`` (Fig. 6), ``latency_memory.png`` (time per video and peak memory of every
+  pipeline against B) and ``montage_<video>.png`` (frames, snapshot, reconstructions, and every
+  pipeline's caption against the references).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["write_report", "report_markdown", "ROW_COLUMNS", "findings"]
+
+ROW_COLUMNS = (
+    "B", "pipeline", "label", "videos", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
+    "recon_ms", "caption_ms", "total_ms", "peak_rss_mb", "peak_cuda_mb", "psnr", "ssim", "device",
+)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    scores = row.get("scores") or {}
+    flat = {key: row.get(key) for key in ROW_COLUMNS}
+    for name in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr"):
+        flat[name] = scores.get(name)
+    return flat
+
+
+def _cell(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _order(config: dict[str, Any]) -> list[str]:
+    return ["teacher", *config.get("students", []), *(f"two-stage:{m}" for m in config.get("recon", []))]
+
+
+def _rows_at(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> list[dict[str, Any]]:  # noqa: N803
+    chosen = [row for row in rows if row["B"] == B]
+    return sorted(chosen, key=lambda row: order.index(row["pipeline"]) if row["pipeline"] in order else len(order))
+
+
+def table3(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> str:  # noqa: N803
+    """The SnapCap paper's Table 3 at one B, plus reconstruction PSNR/SSIM."""
+    lines = [
+        "| pipeline | peak memory (MB) | recon ms | caption ms | total ms | BLEU-4 | ROUGE-L | METEOR | CIDEr | PSNR dB | SSIM |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in _rows_at(rows, B, order):
+        flat = _flat(row)
+        memory = flat["peak_cuda_mb"] if flat.get("peak_cuda_mb") else flat["peak_rss_mb"]
+        lines.append(
+            f"| {row['label']} | {_cell(memory, 0)} | {_cell(flat['recon_ms'])} | {_cell(flat['caption_ms'])} | {_cell(flat['total_ms'])} "
+            f"| {_cell(flat['BLEU-4'])} | {_cell(flat['ROUGE-L'])} | {_cell(flat['METEOR'])} | {_cell(flat['CIDEr'])} "
+            f"| {_cell(flat['psnr'], 2)} | {_cell(flat['ssim'], 3)} |"
+        )
+    return "\n".join(lines)
+
+
+def metric_by_B(rows: Sequence[dict[str, Any]], order: list[str], metric: str = "CIDEr") -> tuple[list[int], dict[str, dict[int, float | None]]]:  # noqa: N802
+    ratios = sorted({int(row["B"]) for row in rows})
+    table: dict[str, dict[int, float | None]] = {}
+    for row in rows:
+        table.setdefault(row["pipeline"], {})[int(row["B"])] = (row.get("scores") or {}).get(metric)
+    ordered = {name: table[name] for name in order if name in table}
+    ordered.update({name: values for name, values in table.items() if name not in ordered})
+    return ratios, ordered
+
+
+def findings(results: dict[str, Any]) -> list[str]:
+    """What the numbers say about the paper's two claims (in kind), one line each."""
+    rows = results["rows"]
+    config = results["config"]
+    order = _order(config)
+    labels = {row["pipeline"]: row["label"] for row in rows}
+    ratios, cider = metric_by_B(rows, order)
+    out: list[str] = []
+    if len(ratios) >= 2:
+        low, high = ratios[0], ratios[-1]
+        drops = {}
+        for name, values in cider.items():
+            if name == "teacher":
+                continue
+            a, b = values.get(low), values.get(high)
+            if a is not None and b is not None:
+                drops[name] = a - b
+        if drops:
+            parts = ", ".join(f"{labels.get(name, name)} {cider[name][low]:.1f} → {cider[name][high]:.1f} ({-drop:+.1f})" for name, drop in drops.items())
+            out.append(f"CIDEr from B = {low} to B = {high}: {parts}.")
+            snap = drops.get("snapcap")
+            if snap is not None:
+                others = {name: drop for name, drop in drops.items() if name != "snapcap"}
+                if others:
+                    least = all(snap <= drop for drop in others.values())
+                    out.append(
+                        f"SnapCap {'degrades least' if least else 'does not degrade least'} as B grows "
+                        f"(loses {snap:.1f} CIDEr; the others lose {', '.join(f'{labels.get(n, n)} {d:.1f}' for n, d in others.items())})."
+                    )
+    by_b: dict[int, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_b.setdefault(int(row["B"]), {})[row["pipeline"]] = row
+    speedups = []
+    for B in sorted(by_b):  # noqa: N806
+        entry = by_b[B]
+        one = entry.get("snapcap")
+        two = [row for name, row in entry.items() if name.startswith("two-stage:")]
+        if one and two and one.get("total_ms"):
+            fastest = min(two, key=lambda row: row["total_ms"])
+            speedups.append(f"B = {B}: {fastest['total_ms'] / one['total_ms']:.1f}x ({fastest['label']})")
+    if speedups:
+        out.append("One-stage SnapCap is faster per video than the fastest two-stage pipeline by " + "; ".join(speedups) + ".")
+    return out
+
+
+def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str:
+    config = results["config"]
+    rows = results["rows"]
+    order = _order(config)
+    reference = int(config.get("reference_B") or sorted({row["B"] for row in rows})[0])
+    corpus = config.get("corpus", {})
+    lines = [
+        "# snapcap compare: one- against two-stage captioning across compression ratios",
+        "",
+        f"Corpus {corpus.get('kind')} ({', '.join(f'{k}={v}' for k, v in corpus.items() if k != 'kind')}); "
+        f"{rows[0]['videos'] if rows else 0} test videos; T = {config['T']} snapshots per video, {config['size']}x{config['size']}, "
+        f"{'gray' if config['gray'] else config['bayer'] + ' Bayer'}, {config['mask']} masks, noise {config['noise']}; "
+        f"captioners: {config['captioner']} preset; device {config['device']}; preset {config['preset']}. "
+        f"Times are per video (T snapshots), batch size 1, {'beam ' + str(config['beam']) if config['beam'] > 1 else 'greedy decoding'}. "
+        f"Wall time of this run: {results.get('wall_s', 0):.0f} s.",
+        "",
+        f"## All pipelines at B = {reference} (the shape of the SnapCap paper's Table 3)",
+        "",
+        table3(rows, reference, order),
+        "",
+    ]
+    ratios, cider = metric_by_B(rows, order)
+    lines += ["## CIDEr against the compression ratio B (the paper's Fig. 6)", ""]
+    lines.append("| pipeline | " + " | ".join(f"B = {b}" for b in ratios) + " |")
+    lines.append("|---|" + "---:|" * len(ratios))
+    labels = {row["pipeline"]: row["label"] for row in rows}
+    for name, values in cider.items():
+        lines.append(f"| {labels.get(name, name)} | " + " | ".join(_cell(values.get(b)) for b in ratios) + " |")
+    lines.append("")
+    found = findings(results)
+    if found:
+        lines += ["## Findings", ""] + [f"- {line}" for line in found] + [""]
+    for figure in figures:
+        lines.append(f"![{figure}]({figure})")
+    if figures:
+        lines.append("")
+    others = [b for b in ratios if b != reference]
+    if others:
+        lines += ["## Every B", ""]
+        for B in others:  # noqa: N806
+            lines += [f"### B = {B}", "", table3(rows, B, order), ""]
+    montage = results.get("montage_captions") or []
+    if montage:
+        lines += [f"## Captions of a few test videos (B = {reference})", ""]
+        for entry in montage:
+            lines.append(f"**{entry['video_id']}** — references: " + " / ".join(f"“{c}”" for c in entry["references"][:3]))
+            lines.append("")
+            for name, text in entry["captions"].items():
+                lines.append(f"- {labels.get(name, name)}: “{text}”")
+            lines.append("")
+    notes = sorted({note for row in rows for note in row.get("notes", [])})
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    stages = results.get("stages") or []
+    if stages:
+        reused = sum(1 for stage in stages if stage["status"].startswith("reused"))
+        lines += [f"Stages: {len(stages)}, of which {reused} reused from the cache ({results.get('cache')}).", ""]
+    return "\n".join(lines)
+
+
+def _plot_cider(results: dict[str, Any], path: Path) -> Path:
+    from snapcap.viz import save_figure
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    order = _order(results["config"])
+    labels = {row["pipeline"]: row["label"] for row in rows}
+    ratios, cider = metric_by_B(rows, order)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = "os^Dvxp*"
+    for position, (name, values) in enumerate(cider.items()):
+        xs = [b for b in ratios if values.get(b) is not None]
+        ys = [values[b] for b in xs]
+        if xs:
+            ax.plot(xs, ys, marker=markers[position % len(markers)], linestyle="--" if name == "teacher" else "-", label=labels.get(name, name))
+    ax.set_xlabel("compression ratio B")
+    ax.set_ylabel("CIDEr")
+    ax.set_xticks(ratios)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Captioning quality against B")
+    return save_figure(fig, path)
+
+
+def _plot_latency_memory(results: dict[str, Any], path: Path) -> Path:
+    from snapcap.viz import save_figure
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    order = _order(results["config"])
+    labels = {row["pipeline"]: row["label"] for row in rows}
+    ratios, latency = metric_by_B([dict(row, scores={"t": row.get("total_ms")}) for row in rows], order, "t")
+    _, memory = metric_by_B([dict(row, scores={"m": row.get("peak_cuda_mb") or row.get("peak_rss_mb")}) for row in rows], order, "m")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = "os^Dvxp*"
+    for position, name in enumerate(latency):
+        xs = [b for b in ratios if latency[name].get(b)]
+        left.plot(xs, [latency[name][b] for b in xs], marker=markers[position % len(markers)], label=labels.get(name, name))
+        xs = [b for b in ratios if memory[name].get(b)]
+        right.plot(xs, [memory[name][b] for b in xs], marker=markers[position % len(markers)], label=labels.get(name, name))
+    left.set_yscale("log")
+    left.set_ylabel("time per video (ms, log scale)")
+    right.set_ylabel("peak memory (MB" + (", CUDA)" if any(row.get("peak_cuda_mb") for row in rows) else ", process RSS)"))
+    for ax in (left, right):
+        ax.set_xlabel("compression ratio B")
+        ax.set_xticks(ratios)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    left.set_title("Latency per video (batch 1)")
+    right.set_title("Peak memory while captioning")
+    return save_figure(fig, path)
+
+
+def _as_rgb(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame, dtype=np.float32)
+    return np.clip(frame, 0.0, 1.0)
+
+
+def _plot_montage(entry: dict[str, Any], labels: dict[str, str], path: Path, max_frames: int = 8) -> Path:
+    """Frames of the first snapshot, the snapshot, each reconstruction, and every caption."""
+    from snapcap.viz import save_figure
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = np.asarray(entry["frames"], dtype=np.float32)  # (B, H, W[, 3]) of the first snapshot
+    B = frames.shape[0]  # noqa: N806
+    shown = np.unique(np.linspace(0, B - 1, min(B, max_frames)).round().astype(int))
+    recon = entry.get("recon", {})
+    image_rows = 1 + len(recon)
+    columns = len(shown) + 1
+    text_lines = 2 + len(entry["captions"])
+    fig = plt.figure(figsize=(1.6 * columns, 1.7 * image_rows + 0.22 * text_lines + 0.4))
+    grid = fig.add_gridspec(image_rows + 1, columns, height_ratios=[1.0] * image_rows + [0.14 * text_lines + 0.1])
+
+    def show(r: int, c: int, image: np.ndarray, title: str, cmap: str | None = None) -> None:
+        ax = fig.add_subplot(grid[r, c])
+        ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0 if cmap is None else float(np.max(image)) or 1.0)
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+
+    meas = np.asarray(entry["meas"], dtype=np.float32)
+    show(0, 0, meas, f"snapshot (B = {B})", cmap="gray")
+    for column, k in enumerate(shown, start=1):
+        show(0, column, _as_rgb(frames[k]), f"frame {k + 1}", cmap=None if frames.ndim == 4 else "gray")
+    for row, (name, video) in enumerate(recon.items(), start=1):
+        video = np.asarray(video, dtype=np.float32)
+        ax = fig.add_subplot(grid[row, 0])
+        ax.axis("off")
+        psnr = entry.get("psnr", {}).get(name)
+        ax.text(0.5, 0.5, labels.get(name, name) + ("" if psnr is None else f"\n{psnr:.1f} dB"), ha="center", va="center", fontsize=7, wrap=True)
+        for column, k in enumerate(shown, start=1):
+            show(row, column, _as_rgb(video[k]), f"frame {k + 1}", cmap=None if video.ndim == 4 else "gray")
+    ax = fig.add_subplot(grid[image_rows, :])
+    ax.axis("off")
+    text = [f"{entry['video_id']} references: " + " / ".join(entry["references"][:3])]
+    text += [f"{labels.get(name, name)}: {caption}" for name, caption in entry["captions"].items()]
+    ax.text(0.0, 1.0, "\n".join(text), ha="left", va="top", fontsize=7, family="monospace", transform=ax.transAxes)
+    return save_figure(fig, path)
+
+
+def _montage_entries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    montage = results.get("montage") or {}
+    entries = []
+    for sample in montage.get("samples", []):
+        vid = str(sample["video_id"])
+        frames = np.asarray(sample["frames"], dtype=np.float32)[0] if sample.get("frames") is not None else None
+        if frames is None:
+            continue
+        entries.append({
+            "video_id": vid,
+            "frames": frames,
+            "meas": np.asarray(sample["meas"], dtype=np.float32)[0],
+            "references": [str(c) for c in sample.get("captions", [])],
+            "captions": {name: values.get(vid, "") for name, values in montage.get("captions", {}).items()},
+            "recon": {name: values[vid] for name, values in montage.get("recon", {}).items() if vid in values},
+        })
+    from snapcap.recon.metrics import mean_psnr
+
+    for entry in entries:
+        truth = entry["frames"]
+        axis = -1 if truth.ndim == 4 else None
+        entry["psnr"] = {name: mean_psnr(np.clip(video, 0, 1), truth, channel_axis=axis) for name, video in entry["recon"].items() if np.shape(video) == truth.shape}
+    return entries
+
+
+def write_report(results: dict[str, Any], out: str | Path) -> list[Path]:
+    """Write every report file of a comparison into ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = results["config"]
+    rows = results["rows"]
+    labels = {row["pipeline"]: row["label"] for row in rows}
+    written: list[Path] = []
+    figures: list[str] = []
+    if rows:
+        written.append(_plot_cider(results, out / "cider_vs_B.png"))
+        written.append(_plot_latency_memory(results, out / "latency_memory.png"))
+        figures += ["cider_vs_B.png", "latency_memory.png"]
+    entries = _montage_entries(results)
+    montage_captions = []
+    for entry in entries:
+        name = f"montage_{''.join(ch if ch.isalnum() else '_' for ch in entry['video_id'])}.png"
+        written.append(_plot_montage(entry, labels, out / name))
+        figures.append(name)
+        montage_captions.append({"video_id": entry["video_id"], "references": entry["references"], "captions": entry["captions"]})
+    public = {key: value for key, value in results.items() if key != "montage"}
+    public["montage_captions"] = montage_captions
+    public["findings"] = findings(results)
+    public["config"] = dict(config)
+    json_path = out / "results.json"
+    _atomic_text(json_path, json.dumps(public, indent=1, default=str))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(ROW_COLUMNS))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: ("" if value is None else value) for key, value in _flat(row).items()})
+    _atomic_text(out / "results.csv", buffer.getvalue())
+    _atomic_text(out / "report.md", report_markdown(public, figures))
+    written += [json_path, out / "results.csv", out / "report.md"]
+    return written

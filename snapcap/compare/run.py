@@ -1,0 +1,561 @@
+"""``snapcap compare``: one- against two-stage captioning across compression ratios B.
+
+For each B of :class:`~snapcap.compare.config.CompareConfig`:
+
+1. the corpus is simulated at that B into an HDF5 dataset (train and test splits; resumable,
+   verified by its config hash);
+2. the teacher's CLIP tower is trained once, at ``teacher_B`` (true frames), and carried to
+   every other B by retraining its projector and decoder on that B's snapshot features
+   (:func:`snapcap.caption.train.adapt_teacher`): the traditional pipeline's row, the
+   two-stage pipelines' captioner and the students' distillation source;
+3. the one-stage students (SnapCap, its baseline) are trained from that teacher, and the deep
+   reconstructor (``unfold``) when it is among the two-stage methods;
+4. every pipeline captions every test video alone (batch 1, as the SnapCap paper times them):
+   captions, reconstruction/caption/total time per video, peak memory (RSS; CUDA peak on a
+   GPU), and PSNR/SSIM of the reconstructions for two-stage rows;
+5. the captions are scored (BLEU-4, METEOR, ROUGE-L, CIDEr; one METEOR Java process for the
+   whole run, in the background while the next models train).
+
+Everything lands in a cache folder under content hashes (:func:`content_hash`): a rerun reuses
+what matches, one more B only does the new work, and a killed run resumes (datasets, training
+checkpoints and finished rows are all written atomically). :func:`write_report` then writes
+``results.json``, ``results.csv``, ``report.md`` and the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import statistics
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from snapcap.compare.config import CompareConfig, content_hash
+from snapcap.errors import ConfigError, DataFileError
+
+__all__ = ["run_compare", "Comparison", "PIPELINE_LABELS", "label_of"]
+
+PIPELINE_LABELS = {
+    "teacher": "traditional (teacher on true frames)",
+    "snapcap": "one-stage SnapCap",
+    "baseline": "one-stage baseline",
+}
+
+
+def label_of(pipeline: str) -> str:
+    if pipeline.startswith("two-stage:"):
+        return f"two-stage {pipeline.split(':', 1)[1]}"
+    return PIPELINE_LABELS.get(pipeline, pipeline)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+class _Log:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.began = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.began
+            print(f"[compare {elapsed:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+# --- background scoring ----------------------------------------------------------------------
+
+
+class _Scorer:
+    """Scores rows in one background thread with one METEOR process for the whole run."""
+
+    def __init__(self, metrics: tuple[str, ...]):
+        self.metrics = metrics
+        self.jobs: queue.Queue = queue.Queue()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.error: BaseException | None = None
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._work, name="snapcap-compare-scorer", daemon=True)
+        self.thread.start()
+
+    def submit(self, path: Path, row: dict[str, Any]) -> None:
+        with self.lock:
+            self.pending += 1
+            self.idle.clear()
+        self.jobs.put((path, row))
+
+    def _work(self) -> None:
+        from snapcap.caption.text import caption_metrics, metric_session
+
+        with metric_session():
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                path, row = job
+                try:
+                    if self.error is None:
+                        scored = {vid: text for vid, text in row["predictions"].items() if row["references"].get(vid)}
+                        if scored:
+                            report = caption_metrics(scored, {vid: row["references"][vid] for vid in scored}, metrics=self.metrics)
+                            row["scores"] = dict(report.scores)
+                            row["tokenizer"] = report.tokenizer
+                            row["notes"] = sorted(set(row.get("notes", [])) | set(report.notes))
+                        else:
+                            row["scores"] = {}
+                            row["notes"] = sorted(set(row.get("notes", [])) | {"no reference captions: not scored"})
+                        row["scored_metrics"] = list(self.metrics)
+                        _write_json(path, row)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                    self.error = exc
+                finally:
+                    with self.lock:
+                        self.pending -= 1
+                        if self.pending == 0:
+                            self.idle.set()
+
+    def wait_idle(self) -> None:
+        self.idle.wait()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+class _Data:
+    """The simulated dataset of one B, its splits loaded on first use."""
+
+    def __init__(self, path: Path, key: str, config, test_limit: int | None):
+        self.path = path
+        self.key = key
+        self.config = config
+        self.test_limit = test_limit
+        self._train: list[dict[str, Any]] | None = None
+        self._test: list[dict[str, Any]] | None = None
+
+    def _load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        from snapcap.datasets.torch_data import MeasurementDataset
+
+        dataset = MeasurementDataset(self.path, split=split)
+        try:
+            count = len(dataset) if limit is None else min(limit, len(dataset))
+            return [dataset[i] for i in range(count)]
+        finally:
+            dataset.close()
+
+    @property
+    def train(self) -> list[dict[str, Any]]:
+        if self._train is None:
+            self._train = self._load("train")
+            if not self._train:
+                raise ConfigError(f"{self.path}: no training videos (use a larger corpus)")
+        return self._train
+
+    @property
+    def test(self) -> list[dict[str, Any]]:
+        if self._test is None:
+            self._test = self._load("test", self.test_limit)
+            if not self._test:
+                raise ConfigError(f"{self.path}: no test videos (use a larger corpus)")
+        return self._test
+
+
+# --- the comparison ----------------------------------------------------------------------------
+
+
+class Comparison:
+    """Runs a :class:`CompareConfig` in a cache folder; see the module docstring."""
+
+    def __init__(self, config: CompareConfig, cache: str | Path, progress: bool = True, quiet: bool = False, corpus: Any = None):
+        self.config = config
+        self.cache = Path(cache)
+        self.progress = progress
+        self.log = _Log(quiet)
+        self._corpus = corpus
+        self.stages: list[dict[str, Any]] = []
+        self._teacher_base: tuple[Path, str] | None = None
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _stage(self, what: str, B: int | None, status: str, seconds: float, path: Path | None = None) -> None:  # noqa: N803
+        self.stages.append({"stage": what, "B": B, "status": status, "seconds": round(seconds, 2), "path": None if path is None else str(path)})
+        self.log(f"{what}{'' if B is None else f' B={B}'}: {status} ({seconds:.1f} s)")
+
+    @property
+    def corpus(self):
+        if self._corpus is None:
+            self._corpus = open_corpus(self.config.corpus)
+        return self._corpus
+
+    def captioner_config(self, B: int):  # noqa: N803
+        from snapcap.caption.registry import captioner_preset, teacher_image_size
+        from snapcap.caption.train import TINY_CAPTIONER
+
+        cfg = self.config
+        if cfg.captioner == "tiny":
+            config = replace(TINY_CAPTIONER, B=B, T=cfg.T, decoder=dict(TINY_CAPTIONER.decoder, max_prefix=max(int(TINY_CAPTIONER.decoder.get("max_prefix", 16)), cfg.T)))
+        else:
+            config = captioner_preset(cfg.captioner, B=B, T=cfg.T)
+        image = teacher_image_size(config.teacher)
+        if image != cfg.size:
+            raise ConfigError(f"--size {cfg.size}: the {cfg.captioner} captioner's teacher ({config.teacher}) works at {image}x{image}; use --size {image}")
+        return config
+
+    def training(self):
+        from snapcap.caption.train import TINY_TRAINING, CaptionTrainConfig
+
+        cfg = self.config
+        base = TINY_TRAINING if cfg.captioner == "tiny" else CaptionTrainConfig()
+        return replace(base, **dict(cfg.training), seed=cfg.seed, device=cfg.device)
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def data(self, B: int) -> _Data:  # noqa: N803
+        from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
+
+        cfg = self.config
+        config = DatasetConfig(
+            B=B, T=cfg.T, size=(cfg.size, cfg.size), gray=cfg.gray, bayer=cfg.bayer, mask=cfg.mask,
+            mask_seed=cfg.mask_seed, noise=cfg.noise, noise_seed=cfg.noise_seed, store_frames=True,
+        )
+        corpus = self.corpus
+        describe = corpus.describe()
+        key = content_hash("data", config.to_dict(), describe)
+        path = self.cache / "data" / f"B{B:02d}-{key}.h5"
+        start = time.perf_counter()
+        done = False
+        if path.is_file():
+            try:
+                done = bool(dataset_info(path).get("complete", False))
+            except Exception:  # noqa: BLE001 - damaged: remade below (make_dataset resumes or refuses)
+                done = False
+        if done:
+            self._stage("dataset", B, "reused", time.perf_counter() - start, path)
+        else:
+            items = corpus.select("train") + corpus.select("test")
+            if not items:
+                raise ConfigError(f"corpus {corpus.name}: no train or test videos")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            report = make_dataset(corpus, path, config, items=items, progress=self.progress)
+            skipped = getattr(report, "skipped", None)
+            self._stage("dataset", B, f"simulated ({len(items)} videos" + (f", {len(skipped)} unreadable skipped" if skipped else "") + ")", time.perf_counter() - start, path)
+        return _Data(path, key, config, cfg.test_limit)
+
+    def teacher(self, B: int, data: Callable[[int], _Data]) -> tuple[Path, str]:  # noqa: N803
+        """(teacher.pt for this B, its key); the tower is trained once at ``teacher_B``."""
+        from snapcap.caption.train import adapt_teacher, train_teacher
+
+        cfg = self.config
+        training = self.training()
+        if self._teacher_base is None:
+            base_b = cfg.teacher_B
+            base_data = data(base_b)
+            captioner = self.captioner_config(base_b)
+            key = content_hash("teacher", base_data.key, captioner.to_dict(), training.to_dict())
+            folder = self.cache / "models" / f"teacher-B{base_b:02d}-{key}"
+            path = folder / "teacher.pt"
+            start = time.perf_counter()
+            if path.is_file():
+                self._stage("teacher", base_b, "reused", time.perf_counter() - start, path)
+            else:
+                self.log(f"teacher B={base_b}: training ({len(base_data.train)} videos)")
+                train_teacher(base_data.train, folder, captioner, training, progress=self.progress)
+                self._stage("teacher", base_b, "trained", time.perf_counter() - start, path)
+            self._teacher_base = (path, key)
+        base_path, base_key = self._teacher_base
+        if B == cfg.teacher_B:
+            return base_path, base_key
+        this = data(B)
+        key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, training.to_dict())
+        folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
+        path = folder / "teacher.pt"
+        start = time.perf_counter()
+        if path.is_file():
+            self._stage("teacher (adapted)", B, "reused", time.perf_counter() - start, path)
+        else:
+            adapt_teacher(this.train, base_path, folder, training, head_epochs=cfg.adapt_epochs, progress=self.progress)
+            self._stage("teacher (adapted)", B, f"projector + decoder retrained from the B={cfg.teacher_B} tower", time.perf_counter() - start, path)
+        return path, key
+
+    def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:  # noqa: N803
+        from snapcap.caption.train import train_student
+
+        training = self.training()
+        key = content_hash("student", mode, teacher[1], data.key, training.to_dict())
+        folder = self.cache / "models" / f"{mode}-B{B:02d}-{key}"
+        path = folder / f"{mode}.pt"
+        start = time.perf_counter()
+        if path.is_file():
+            self._stage(mode, B, "reused", time.perf_counter() - start, path)
+        else:
+            train_student(data.train, teacher[0], folder, mode, training, progress=self.progress)
+            self._stage(mode, B, "trained", time.perf_counter() - start, path)
+        return path, key
+
+    def unfold(self, B: int, data: _Data) -> tuple[Path, str]:  # noqa: N803
+        from snapcap.recon.nets.unfold import UNFOLD_PRESETS
+        from snapcap.recon.train import TrainReconConfig, train_recon
+
+        cfg = self.config
+        spec = dict(cfg.unfold)
+        preset = spec.pop("preset", "tiny")
+        if preset not in UNFOLD_PRESETS:
+            raise ConfigError(f"unfold preset {preset!r}: expected one of {', '.join(UNFOLD_PRESETS)}")
+        spec.setdefault("patch", cfg.size)
+        spec["patch"] = min(int(spec["patch"]), cfg.size)
+        train_config = TrainReconConfig(model=replace(UNFOLD_PRESETS[preset], B=B), seed=cfg.seed, device=cfg.device, **spec)
+        key = content_hash("unfold", data.key, train_config.to_dict())
+        folder = self.cache / "models" / f"unfold-B{B:02d}-{key}"
+        path = folder / "model.pt"
+        start = time.perf_counter()
+        if path.is_file():
+            self._stage("unfold", B, "reused", time.perf_counter() - start, path)
+        else:
+            train_recon(data.train, folder, train_config, progress=self.progress)
+            self._stage("unfold", B, f"trained ({train_config.steps} steps)", time.perf_counter() - start, path)
+        return path, key
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    def recon_params(self, method: str, unfold: tuple[Path, str] | None) -> dict[str, Any]:
+        params = dict(self.config.recon_params.get(method, {}))
+        if method == "unfold" and unfold is not None:
+            params["checkpoint"] = str(unfold[0])
+        if method in ("pnp-ffdnet", "pnp-fastdvdnet") and not params.get("weights"):
+            raise ConfigError(f"two-stage:{method} needs the denoiser's checkpoint: --recon-param {method}:weights=PATH (snapcap downloads nothing)")
+        if self.config.device.startswith("cuda") and method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold"):
+            params.setdefault("device", self.config.device)
+        return params
+
+    def caption_row(self, pipeline: str, B: int, captioner, samples: list[dict[str, Any]], montage_ids: set[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:  # noqa: N803
+        """Caption every test video alone; time, memory and (two-stage) PSNR/SSIM."""
+        from tqdm.auto import tqdm
+
+        from snapcap.caption.evaluate import MemoryMeter
+        from snapcap.recon.metrics import mean_psnr, mean_ssim
+
+        beam = self.config.beam
+        captioner.caption(samples[0], beam_size=beam)  # warm-up: lazy initialisation is not timed
+        predictions, references, totals, recons, psnrs, ssims = {}, {}, [], [], [], []
+        recon_frames: dict[str, np.ndarray] = {}
+        meter = MemoryMeter(captioner.device).start()
+        try:
+            for sample in tqdm(samples, desc=f"B={B} {pipeline}", unit="video", disable=not self.progress, leave=False):
+                text = captioner.caption(sample, beam_size=beam)[0]
+                video_id = str(sample.get("video_id"))
+                predictions[video_id] = text
+                references[video_id] = [str(c) for c in sample.get("captions", []) if str(c).strip()]
+                totals.append(1000.0 * captioner.timings["total"])
+                recons.append(1000.0 * captioner.timings["recon"])
+                if captioner.two_stage and sample.get("frames") is not None:
+                    frames = captioner.model.last_frames[0].numpy()
+                    truth = np.asarray(sample["frames"], dtype=np.float32)
+                    if frames.shape == truth.shape:
+                        axis = -1 if truth.shape[-1] == 3 and truth.ndim == 5 else None
+                        flat = (-1,) + truth.shape[-3:] if axis is not None else (-1,) + truth.shape[-2:]
+                        psnrs.append(mean_psnr(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
+                        ssims.append(mean_ssim(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
+                    if video_id in montage_ids:
+                        recon_frames[video_id] = frames[0]
+        finally:
+            memory = meter.stop()
+        total = statistics.fmean(totals)
+        recon = statistics.fmean(recons)
+        row = {
+            "pipeline": pipeline,
+            "label": label_of(pipeline),
+            "B": int(B),
+            "T": int(self.config.T),
+            "videos": len(predictions),
+            "predictions": predictions,
+            "references": references,
+            "recon_ms": recon if captioner.two_stage else None,
+            "caption_ms": total - recon,
+            "total_ms": total,
+            "total_ms_median": statistics.median(totals),
+            "peak_rss_mb": memory.get("peak_rss_mb"),
+            "peak_rss_increase_mb": memory.get("peak_rss_increase_mb"),
+            "peak_cuda_mb": memory.get("peak_cuda_mb"),
+            "memory_method": memory.get("host_method"),
+            "psnr": statistics.fmean(psnrs) if psnrs else None,
+            "ssim": statistics.fmean(ssims) if ssims else None,
+            "device": captioner.device,
+            "beam": beam,
+            "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
+            "notes": [],
+        }
+        return row, recon_frames
+
+    # -- the whole run ------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from snapcap.caption.registry import Captioner, create_captioner
+
+        cfg = self.config
+        began = time.perf_counter()
+        if cfg.threads:
+            import torch
+
+            torch.set_num_threads(int(cfg.threads))
+        datasets: dict[int, _Data] = {}
+
+        def data(B: int) -> _Data:  # noqa: N803
+            if B not in datasets:
+                datasets[B] = self.data(B)
+            return datasets[B]
+
+        rows: list[dict[str, Any]] = []
+        scorer = _Scorer(cfg.metrics)
+        montage: dict[str, Any] = {}
+        try:
+            order = [cfg.teacher_B] + [b for b in cfg.B if b != cfg.teacher_B] if cfg.teacher_B in cfg.B else list(cfg.B)
+            for B in order:  # noqa: N806
+                this = data(B)
+                teacher = self.teacher(B, data)
+                models: dict[str, tuple[Path, str]] = {"teacher": teacher}
+                for mode in cfg.students:
+                    models[mode] = self.student(mode, B, this, teacher)
+                unfold = self.unfold(B, this) if "unfold" in cfg.recon else None
+                montage_ids: set[str] = set()
+                if B == cfg.reference_B and cfg.montage_videos > 0:
+                    montage_ids = {str(s["video_id"]) for s in this.test[: cfg.montage_videos]}
+                    montage = {"B": B, "samples": this.test[: cfg.montage_videos], "recon": {}, "captions": {}}
+                for pipeline in cfg.pipelines():
+                    if pipeline.startswith("two-stage:"):
+                        method = pipeline.split(":", 1)[1]
+                        params = self.recon_params(method, unfold)
+                        model_key = content_hash(teacher[1], method, {k: v for k, v in params.items() if k != "checkpoint"}, unfold[1] if method == "unfold" and unfold else None)
+                    else:
+                        params = None
+                        model_key = models[pipeline][1]
+                    row_key = content_hash("row", pipeline, model_key, this.key, cfg.test_limit, cfg.beam, cfg.device)
+                    row_path = self.cache / "rows" / f"{_slug(pipeline)}-B{B:02d}-{row_key}.json"
+                    recon_path = row_path.with_suffix(".recon.npz")
+                    row = _read_json(row_path)
+                    start = time.perf_counter()
+                    if row is not None and (not montage_ids or not pipeline.startswith("two-stage:") or recon_path.is_file()):
+                        status = "reused"
+                    else:
+                        scorer.wait_idle()  # latencies measured with nothing else running
+                        if pipeline in models and pipeline != "teacher":
+                            captioner = create_captioner(pipeline, {pipeline: models[pipeline][0]}, device=cfg.device)
+                        elif pipeline == "teacher":
+                            captioner = create_captioner("teacher", {"teacher": teacher[0]}, device=cfg.device)
+                        else:
+                            captioner = create_captioner(pipeline, {"teacher": teacher[0]}, recon_params=params, device=cfg.device)
+                        assert isinstance(captioner, Captioner)
+                        row, recon_frames = self.caption_row(pipeline, B, captioner, this.test, montage_ids)
+                        row["row_key"], row["model_key"], row["dataset"] = row_key, model_key, str(this.path)
+                        if recon_frames:
+                            tmp = recon_path.with_name(f".{recon_path.name}.tmp.npz")
+                            np.savez_compressed(tmp, **{_slug(k): v for k, v in recon_frames.items()})
+                            os.replace(tmp, recon_path)
+                        _write_json(row_path, row)
+                        status = f"captioned {row['videos']} videos, {row['total_ms']:.1f} ms per video"
+                    if set(row.get("scored_metrics", [])) != set(cfg.metrics):
+                        scorer.submit(row_path, row)
+                    rows.append({"path": row_path, "row": row})
+                    self._stage(f"row {pipeline}", B, status, time.perf_counter() - start, row_path)
+                    if montage_ids:
+                        montage["captions"][pipeline] = {vid: row["predictions"].get(vid, "") for vid in montage_ids}
+                        if pipeline.startswith("two-stage:") and recon_path.is_file():
+                            with np.load(recon_path) as stored:
+                                montage["recon"][pipeline] = {vid: stored[_slug(vid)] for vid in montage_ids if _slug(vid) in stored}
+                if B != cfg.teacher_B:
+                    datasets.pop(B, None)  # free the frames of this B
+            self.log("waiting for the caption metrics")
+            scorer.wait_idle()
+        finally:
+            scorer.close()
+        finished = []
+        for entry in rows:
+            stored = _read_json(entry["path"]) or entry["row"]
+            stored.pop("references", None)
+            finished.append(stored)
+        return {
+            "config": dict(cfg.to_dict(), teacher_B=cfg.teacher_B, reference_B=cfg.reference_B, pipelines=cfg.pipelines()),
+            "rows": finished,
+            "stages": self.stages,
+            "wall_s": round(time.perf_counter() - began, 1),
+            "montage": montage,
+            "cache": str(self.cache),
+        }
+
+
+def open_corpus(spec: dict[str, Any] | Any):
+    """A corpus from the comparison's corpus spec (``kind`` and its arguments)."""
+    from snapcap.datasets import corpora
+
+    spec = dict(spec)
+    kind = spec.get("kind", "synthetic")
+
+    def need(name: str) -> Any:
+        value = spec.get(name)
+        if not value:
+            raise ConfigError(f"--corpus {kind} needs --{name.replace('_', '-')}")
+        return value
+
+    if kind == "synthetic":
+        from snapcap.datasets.synthetic import SyntheticCorpus
+
+        return SyntheticCorpus(num_videos=int(spec.get("num_videos", 400)), seed=int(spec.get("seed", 0)))
+    if kind == "msrvtt":
+        return corpora.MSRVTT(need("root"), annotations=spec.get("annotations") or None)
+    if kind == "msvd":
+        return corpora.MSVD(need("root"), captions=spec.get("captions"), mapping=spec.get("mapping"))
+    if kind == "folder":
+        return corpora.VideoFolder(need("root"), captions=spec.get("captions"))
+    raise ConfigError(f"--corpus: unknown kind {kind!r}; expected synthetic, msrvtt, msvd or folder")
+
+
+def run_compare(config: CompareConfig, out: str | Path, cache: str | Path | None = None, progress: bool = True, quiet: bool = False) -> dict[str, Any]:
+    """Run a comparison and write its report into ``out``; returns the results (as results.json).
+
+    ``cache`` (default ``out/cache``) holds datasets, models and evaluated rows by content hash;
+    point several runs at one cache to share their work.
+    """
+    from snapcap.compare.report import write_report
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataFileError(f"{out}: exists and is not a folder (--out is the report folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache) if cache is not None else out / "cache"
+    comparison = Comparison(config, cache, progress=progress, quiet=quiet)
+    results = comparison.run()
+    write_report(results, out)
+    from snapcap.compare.report import findings
+
+    results["findings"] = findings(results)
+    return results
