@@ -104,7 +104,9 @@ def test_list_captioners_and_presets():
 
     names = list_captioners()
     assert names[:5] == ["teacher", "snapcap", "baseline", "snapcap-reg-only", "snapcap-dis-only"]
-    assert names[5:] == [f"two-stage:{m}" for m in METHODS]
+    from snapcap.caption.zoo import zoo_names
+
+    assert names[5:] == [f"two-stage:{m}" for m in METHODS] + zoo_names()
     assert {"tiny", "paper"} <= set(CAPTIONER_PRESETS)
     paper = CAPTIONER_PRESETS["paper"]
     assert (paper.teacher, paper.pretrained, paper.train_encoder, paper.decoder["width"]) == ("ViT-B-16", "openai", False, 1024)
@@ -118,7 +120,7 @@ def test_list_captioners_and_presets():
 
 def test_unknown_name_and_missing_checkpoint(tmp_path):
     with pytest.raises(ConfigError) as info:
-        create_captioner("clip4caption", tmp_path)
+        create_captioner("no-such-captioner", tmp_path)
     assert "snapcap" in str(info.value) and "two-stage:gap-tv" in str(info.value)
     with pytest.raises(DataFileError, match="snapcap train teacher"):
         create_captioner("teacher", tmp_path)

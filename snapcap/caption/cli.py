@@ -20,6 +20,11 @@ is one (call it after the main CLI's ``train`` is added), else creates ``train``
     the teacher (``--teacher``, default ``<out>/teacher.pt``) and data at its B, T and image size.
     Runs under ``torchrun`` (DistributedDataParallel) as it is.
 
+``snapcap train clip4caption|clip4videocap|...``
+    The models of :mod:`snapcap.caption.zoo`, with the same data arguments; each writes
+    ``<out>/<name>.pt`` (and the data sidecar). ``--preset`` (default ``tiny``) and the
+    optimisation options default to the model's own settings; ``--help`` lists its options.
+
 ``snapcap caption INPUT --model PATH.pt``
     INPUT is a snapcap dataset file (``--samples 0:4``), a real capture (any layout of
     :func:`snapcap.hardware.load_capture`, with ``--mask`` when the file holds no masks), or a
@@ -189,7 +194,7 @@ def _captions_of(dataset: Any) -> list[list[str]]:
 # --- train ----------------------------------------------------------------------------------------
 
 
-def _add_train_arguments(parser: argparse.ArgumentParser, student: bool) -> None:
+def _add_train_arguments(parser: argparse.ArgumentParser, student: bool, zoo: Any = None) -> None:
     data = parser.add_argument_group("data (dataset files, or simulation on the fly)")
     data.add_argument("--data", type=Path, nargs="+", help="snapcap dataset file(s) with frames (default: simulate from --corpus)")
     data.add_argument("--split", default="train", choices=_SPLIT_CHOICES, help="split to train on (default train)")
@@ -202,8 +207,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser, student: bool) -> None
     data.add_argument("--paths", type=Path, nargs="*", help="benchmark .mat files")
     data.add_argument("--num-videos", type=int, default=200, help="synthetic corpus size (default 200)")
     data.add_argument("--corpus-seed", type=int, default=0)
-    data.add_argument("--B", type=int, default=None, help="frames per snapshot (default: the preset's 8" + (", or the teacher's)" if student else ")"))
-    data.add_argument("--T", type=int, default=None, help="snapshots per video (default: the preset's 8" + (", or the teacher's)" if student else ")"))
+    default_b = zoo.defaults.get("B", 8) if zoo is not None else 8
+    default_t = zoo.defaults.get("T", 8) if zoo is not None else 8
+    data.add_argument("--B", type=int, default=None, help=f"frames per snapshot (default: the preset's {default_b}" + (", or the teacher's)" if student else ")"))
+    data.add_argument("--T", type=int, default=None, help=f"snapshots per video (default: the preset's {default_t}" + (", or the teacher's)" if student else ")"))
     data.add_argument("--size", type=_size_type, default=None, help="frame size N or HxW for simulation (default: the teacher's image size)")
     data.add_argument("--gray", action="store_true", help="gray video (default: RGB through a Bayer mosaic)")
     data.add_argument("--bayer", default="RGGB", help="Bayer pattern of RGB video (default RGGB)")
@@ -212,6 +219,27 @@ def _add_train_arguments(parser: argparse.ArgumentParser, student: bool) -> None
     data.add_argument("--noise", default="none", help="noise spec, e.g. 'poisson:photons=1000+gaussian:sigma=0.01'")
     data.add_argument("--noise-seed", type=int, default=0)
     model = parser.add_argument_group("model and optimisation")
+    if zoo is not None:
+        model.add_argument("--preset", default="tiny", help="the model's preset (default tiny; see its documentation, e.g. paper)")
+        model.add_argument("--pretrained", default=None, help="override the preset's open_clip pretrained tag ('none': random initialisation)")
+        model.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
+        model.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+        model.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+        model.add_argument("--warmup-epochs", type=int, default=None, help="linear warm-up epochs (default: the preset's)")
+        model.add_argument("--min-count", type=int, default=1, help="vocabulary: keep words seen at least this often")
+        model.add_argument("--seed", type=int, default=0)
+        model.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        model.add_argument("--checkpoint-every", type=int, default=50, help="steps between resumable checkpoints")
+        model.add_argument("--no-progress", action="store_true", help="no progress bars")
+        try:
+            extra = zoo.arguments_fn()
+        except ConfigError as exc:  # a broken plug-in must not take the whole command line down
+            parser.set_defaults(zoo_error=str(exc))
+            extra = None
+        if extra is not None:
+            extra(parser.add_argument_group(f"{zoo.name} options"))
+        parser.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+        return
     if student:
         model.add_argument("--teacher", type=Path, default=None, help="the trained teacher (default: OUT/teacher.pt)")
     else:
@@ -238,6 +266,13 @@ def add_train_verbs(what: argparse._SubParsersAction) -> None:
             "Writes OUT/teacher.pt." if mode is None else f"Needs the teacher (--teacher, default OUT/teacher.pt); writes OUT/{mode}.pt."))
         _add_train_arguments(parser, student=mode is not None)
         parser.set_defaults(func=_cmd_train_caption, captioner=verb)
+    from snapcap.caption.zoo import zoo_model, zoo_names
+
+    for name in zoo_names():
+        spec = zoo_model(name)
+        parser = what.add_parser(name, help=spec.help, description=spec.help + (". " + spec.description if spec.description else ""))
+        _add_train_arguments(parser, student=False, zoo=spec)
+        parser.set_defaults(func=_cmd_train_zoo, captioner=name)
 
 
 def _teacher_config(path: Path):
@@ -419,6 +454,43 @@ def _cmd_train_caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_zoo(args: argparse.Namespace) -> int:
+    """``snapcap train NAME`` of a :mod:`snapcap.caption.zoo` model."""
+    from snapcap.caption.zoo import zoo_model
+
+    spec = zoo_model(args.captioner)
+    if getattr(args, "zoo_error", None):
+        raise ConfigError(args.zoo_error)
+    device = args.device
+    if device.startswith("cuda") and "LOCAL_RANK" in os.environ and device == "cuda":
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    _check_device(device)
+    for name in ("epochs", "batch_size", "checkpoint_every", "warmup_epochs", "min_count"):
+        value = getattr(args, name, None)
+        if value is not None and value < (0 if name == "warmup_epochs" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= {0 if name == 'warmup_epochs' else 1}, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr must be > 0, got {args.lr}")
+    options = {key: value for key, value in vars(args).items() if key not in ("func", "command", "what", "zoo_error")}
+    options["device"] = device
+    want_b = args.B or int(spec.defaults.get("B", 8))
+    want_t = args.T or int(spec.defaults.get("T", 4))
+    image = spec.size_for(options)
+    samples, description, data_config = _training_data(args, want_b, want_t, args.size or (image, image))
+    B, T, size = _data_shape(samples)  # noqa: N806
+    if args.data and (args.B is not None and args.B != B or args.T is not None and args.T != T):
+        raise ConfigError(f"--B {args.B} --T {args.T} do not match the data (B={B}, T={T}); leave them out with --data")
+    options.update(B=B, T=T, size=list(size))
+    out: Path = args.out
+    if _is_main_process():
+        _write_sidecar(out, spec.name, samples, description, data_config)
+    print(f"train {spec.name}: {len(samples)} video(s), B={B}, T={T}, {size[0]}x{size[1]} -> {out}", file=sys.stderr)
+    path = spec.train_fn()(samples, out, options, not args.no_progress)
+    if _is_main_process():
+        print(f"wrote {path}")
+    return 0
+
+
 # --- caption ------------------------------------------------------------------------------------
 
 
@@ -450,12 +522,12 @@ def _add_caption(sub: argparse._SubParsersAction) -> None:
 
 
 def _open_captioner(model: str, checkpoints: Path | None, recon: str | None, params: dict[str, Any] | None, device: str):
-    from snapcap.caption.registry import Captioner, create_captioner, list_captioners, load_captioner_file
+    from snapcap.caption.registry import Captioner, create_captioner, is_captioner_name, list_captioners, load_captioner_file
 
     _check_device(device)
     path = Path(model)
-    if model in list_captioners():
-        if checkpoints is None:
+    if is_captioner_name(model):
+        if checkpoints is None and not model.startswith("ensemble:"):
             raise ConfigError(f"--model {model}: a captioner name needs --checkpoints DIR (the training folder)")
         if recon:
             raise ConfigError("--recon goes with a teacher checkpoint; with a name use --model two-stage:METHOD")
@@ -650,7 +722,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="snapcap dataset file(s)")
     parser.add_argument("--split", default="test", choices=_SPLIT_CHOICES, help="split to evaluate (default test)")
     parser.add_argument("--limit", type=int, help="at most this many videos")
-    parser.add_argument("--model", nargs="+", required=True, help="captioner name(s) (teacher, snapcap, baseline, two-stage:gap-tv...) or checkpoint file(s)")
+    parser.add_argument("--model", nargs="+", required=True, help="captioner name(s) (teacher, snapcap, baseline, two-stage:gap-tv, clip4caption, "
+                        "ensemble:clip4caption+clip4videocap...) or checkpoint file(s)")
     parser.add_argument("--checkpoints", type=Path, help="the training folder holding teacher.pt, snapcap.pt... (needed with names)")
     parser.add_argument("--metrics", default="BLEU,METEOR,ROUGE-L,CIDEr", help="comma-separated (default BLEU,METEOR,ROUGE-L,CIDEr)")
     parser.add_argument("--tokenizer", default="auto", choices=["auto", "ptb", "regex"], help="caption tokenizer of the metrics (default auto: PTB when Java runs)")

@@ -16,7 +16,13 @@ per captioner, as ``snapcap train ...`` writes them::
 * ``snapcap``, ``baseline``, ``snapcap-reg-only``, ``snapcap-dis-only`` — coded snapshot and
   masks -> one-stage student (``kind == "snapshot"``);
 * ``two-stage:<method>`` — snapshot -> :mod:`snapcap.recon` method -> teacher (``kind ==
-  "snapshot"``), e.g. ``two-stage:gap-tv``.
+  "snapshot"``), e.g. ``two-stage:gap-tv``;
+* the models of :mod:`snapcap.caption.zoo` (``clip4caption``, ``clip4videocap``...: files
+  ``<folder>/<name>.pt`` from ``snapcap train <name> --out <folder>``), with their zoo kind;
+* ``ensemble:<a>+<b>+...[@metric]`` — CLIP4Caption's consensus ensemble of any of the above
+  (or checkpoint files): each video gets the member caption that scores best against the other
+  members' captions (:func:`snapcap.caption.clip4caption.ensemble_select`; metric ``cider``,
+  the default, or ``bleu4``).
 
 Example::
 
@@ -41,6 +47,7 @@ __all__ = [
     "STUDENT_NAMES",
     "Captioner",
     "list_captioners",
+    "is_captioner_name",
     "create_captioner",
     "load_captioner_file",
     "captioner_preset",
@@ -99,7 +106,14 @@ def list_captioners() -> list[str]:
     """The names :func:`create_captioner` accepts."""
     from snapcap.recon.api import METHODS
 
-    return ["teacher", *STUDENT_NAMES, *(f"two-stage:{method}" for method in METHODS)]
+    from snapcap.caption.zoo import zoo_names
+
+    return ["teacher", *STUDENT_NAMES, *(f"two-stage:{method}" for method in METHODS), *zoo_names()]
+
+
+def is_captioner_name(name: str) -> bool:
+    """Whether ``name`` is a name :func:`create_captioner` takes (``ensemble:...`` included)."""
+    return name.startswith("ensemble:") or name in list_captioners()
 
 
 def teacher_image_size(name: str) -> int:
@@ -135,8 +149,10 @@ def captioner_preset(name: str, B: int | None = None, T: int | None = None, **ov
 
 
 def _train_command(name: str, folder: Path) -> str:
-    if name == "teacher":
-        return f"snapcap train teacher --out {folder}"
+    from snapcap.caption.zoo import is_zoo_name
+
+    if name == "teacher" or is_zoo_name(name):
+        return f"snapcap train {name} --out {folder}"
     return f"snapcap train {name} --teacher {folder / 'teacher.pt'} --out {folder}"
 
 
@@ -152,7 +168,12 @@ def checkpoint_file(name: str, checkpoints: str | Path | Mapping[str, Any]) -> P
     Raises:
         DataFileError: the file is missing (the message gives the command that makes it).
     """
-    stem = "teacher" if name == "teacher" or name.startswith("two-stage:") else STUDENT_NAMES[name]
+    from snapcap.caption.zoo import is_zoo_name
+
+    if is_zoo_name(name):
+        stem = name
+    else:
+        stem = "teacher" if name == "teacher" or name.startswith("two-stage:") else STUDENT_NAMES[name]
     key = "teacher" if stem == "teacher" else name
     if isinstance(checkpoints, Mapping):
         value = checkpoints.get(key, checkpoints.get(stem))
@@ -197,14 +218,20 @@ class Captioner:
             ``caption`` (total minus recon).
     """
 
-    def __init__(self, name: str, model: Any, config: CaptionerConfig, vocab: Any, checkpoint: Path | None = None, device: str = "cpu"):
+    def __init__(
+        self, name: str, model: Any, config: CaptionerConfig, vocab: Any, checkpoint: Path | None = None, device: str = "cpu", kind: str | None = None
+    ):
         self.name = name
         self.model = model
         self.config = config
         self.vocab = vocab
         self.checkpoint = checkpoint
         self.device = str(device)
-        self.kind = "frames" if name == "teacher" else "snapshot"
+        if kind is None:
+            from snapcap.caption.zoo import is_zoo_name, zoo_model
+
+            kind = "frames" if name == "teacher" else zoo_model(name).kind if is_zoo_name(name) else "snapshot"
+        self.kind = kind
         self.timings: dict[str, float] = {"total": 0.0, "recon": 0.0, "caption": 0.0}
 
     def __repr__(self) -> str:
@@ -228,6 +255,8 @@ class Captioner:
     def image_size(self) -> int:
         """The input size S the model works at (students need S x S measurements)."""
         model = self.model
+        if isinstance(getattr(model, "image_size", None), int):  # zoo models say it
+            return int(model.image_size)
         if hasattr(model, "student"):
             return int(model.student.config.image_size)
         teacher = model.teacher if hasattr(model, "teacher") else model
@@ -237,6 +266,8 @@ class Captioner:
     @property
     def needs_fixed_size(self) -> bool:
         """Whether the input must be exactly ``image_size`` (students; the teacher resizes)."""
+        if hasattr(self.model, "needs_fixed_size"):  # zoo models say it
+            return bool(self.model.needs_fixed_size)
         return self.kind == "snapshot" and not self.two_stage
 
     # -- captioning -----------------------------------------------------------------------------
@@ -358,10 +389,18 @@ class Captioner:
 def load_captioner_file(path: str | Path, device: str = "cpu", name: str | None = None) -> Captioner:
     """A :class:`Captioner` from one checkpoint file (``teacher.pt``, ``snapcap.pt``...)."""
     from snapcap.caption.train import load_captioner
+    from snapcap.caption.zoo import checkpoint_name, zoo_model
 
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such checkpoint; make one with `snapcap train teacher|snapcap|baseline ... --out {path.parent}`")
+    zoo_name = checkpoint_name(path)
+    if zoo_name is not None:
+        if name is not None and name != zoo_name:
+            raise ConfigError(f"{path}: holds the {zoo_name!r} captioner, not {name!r}")
+        spec = zoo_model(zoo_name)
+        model, config, vocab = spec.load_fn()(path, str(device))
+        return Captioner(zoo_name, model, config, vocab, checkpoint=path, device=str(device), kind=spec.kind)
     model, config, vocab = load_captioner(path, device=device)
     stored = getattr(model, "name", "teacher")
     registry_name = {mode: key for key, mode in STUDENT_NAMES.items()}.get(stored, stored)
@@ -380,7 +419,8 @@ def create_captioner(
 
     Args:
         name: ``teacher``, ``snapcap``, ``baseline``, ``snapcap-reg-only``,
-            ``snapcap-dis-only`` or ``two-stage:<method>`` (a :data:`snapcap.recon.api.METHODS` name).
+            ``snapcap-dis-only``, ``two-stage:<method>`` (a :data:`snapcap.recon.api.METHODS` name),
+            a zoo model (``clip4caption``...) or ``ensemble:<a>+<b>+...[@metric]``.
         checkpoints: the training folder (``teacher.pt``, ``snapcap.pt``...), a mapping name ->
             file, or the one ``.pt`` file of this captioner (the teacher's for two-stage).
         recon_params: two-stage only: the reconstruction method's parameters (a dict of
@@ -393,6 +433,10 @@ def create_captioner(
     """
     from snapcap.caption.models import TwoStageCaptioner
 
+    if name.startswith("ensemble:"):
+        from snapcap.caption.clip4caption import create_ensemble
+
+        return create_ensemble(name, checkpoints, recon_params=recon_params, device=device)
     known = list_captioners()
     if name not in known:
         raise ConfigError(f"unknown captioner {name!r}; expected one of {', '.join(known)}")
