@@ -1,0 +1,946 @@
+"""VCCV: video captioning in compressed video (I-frames + residuals, residuals-assisted encoder).
+
+The software-compression counterpart of a coded snapshot: where CACTI sums B frames into one
+snapshot, a codec keeps one I-frame per group of pictures (GOP) and the residuals of the others.
+VCCV captions from those. The model of the paper (Sec. III), end to end:
+
+* compression: the true video (``T·B`` frames) is coded as GOPs of ``gop_size`` frames (default
+  B, so one GOP per CACTI snapshot) by :func:`snapcap.datasets.gop.gop_inputs` (the
+  block-matching P-frame emulation, or a real codec's side data through PyAV); each GOP gives its
+  I-frame P_I and one residual frame P_r (the mean magnitude of its P-frames' residuals).
+* features (Eq. 1): V_I = CNN_I(P_I) ∈ R^{N×D_I×H×W} and A_r = CNN_r(P_r) ∈ R^{N×D_r×H×W}.
+  ``backbone="cnn"``: two small CNNs trained end to end with the captioner (no pretrained
+  weights offline); ``backbone="clip"``: V_I are the patch-token features of a frozen open_clip
+  ViT tower (:class:`snapcap.caption.teacher.ClipTeacher`; pretrained weights, or the tower of a
+  trained snapcap teacher checkpoint), computed once before training as the paper stores them;
+  CNN_r is then still trained end to end (the paper pre-trains a ResNet-18 on residuals).
+* residuals-assisted encoder (:class:`ResidualsAssistedEncoder`), at every decoding step t with
+  the decoder's previous hidden state h_{t−1}:
+
+  - pooling (Eqs. 3–7): V_I^c, A_r^c spatial means; V_I^conv = Conv1×1(V_I) (D_I -> D_r);
+    V_I^s, A_r^s channel means of V_I^conv and A_r;
+  - spatial attention module (:class:`SpatialAttention`, Eqs. 8–10):
+    α_R = tanh(E(W_t h_{t−1}) + W_I V_I^s + W_r A_r^s), A_R = softmax over H×W,
+    F_R^att = Σ_{h,w} A_R ⊙ V_I^conv (the paper also divides by H·W, a constant that the next
+    linear map absorbs: left out);
+  - temporal gate module (:class:`TemporalGate`, Eqs. 11–12):
+    G = σ(w_Gᵀ (W_Gt h_{t−1} + W_Gr A_r^c + W_GI V_I^c)) ∈ R^N,
+    F_G^att = G ⊙ W_GR F_R^att + (1 − G) ⊙ W_GI' V_I^c;
+  - then the mean over the N GOPs, a linear map, ReLU and dropout: the visual representation.
+
+* decoder (:class:`LstmDecoder`, Eqs. 13–14): h_t, c_t = LSTM([F_G^att; x_{t−1}], (h_{t−1},
+  c_{t−1})), a linear layer and softmax over the vocabulary; cross-entropy with teacher forcing;
+  greedy decoding or beam search (paper: beam 5). Vocabulary min count 3, captions cut at 50
+  tokens (the paper's settings, :data:`VCCV_DEFAULTS`).
+
+Variants (the paper's Table I rows): ``rae`` (full), ``rae-no-gate``, ``rae-no-gate-no-residuals``
+and ``iframe`` (Mean Pool of the I-frame features into the LSTM).
+
+Entry points: :func:`train_vccv` (resumable, DDP-capable through
+:func:`snapcap.caption.train.fit`) writes ``<out>/vccv.pt``; :func:`load_vccv` reads it back as
+``(model, config, vocab)``; ``model.caption(frames, method=..., beam_size=...)`` returns token
+ids per video.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snapcap.errors import ConfigError, DataFileError, DTypeError, InvalidValueError, ShapeError
+
+__all__ = [
+    "VARIANTS",
+    "VCCV_DEFAULTS",
+    "VCCV_PRESETS",
+    "VccvConfig",
+    "VccvTrainConfig",
+    "FrameCNN",
+    "ClipGridFeatures",
+    "SpatialAttention",
+    "TemporalGate",
+    "ResidualsAssistedEncoder",
+    "LstmDecoder",
+    "VccvCaptioner",
+    "vccv_preset",
+    "train_vccv",
+    "load_vccv",
+    "CHECKPOINT_KIND",
+]
+
+VARIANTS = ("rae", "rae-no-gate", "rae-no-gate-no-residuals", "iframe")
+"""The paper's model variants (Table I): full RAE, without the temporal gate, without the gate
+and the residuals, and the I-frame Mean Pool baseline."""
+
+VCCV_DEFAULTS = {"min_count": 3, "max_length": 50, "beam_size": 5}
+"""The paper's text settings: vocabulary min count, longest caption in tokens, beam size."""
+
+CHECKPOINT_KIND = "snapcap-vccv"
+_PAD, _BOS, _EOS = 0, 1, 2
+
+
+def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise InvalidValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class VccvConfig:
+    """The VCCV architecture and its compression settings (stored in the checkpoint).
+
+    Attributes:
+        B, T: frames per group and groups per video of the data (``T·B`` frames a video).
+        gop_size: frames per GOP (None: B, one GOP per CACTI snapshot).
+        block_size, search_range: the emulated encoder's motion search.
+        residual_reduction: how a GOP's residuals make one frame (see
+            :func:`snapcap.datasets.gop.gop_inputs`).
+        source: ``"emulated"`` or ``"codec"`` (PyAV side data; falls back to the emulation
+            with a note when PyAV is missing).
+        image_size: I-frames and residuals are resized to image_size × image_size (``clip``:
+            the tower's own size).
+        backbone: ``"cnn"`` (CNN_I trained end to end) or ``"clip"`` (a frozen open_clip ViT).
+        clip_model, clip_pretrained, clip_checkpoint: the ViT of ``backbone="clip"``
+            (:meth:`ClipTeacher.create` arguments; a checkpoint may be a snapcap ``teacher.pt``).
+        image_widths: CNN_I stage widths (each stage halves the size); D_I is the last.
+        residual_widths: CNN_r stage widths; D_r is the last. Its number of stages follows the
+            feature grid of CNN_I.
+        gate_dim: the width of the temporal gate's hidden sum (Eq. 11).
+        visual_dim: the visual representation fed to the LSTM (paper 2048).
+        embed_dim: word embeddings (paper 500). hidden_dim: LSTM state (paper 512).
+        dropout: on the visual representation and the LSTM output (paper 0.5).
+        variant: one of :data:`VARIANTS`.
+        max_length: longest caption in tokens, BOS and EOS included (paper 50).
+        vocab_size: set from the vocabulary.
+    """
+
+    B: int = 8  # noqa: N815
+    T: int = 4  # noqa: N815
+    gop_size: int | None = None
+    block_size: int = 8
+    search_range: int = 4
+    residual_reduction: str = "mean-abs"
+    source: str = "emulated"
+    image_size: int = 64
+    backbone: str = "cnn"
+    clip_model: str = "snapcap-tiny-vit"
+    clip_pretrained: str | None = None
+    clip_checkpoint: str | None = None
+    image_widths: tuple[int, ...] = (16, 32, 64)
+    residual_widths: tuple[int, ...] = (8, 16, 32)
+    gate_dim: int = 64
+    visual_dim: int = 128
+    embed_dim: int = 64
+    hidden_dim: int = 128
+    dropout: float = 0.5
+    variant: str = "rae"
+    max_length: int = 50
+    vocab_size: int = 0
+
+    def __post_init__(self) -> None:
+        from snapcap.datasets.gop import RESIDUAL_REDUCTIONS
+
+        for name in ("B", "T", "block_size", "image_size", "gate_dim", "visual_dim", "embed_dim", "hidden_dim"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("search_range", self.search_range, 0)
+        _check_positive("vocab_size", self.vocab_size, 0)
+        if self.gop_size is not None:
+            _check_positive("gop_size", self.gop_size)
+        if _check_positive("max_length", self.max_length, 3) < 3:
+            raise InvalidValueError(f"max_length must be >= 3, got {self.max_length}")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.backbone not in ("cnn", "clip"):
+            raise ConfigError(f"backbone must be 'cnn' or 'clip', got {self.backbone!r}")
+        if self.residual_reduction not in RESIDUAL_REDUCTIONS:
+            raise ConfigError(f"residual_reduction must be one of {', '.join(RESIDUAL_REDUCTIONS)}, got {self.residual_reduction!r}")
+        if self.source not in ("emulated", "codec"):
+            raise ConfigError(f"source must be 'emulated' or 'codec', got {self.source!r}")
+        for name in ("image_widths", "residual_widths"):
+            widths = tuple(getattr(self, name))
+            if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in widths):
+                raise InvalidValueError(f"{name} must be a non-empty sequence of positive integers, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, tuple(int(w) for w in widths))
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise InvalidValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def gop(self) -> int:
+        """Frames per GOP actually used."""
+        return int(self.gop_size or self.B)
+
+    @property
+    def num_gops(self) -> int:
+        return math.ceil(self.T * self.B / self.gop)
+
+    @property
+    def use_residuals(self) -> bool:
+        return self.variant in ("rae", "rae-no-gate")
+
+    @property
+    def use_gate(self) -> bool:
+        return self.variant == "rae"
+
+    @property
+    def attention(self) -> bool:
+        return self.variant != "iframe"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["image_widths"], data["residual_widths"] = list(self.image_widths), list(self.residual_widths)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VccvConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown VCCV config field(s) {unknown}; expected some of {sorted(known)}")
+        values = dict(data)
+        for name in ("image_widths", "residual_widths"):
+            if name in values and not isinstance(values[name], tuple):
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+VCCV_PRESETS: dict[str, VccvConfig] = {
+    # CPU-trainable in about a minute on the procedural corpus (64 x 64, T = 4 GOPs).
+    "tiny": VccvConfig(),
+    # The paper's sizes (ResNet-152 features 2048 x 7 x 7 there; here a frozen CLIP ViT-B/16,
+    # 768 x 14 x 14), word embedding 500, LSTM 512, visual representation 2048.
+    "paper": VccvConfig(
+        image_size=224, backbone="clip", clip_model="ViT-B-16", clip_pretrained="openai", residual_widths=(32, 64, 128, 256),
+        gate_dim=512, visual_dim=2048, embed_dim=500, hidden_dim=512, T=8,
+    ),
+}
+"""Named VCCV architectures (B and T are set from the data)."""
+
+
+def vccv_preset(name: str = "tiny", **overrides: Any) -> VccvConfig:
+    """A copy of :data:`VCCV_PRESETS` ``[name]`` with fields replaced.
+
+    Raises:
+        ConfigError: unknown preset or field.
+    """
+    if name not in VCCV_PRESETS:
+        raise ConfigError(f"unknown VCCV preset {name!r}; expected one of {', '.join(VCCV_PRESETS)}")
+    known = {f.name for f in fields(VccvConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown VCCV config field(s) {unknown}; expected some of {sorted(known)}")
+    return replace(VCCV_PRESETS[name], **overrides)
+
+
+@dataclass(frozen=True)
+class VccvTrainConfig:
+    """Optimisation settings. The paper: Adam, lr 1e-4, batch 8, dropout 0.5, on stored
+    pretrained features; here the CNNs train from scratch too, so the tiny default is lr 1e-3."""
+
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # Adam, as the paper (fit uses AdamW: no decay = Adam)
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.0
+    min_count: int = VCCV_DEFAULTS["min_count"]
+    max_length: int = VCCV_DEFAULTS["max_length"]
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 200
+    log_every: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- features ---------------------------------------------------------------------------------
+
+
+class FrameCNN(nn.Module):
+    """A small CNN: each stage a stride-2 3×3 conv and a ReLU (no normalisation: brightness and
+    contrast are information here).
+
+    ``(M, C_in, S, S)`` -> ``(M, widths[-1], S / 2^len(widths), S / 2^len(widths))``.
+    """
+
+    def __init__(self, in_channels: int, widths: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        self.body = nn.Sequential(*layers)
+        self.out_channels = channels
+        self.stages = len(tuple(widths))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ClipGridFeatures(nn.Module):
+    """Frozen open_clip ViT patch-token features: frames ``(M, H, W, 3)`` -> ``(M, width, h, w)``."""
+
+    def __init__(self, name: str, pretrained: str | None = None, checkpoint: str | None = None, device: str | torch.device = "cpu"):
+        super().__init__()
+        from snapcap.caption.teacher import ClipTeacher
+
+        self.teacher = ClipTeacher.create(name, pretrained=pretrained, checkpoint=checkpoint, device=device, frozen=True)
+        self.out_channels = int(self.teacher.visual.class_embedding.shape[0])
+        self.grid = tuple(int(g) for g in self.teacher.grid)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.teacher.image_size)
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        visual = self.teacher.visual
+        x = self.teacher.preprocess(frames)
+        x = visual.transformer(visual._embeds(x))
+        _, tokens = visual._pool(x)
+        count = tokens.shape[0]
+        return tokens.transpose(1, 2).reshape(count, self.out_channels, *self.grid).float()
+
+
+# --- the residuals-assisted encoder ------------------------------------------------------------
+
+
+class SpatialAttention(nn.Module):
+    """SAM (Eqs. 8–10): attention over the H×W locations of each I-frame, led by the residuals.
+
+    α_R = tanh(E(W_t h) + W_I V_I^s + W_r A_r^s); A_R = softmax_{H×W}(α_R);
+    F_R^att = Σ_{h,w} A_R ⊙ V_I^conv. W_I and W_r are linear maps over the H·W locations.
+    """
+
+    def __init__(self, hidden_dim: int, locations: int, use_residuals: bool = True):
+        super().__init__()
+        self.locations = int(locations)
+        self.w_t = nn.Linear(hidden_dim, locations)
+        self.w_i = nn.Linear(locations, locations, bias=False)
+        self.w_r = nn.Linear(locations, locations, bias=False) if use_residuals else None
+
+    def static(self, v_s: torch.Tensor, a_s: torch.Tensor | None) -> torch.Tensor:
+        """The h-independent part W_I V_I^s + W_r A_r^s: ``(b, N, S)`` maps -> ``(b, N, S)``."""
+        out = self.w_i(v_s)
+        if self.w_r is not None:
+            if a_s is None:
+                raise ShapeError("SpatialAttention built with residuals needs A_r^s")
+            out = out + self.w_r(a_s)
+        return out
+
+    def weights(self, static: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """A_R ``(b, N, S)``, summing to one over S."""
+        alpha = torch.tanh(self.w_t(hidden)[:, None, :] + static)
+        return torch.softmax(alpha, dim=-1)
+
+    def forward(self, v_conv: torch.Tensor, v_s: torch.Tensor, a_s: torch.Tensor | None, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """F_R^att ``(b, N, D_r)`` and A_R ``(b, N, S)`` from V_I^conv ``(b, N, S, D_r)``,
+        V_I^s, A_r^s ``(b, N, S)`` and h ``(b, hidden_dim)``."""
+        if v_conv.ndim != 4 or v_conv.shape[2] != self.locations:
+            raise ShapeError(f"V_I^conv must have shape (b, N, {self.locations}, D_r), got {tuple(v_conv.shape)}")
+        attention = self.weights(self.static(v_s, a_s), hidden)
+        return torch.einsum("bns,bnsd->bnd", attention, v_conv), attention
+
+
+class TemporalGate(nn.Module):
+    """TGM (Eqs. 11–12): how much each GOP's attended feature counts against its plain feature.
+
+    G = σ(w_Gᵀ (W_Gt h + W_Gr A_r^c + W_GI V_I^c)) ∈ (0, 1)^N;
+    F_G^att = G ⊙ W_GR F_R^att + (1 − G) ⊙ W_GI' V_I^c ∈ R^{N×D_I}.
+    """
+
+    def __init__(self, hidden_dim: int, image_dim: int, residual_dim: int, gate_dim: int, use_residuals: bool = True):
+        super().__init__()
+        self.w_gt = nn.Linear(hidden_dim, gate_dim)
+        self.w_gr = nn.Linear(residual_dim, gate_dim, bias=False) if use_residuals else None
+        self.w_gi = nn.Linear(image_dim, gate_dim, bias=False)
+        self.w_g = nn.Linear(gate_dim, 1)
+        self.w_out_attended = nn.Linear(residual_dim, image_dim)  # W_GR
+        self.w_out_plain = nn.Linear(image_dim, image_dim)  # W_GI' of Eq. 12
+
+    def static(self, v_c: torch.Tensor, a_c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W_Gr A_r^c + W_GI V_I^c, W_GI' V_I^c): the h-independent parts, ``(b, N, ·)``."""
+        gate = self.w_gi(v_c)
+        if self.w_gr is not None:
+            if a_c is None:
+                raise ShapeError("TemporalGate built with residuals needs A_r^c")
+            gate = gate + self.w_gr(a_c)
+        return gate, self.w_out_plain(v_c)
+
+    def gate(self, static_gate: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.w_g(static_gate + self.w_gt(hidden)[:, None, :]))
+
+    def forward(self, attended: torch.Tensor, v_c: torch.Tensor, a_c: torch.Tensor | None, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """F_G^att ``(b, N, D_I)`` and G ``(b, N)`` from F_R^att ``(b, N, D_r)``, V_I^c, A_r^c, h."""
+        static_gate, plain = self.static(v_c, a_c)
+        gate = self.gate(static_gate, hidden)
+        return gate * self.w_out_attended(attended) + (1 - gate) * plain, gate[..., 0]
+
+
+class ResidualsAssistedEncoder(nn.Module):
+    """RAE: V_I ``(b, N, D_I, H, W)``, A_r ``(b, N, D_r, H, W)`` and h_{t−1} -> ``(b, visual_dim)``.
+
+    :meth:`prepare` computes everything that does not depend on h once per video (Eqs. 3–7 and
+    the h-free terms of Eqs. 8 and 11); :meth:`step` adds h_{t−1} at each decoding step. The
+    variants of :data:`VARIANTS` drop the gate (F_G = W_GR F_R^att), the residuals (from
+    Eqs. 8 and 11), or everything but the mean-pooled I-frame features (``iframe``).
+    """
+
+    def __init__(self, image_dim: int, residual_dim: int, grid: tuple[int, int], hidden_dim: int, gate_dim: int, visual_dim: int, dropout: float, variant: str = "rae"):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        self.variant = variant
+        self.image_dim, self.residual_dim = int(image_dim), int(residual_dim)
+        self.grid = (int(grid[0]), int(grid[1]))
+        locations = self.grid[0] * self.grid[1]
+        use_residuals = variant in ("rae", "rae-no-gate")
+        self.use_residuals = use_residuals
+        self.attention = variant != "iframe"
+        self.use_gate = variant == "rae"
+        if self.attention:
+            self.reduce = nn.Conv2d(image_dim, residual_dim, 1)  # Eq. 5: D_I -> D_r
+            self.sam = SpatialAttention(hidden_dim, locations, use_residuals)
+            if self.use_gate:
+                self.tgm = TemporalGate(hidden_dim, image_dim, residual_dim, gate_dim, use_residuals)
+            else:
+                self.w_gr = nn.Linear(residual_dim, image_dim)
+        self.out = nn.Linear(image_dim, visual_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def _check(self, v_i: torch.Tensor, a_r: torch.Tensor | None) -> None:
+        if v_i.ndim != 5 or v_i.shape[2] != self.image_dim or tuple(v_i.shape[-2:]) != self.grid:
+            raise ShapeError(f"V_I must have shape (b, N, {self.image_dim}, {self.grid[0]}, {self.grid[1]}), got {tuple(v_i.shape)}")
+        if self.use_residuals:
+            if a_r is None:
+                raise ShapeError(f"the {self.variant!r} encoder needs the residual features A_r")
+            expected = (v_i.shape[0], v_i.shape[1], self.residual_dim, *self.grid)
+            if tuple(a_r.shape) != expected:
+                raise ShapeError(f"A_r must have shape {expected} (V_I is {tuple(v_i.shape)}), got {tuple(a_r.shape)}")
+
+    def prepare(self, v_i: torch.Tensor, a_r: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The h-independent context of a batch of videos (a dict of ``(b, ...)`` tensors)."""
+        self._check(v_i, a_r)
+        batch, count = v_i.shape[:2]
+        v_c = v_i.mean(dim=(-2, -1))  # Eq. 3
+        if not self.attention:
+            return {"pooled": v_c.mean(dim=1)}
+        v_conv = self.reduce(v_i.flatten(0, 1)).reshape(batch, count, self.residual_dim, -1)  # Eq. 5
+        v_s = v_conv.mean(dim=2)  # Eq. 6
+        a_flat = a_r.reshape(batch, count, self.residual_dim, -1) if self.use_residuals else None
+        a_s = a_flat.mean(dim=2) if a_flat is not None else None  # Eq. 7
+        a_c = a_flat.mean(dim=3) if a_flat is not None else None  # Eq. 4
+        context = {"v_conv": v_conv.transpose(2, 3).contiguous(), "attention": self.sam.static(v_s, a_s)}
+        if self.use_gate:
+            context["gate"], context["plain"] = self.tgm.static(v_c, a_c)
+        return context
+
+    @staticmethod
+    def select(context: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The context of the videos (rows) ``index``."""
+        return {key: value.index_select(0, index) for key, value in context.items()}
+
+    def step(self, context: dict[str, torch.Tensor], hidden: torch.Tensor, details: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The visual representation ``(b, visual_dim)`` for the decoder's previous state ``hidden``.
+
+        ``details``, when given, receives ``"attention"`` A_R ``(b, N, S)`` and ``"gate"`` G ``(b, N)``.
+        """
+        if not self.attention:
+            fused = context["pooled"]
+        else:
+            weights = self.sam.weights(context["attention"], hidden)
+            attended = torch.einsum("bns,bnsd->bnd", weights, context["v_conv"])
+            if self.use_gate:
+                gate = self.tgm.gate(context["gate"], hidden)
+                frames = gate * self.tgm.w_out_attended(attended) + (1 - gate) * context["plain"]
+                if details is not None:
+                    details["gate"] = gate[..., 0]
+            else:
+                frames = self.w_gr(attended)
+            if details is not None:
+                details["attention"] = weights
+            fused = frames.mean(dim=1)
+        return self.dropout(F.relu(self.out(fused)))
+
+    def forward(self, v_i: torch.Tensor, a_r: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
+        return self.step(self.prepare(v_i, a_r), hidden)
+
+
+# --- the LSTM decoder -------------------------------------------------------------------------
+
+
+class LstmDecoder(nn.Module):
+    """h_t, c_t = LSTM([F_G^att; x_{t−1}], (h_{t−1}, c_{t−1})); p(y_t) = softmax(Linear(dropout(h_t)))."""
+
+    def __init__(self, vocab_size: int, visual_dim: int, embed_dim: int, hidden_dim: int, dropout: float):
+        super().__init__()
+        if vocab_size < 4:
+            raise InvalidValueError(f"vocab_size must be >= 4 (the special tokens), got {vocab_size}")
+        self.vocab_size, self.hidden_dim = int(vocab_size), int(hidden_dim)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=_PAD)
+        self.cell = nn.LSTMCell(visual_dim + embed_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+
+    def initial_state(self, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(rows, self.hidden_dim, device=device)
+        return zeros, zeros.clone()
+
+    def forward(self, visual: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """One step: visual ``(b, visual_dim)``, previous tokens ``(b,)`` -> new state, logits ``(b, V)``."""
+        hidden, cell = self.cell(torch.cat([visual, self.embed(tokens)], dim=1), state)
+        return (hidden, cell), self.head(self.dropout(hidden))
+
+
+# --- the captioner ----------------------------------------------------------------------------
+
+
+def _to_video(frames: torch.Tensor) -> np.ndarray:
+    """``(T, B, H, W[, 3])`` floats in [0, 1] or uint8 -> ``(T·B, H, W, 3)`` uint8."""
+    array = frames.detach().cpu()
+    if array.dtype == torch.uint8:
+        video = array.numpy()
+    else:
+        video = np.round(array.float().clamp(0, 1).numpy() * 255.0).astype(np.uint8)
+    if video.ndim == 4:  # gray
+        video = np.repeat(video[..., None], 3, axis=-1)
+    return video.reshape((-1,) + video.shape[-3:])
+
+
+class VccvCaptioner(nn.Module):
+    """The whole VCCV model: compression, CNN_I / CNN_r, the RAE and the LSTM decoder.
+
+    Args:
+        config: its :class:`VccvConfig` (``vocab_size`` set).
+        device: where the networks live (also used to build a CLIP backbone).
+    """
+
+    def __init__(self, config: VccvConfig, device: str | torch.device = "cpu"):
+        super().__init__()
+        if config.vocab_size < 4:
+            raise ConfigError(f"VccvConfig.vocab_size must be set from the vocabulary (>= 4), got {config.vocab_size}")
+        self.config = config
+        if config.backbone == "clip":
+            self.clip = ClipGridFeatures(config.clip_model, config.clip_pretrained, config.clip_checkpoint, device=device)
+            self.image_cnn = None
+            image_dim, grid = self.clip.out_channels, self.clip.grid
+            self.input_size = self.clip.image_size
+        else:
+            self.clip = None
+            self.image_cnn = FrameCNN(3, config.image_widths)
+            image_dim = self.image_cnn.out_channels
+            size = config.image_size // 2 ** len(config.image_widths)
+            if size < 1 or config.image_size % 2 ** len(config.image_widths):
+                raise ConfigError(f"image_size {config.image_size} must be divisible by 2^{len(config.image_widths)} (one halving per CNN stage)")
+            grid = (size, size)
+            self.input_size = config.image_size
+        stages = int(round(math.log2(self.input_size / grid[0])))
+        if 2**stages * grid[0] != self.input_size:
+            raise ConfigError(f"the residual CNN cannot reach the {grid} feature grid from {self.input_size}x{self.input_size} by halvings")
+        widths = tuple(config.residual_widths)
+        widths = (widths + (widths[-1],) * stages)[:stages] if stages else widths[:0]
+        self.residual_cnn = FrameCNN(3, widths) if config.use_residuals else None
+        residual_dim = widths[-1] if widths else 3
+        self.grid = grid
+        self.encoder = ResidualsAssistedEncoder(image_dim, residual_dim, grid, config.hidden_dim, config.gate_dim, config.visual_dim, config.dropout, config.variant)
+        self.decoder = LstmDecoder(config.vocab_size, config.visual_dim, config.embed_dim, config.hidden_dim, config.dropout)
+        self.name = "vccv"
+        self.to(device)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.input_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.head.weight.device
+
+    # -- compression and features ---------------------------------------------------------------
+
+    def compress(self, frames: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The true video -> (I-frames, residual frames) of its GOPs, at the model's input size.
+
+        Args:
+            frames: ``(N, T, B, H, W[, 3])`` or ``(T, B, H, W[, 3])`` floats in [0, 1] or uint8
+                (tensor or array; gray replicated to RGB).
+
+        Returns:
+            ``(iframes, residuals)``, each ``(N, G, 3, S, S)`` float32 on the model's device;
+            I-frames in [0, 1], residuals on the same scale.
+        """
+        from snapcap.datasets.gop import gop_inputs
+
+        frames = _as_frames(frames)
+        config = self.config
+        iframes, residuals = [], []
+        for video in frames:
+            inputs = gop_inputs(_to_video(video), config.gop, config.block_size, config.search_range, config.residual_reduction, config.source)
+            iframes.append(torch.from_numpy(inputs.iframes))
+            residuals.append(torch.from_numpy(inputs.residuals))
+        return self._resize(torch.stack(iframes)), self._resize(torch.stack(residuals))
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, G, H, W, 3)`` -> ``(N, G, 3, S, S)`` on the device."""
+        count, gops = x.shape[:2]
+        x = x.to(self.device).permute(0, 1, 4, 2, 3).flatten(0, 1)
+        size = self.input_size
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x.reshape(count, gops, 3, size, size)
+
+    def image_features(self, iframes: torch.Tensor) -> torch.Tensor:
+        """V_I ``(N, G, D_I, h, w)`` of I-frames ``(N, G, 3, S, S)`` in [0, 1]."""
+        count, gops = iframes.shape[:2]
+        flat = iframes.flatten(0, 1)
+        if self.clip is not None:
+            features = self.clip(flat.permute(0, 2, 3, 1))
+        else:
+            features = self.image_cnn((flat - 0.5) / 0.25)
+        return features.reshape(count, gops, *features.shape[1:])
+
+    def residual_features(self, residuals: torch.Tensor) -> torch.Tensor | None:
+        """A_r ``(N, G, D_r, h, w)`` of residual frames ``(N, G, 3, S, S)`` (None without residuals)."""
+        if self.residual_cnn is None:
+            return None
+        count, gops = residuals.shape[:2]
+        features = self.residual_cnn(residuals.flatten(0, 1) * 4.0)
+        return features.reshape(count, gops, *features.shape[1:])
+
+    def context(self, iframes: torch.Tensor, residuals: torch.Tensor, image_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        v_i = self.image_features(iframes) if image_features is None else image_features.to(self.device)
+        return self.encoder.prepare(v_i, self.residual_features(residuals))
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def loss(self, iframes: torch.Tensor, residuals: torch.Tensor, captions: torch.Tensor, image_features: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Cross-entropy of the captions ``(N, L)`` (``[BOS, w..., EOS, PAD...]``) with teacher forcing (Eq. 14)."""
+        if captions.ndim != 2 or captions.shape[1] < 2 or captions.shape[0] != iframes.shape[0]:
+            raise ShapeError(f"captions must have shape ({iframes.shape[0]}, L >= 2), got {tuple(captions.shape)}")
+        context = self.context(iframes, residuals, image_features)
+        captions = captions.to(self.device)
+        state = self.decoder.initial_state(captions.shape[0], self.device)
+        logits = []
+        for position in range(captions.shape[1] - 1):
+            visual = self.encoder.step(context, state[0])
+            state, step_logits = self.decoder(visual, captions[:, position], state)
+            logits.append(step_logits)
+        stacked = torch.stack(logits, dim=1)
+        return F.cross_entropy(stacked.reshape(-1, stacked.shape[-1]), captions[:, 1:].reshape(-1), ignore_index=_PAD, label_smoothing=label_smoothing)
+
+    # -- generation ---------------------------------------------------------------------------------
+
+    def _advance(self, context, state, tokens):
+        visual = self.encoder.step(context, state[0])
+        return self.decoder(visual, tokens, state)
+
+    @staticmethod
+    def _logprobs(logits: torch.Tensor, words: int, min_length: int) -> torch.Tensor:
+        logprobs = torch.log_softmax(logits.double(), dim=-1)
+        logprobs[:, _PAD] = -math.inf
+        logprobs[:, _BOS] = -math.inf
+        if words < min_length:
+            logprobs[:, _EOS] = -math.inf
+        return logprobs
+
+    def _max_words(self, max_length: int | None, min_length: int) -> int:
+        limit = self.config.max_length
+        max_length = limit if max_length is None else max_length
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
+            raise InvalidValueError(f"max_length must be an int in [3, {limit}] (tokens incl. BOS and EOS), got {max_length!r}")
+        if isinstance(min_length, bool) or not isinstance(min_length, int) or not 0 <= min_length <= max_length - 2:
+            raise InvalidValueError(f"min_length must be an int in [0, max_length - 2 = {max_length - 2}] words, got {min_length!r}")
+        return max_length - 2
+
+    def greedy(self, context: dict[str, torch.Tensor], max_words: int, min_length: int = 1) -> list[list[int]]:
+        rows = next(iter(context.values())).shape[0]
+        state = self.decoder.initial_state(rows, self.device)
+        tokens = torch.full((rows,), _BOS, dtype=torch.long, device=self.device)
+        done = torch.zeros(rows, dtype=torch.bool, device=self.device)
+        chosen = []
+        for step in range(max_words):
+            state, logits = self._advance(context, state, tokens)
+            best = self._logprobs(logits, step, min_length).argmax(dim=-1)
+            best = torch.where(done, torch.full_like(best, _EOS), best)
+            chosen.append(best)
+            done = done | (best == _EOS)
+            if bool(done.all()):
+                break
+            tokens = best
+        sequences = torch.stack(chosen, dim=1).tolist() if chosen else [[] for _ in range(rows)]
+        return [seq[: seq.index(_EOS)] if _EOS in seq else seq for seq in sequences]
+
+    def beam(self, context: dict[str, torch.Tensor], beam_size: int, max_words: int, min_length: int = 1, length_penalty: float = 1.0):
+        """Beam search over a batch; per video its finished hypotheses, best first.
+
+        Each video keeps ``k`` live beams (``k = beam_size`` at first); every step extends each
+        live beam by every word and keeps the ``k`` best by cumulative log-probability (ties:
+        lowest beam, then lowest id); a kept candidate ending in EOS is finished and ``k`` drops
+        by one. Beams still live after ``max_words`` words finish without EOS. Hypotheses are
+        ranked by ``logprob / length ** length_penalty``. ``beam_size = 1`` is greedy decoding.
+
+        Returns:
+            ``list[list[Hypothesis]]`` (:class:`snapcap.caption.decoder.Hypothesis`).
+        """
+        from snapcap.caption.decoder import Hypothesis
+
+        videos = next(iter(context.values())).shape[0]
+        width, device = beam_size, self.device
+        rows = torch.arange(videos, device=device).repeat_interleave(width)
+        context = self.encoder.select(context, rows)
+        state = self.decoder.initial_state(videos * width, device)
+        tokens = torch.full((videos * width,), _BOS, dtype=torch.long, device=device)
+        cumulative = torch.full((videos, width), -math.inf, dtype=torch.float64, device=device)
+        cumulative[:, 0] = 0.0
+        words = torch.zeros((videos * width, 0), dtype=torch.long, device=device)
+        slots = [width] * videos
+        finished: list[list[Any]] = [[] for _ in range(videos)]
+        base = (torch.arange(videos, device=device) * width)[:, None]
+
+        def score(logprob: float, length: int) -> float:
+            return logprob / (max(length, 1) ** length_penalty)
+
+        for step in range(max_words):
+            state, logits = self._advance(context, state, tokens)
+            logprobs = self._logprobs(logits, step, min_length)
+            vocab = logprobs.shape[-1]
+            candidates = (cumulative.reshape(-1, 1) + logprobs).reshape(videos, width * vocab)
+            top_scores, top_index = torch.sort(candidates, dim=1, descending=True, stable=True)
+            top_scores, top_index = top_scores[:, :width], top_index[:, :width]
+            origin_beam, token = top_index // vocab, top_index % vocab
+            rank = torch.arange(width, device=device)[None, :]
+            keep = (rank < torch.tensor(slots, device=device)[:, None]) & torch.isfinite(top_scores)
+            ends = keep & (token == _EOS)
+            origin = (base + origin_beam).reshape(-1)
+            for video, slot in ends.nonzero().tolist():
+                row = int(origin[video * width + slot])
+                logprob = float(top_scores[video, slot])
+                hyp = words[row].tolist()
+                finished[video].append(Hypothesis(hyp, logprob, len(hyp) + 1, score(logprob, len(hyp) + 1), True))
+                slots[video] -= 1
+            live = keep & ~ends
+            cumulative = torch.where(live, top_scores, torch.full_like(top_scores, -math.inf))
+            token = torch.where(live, token, torch.full_like(token, _EOS))
+            words = torch.cat([words.index_select(0, origin), token.reshape(-1, 1)], dim=1)
+            if not bool(live.any()) or step == max_words - 1:
+                break
+            state = (state[0].index_select(0, origin), state[1].index_select(0, origin))
+            tokens = token.reshape(-1)
+        for video, slot in torch.isfinite(cumulative).nonzero().tolist():
+            logprob = float(cumulative[video, slot])
+            hyp = words[video * width + slot].tolist()
+            finished[video].append(Hypothesis(hyp, logprob, max(len(hyp), 1), score(logprob, len(hyp)), False))
+        return [sorted(hyps, key=lambda h: -h.score) for hyps in finished]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        iframes: torch.Tensor,
+        residuals: torch.Tensor,
+        method: str = "beam",
+        beam_size: int = VCCV_DEFAULTS["beam_size"],
+        length_penalty: float = 1.0,
+        max_length: int | None = None,
+        min_length: int = 1,
+        image_features: torch.Tensor | None = None,
+    ) -> list[list[int]]:
+        """Word ids (no BOS/EOS) for each video from its I-frames and residual frames."""
+        if method not in ("greedy", "beam"):
+            raise ConfigError(f"unknown generation method {method!r}; expected 'greedy' or 'beam'")
+        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+            raise InvalidValueError(f"beam_size must be a positive int, got {beam_size!r}")
+        if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
+            raise InvalidValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+        max_words = self._max_words(max_length, min_length)
+        was_training = self.training
+        self.eval()
+        try:
+            context = self.context(iframes, residuals, image_features)
+            if method == "greedy":
+                return self.greedy(context, max_words, min_length)
+            return [hyps[0].tokens for hyps in self.beam(context, beam_size, max_words, min_length, float(length_penalty))]
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def caption(self, frames: Any, method: str = "beam", beam_size: int = VCCV_DEFAULTS["beam_size"], **options: Any) -> list[list[int]]:
+        """Caption true videos: compress them (GOPs), then :meth:`generate`.
+
+        Args:
+            frames: ``(N, T, B, H, W[, 3])`` (or one video ``(T, B, H, W[, 3])``), floats in
+                [0, 1] or uint8.
+            method: ``"beam"`` (default, the paper's) or ``"greedy"``.
+            beam_size: beams (default 5, the paper's).
+            **options: ``length_penalty``, ``max_length``, ``min_length``.
+
+        Returns:
+            One list of word ids per video.
+        """
+        unknown = sorted(set(options) - {"length_penalty", "max_length", "min_length"})
+        if unknown:
+            raise ConfigError(f"unknown caption option(s) {unknown}; expected method, beam_size, length_penalty, max_length, min_length")
+        iframes, residuals = self.compress(frames)
+        return self.generate(iframes, residuals, method=method, beam_size=beam_size, **options)
+
+
+def _as_frames(frames: Any) -> torch.Tensor:
+    """``(N, T, B, H, W[, 3])`` tensor from a tensor or array (one video gets N = 1)."""
+    if not torch.is_tensor(frames):
+        frames = torch.as_tensor(np.asarray(frames))
+    if not (frames.dtype == torch.uint8 or frames.dtype.is_floating_point):
+        raise DTypeError(f"frames must be floats in [0, 1] or uint8, got dtype {frames.dtype}")
+    rgb = frames.shape[-1] == 3 and frames.ndim in (5, 6)
+    if frames.ndim == (5 if rgb else 4):
+        frames = frames.unsqueeze(0)
+    if frames.ndim != (6 if rgb else 5) or min(frames.shape) < 1:
+        raise ShapeError(f"frames must have shape (N, T, B, H, W[, 3]) or (T, B, H, W[, 3]), got {tuple(frames.shape)}")
+    if frames.dtype.is_floating_point and not bool(torch.isfinite(frames).all()):
+        raise InvalidValueError("frames hold NaN or infinite values")
+    return frames
+
+
+# --- training and loading ------------------------------------------------------------------------
+
+
+def _split_options(options: Mapping[str, Any] | VccvTrainConfig | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(preset, model overrides, training overrides) from one options mapping."""
+    if options is None:
+        return "tiny", {}, {}
+    if isinstance(options, VccvTrainConfig):
+        return "tiny", {}, options.to_dict()
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"options must be a mapping of VCCV settings, got {type(options).__name__}")
+    model_fields = {f.name for f in fields(VccvConfig)} - {"vocab_size"}
+    train_fields = {f.name for f in fields(VccvTrainConfig)}
+    preset, model, train = "tiny", {}, {}
+    for key, value in options.items():
+        if key == "preset":
+            preset = str(value)
+        elif key in train_fields:
+            train[key] = value
+        elif key in model_fields:
+            model[key] = value
+        else:
+            raise ConfigError(f"unknown VCCV option {key!r}; expected preset or one of {sorted(model_fields | train_fields)}")
+    return preset, model, train
+
+
+def _stack_frames(samples, indices) -> torch.Tensor:
+    return torch.stack([torch.as_tensor(samples[int(i)]["frames"]) for i in indices])
+
+
+def compress_samples(model: VccvCaptioner, samples, chunk: int = 16, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """I-frames and residual frames ``(n, G, 3, S, S)`` of every sample, on the CPU (done once)."""
+    from tqdm.auto import tqdm
+
+    iframes, residuals = [], []
+    for start in tqdm(range(0, len(samples), chunk), desc="compress (GOPs)", disable=not progress):
+        i, r = model.compress(_stack_frames(samples, range(start, min(len(samples), start + chunk))))
+        iframes.append(i.cpu())
+        residuals.append(r.cpu())
+    return torch.cat(iframes), torch.cat(residuals)
+
+
+def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTrainConfig | None = None, progress: bool = True, vocab=None) -> Path:
+    """Train VCCV on true videos; returns the path of ``<out_dir>/vccv.pt``.
+
+    The training videos are compressed once (GOPs: I-frames and residual frames, kept in memory)
+    and, with ``backbone="clip"``, their I-frame features computed once by the frozen tower, as
+    the paper stores them; then CNN_r (and CNN_I for ``backbone="cnn"``), the RAE and the LSTM
+    train with the caption cross-entropy (teacher forcing), resumable from ``vccv.ckpt``.
+
+    Args:
+        samples: a sequence of sample dicts with ``frames`` ``(T, B, H, W[, 3])`` and ``captions``
+            (:mod:`snapcap.datasets.torch_data`).
+        out_dir: output folder.
+        options: one mapping of settings: ``preset`` (``tiny``/``paper``), any
+            :class:`VccvConfig` field (``variant``, ``backbone``, ``gop_size``...) and any
+            :class:`VccvTrainConfig` field (``epochs``, ``lr``, ``min_count``...); or a
+            :class:`VccvTrainConfig`.
+        progress: progress bars.
+        vocab: a :class:`~snapcap.caption.text.Vocabulary` (default: built from the samples'
+            captions with ``min_count``, 3 by default as the paper).
+
+    Raises:
+        ConfigError: unknown option, or no captions.
+        ShapeError: samples without frames of the expected shape.
+    """
+    from snapcap.caption.train import CaptionTrainConfig, _caption_batch, _save, build_vocabulary, distributed_context, fit
+
+    preset, model_overrides, train_overrides = _split_options(options)
+    train = VccvTrainConfig(**train_overrides)
+    if len(samples) == 0:
+        raise ConfigError("train_vccv needs at least one training sample")
+    first = samples[0]
+    if "frames" not in first or first["frames"] is None:
+        raise DataFileError("VCCV trains on the true video frames and the samples hold none (a dataset made with --no-frames)")
+    frames = _as_frames(first["frames"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = distributed_context(train.device)
+    torch.manual_seed(train.seed)
+    vocab = vocab or build_vocabulary(samples, train.min_count)
+    model_overrides.setdefault("B", int(frames.shape[2]))
+    model_overrides.setdefault("T", int(frames.shape[1]))
+    config = vccv_preset(preset, **model_overrides, vocab_size=len(vocab))
+    if (config.T, config.B) != (int(frames.shape[1]), int(frames.shape[2])):
+        raise ShapeError(f"the samples have T={frames.shape[1]}, B={frames.shape[2]} but the options ask for T={config.T}, B={config.B}")
+    device = torch.device(train.device)
+    model = VccvCaptioner(config, device=device)
+    iframes, residuals = compress_samples(model, samples, progress=progress and context.main)
+    features = None
+    if model.clip is not None:
+        with torch.no_grad():
+            features = torch.cat([model.image_features(iframes[i : i + 32].to(device)).cpu() for i in range(0, len(iframes), 32)])
+
+    def loss_fn(indices, epoch):
+        rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        captions = _caption_batch(samples, indices, vocab, epoch, train.seed, min(train.max_length, config.max_length))
+        feats = features[rows].to(device) if features is not None else None
+        loss = model.loss(iframes[rows].to(device), residuals[rows].to(device), captions, image_features=feats, label_smoothing=train.label_smoothing)
+        return {"loss": loss}
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    fit_config = CaptionTrainConfig(
+        batch_size=train.batch_size, weight_decay=train.weight_decay, warmup_epochs=train.warmup_epochs, seed=train.seed,
+        device=train.device, checkpoint_every=train.checkpoint_every, log_every=train.log_every,
+    )
+    stamp = {"kind": "vccv", "config": config.to_dict(), "train": train.to_dict(), "count": len(samples), "vocab": len(vocab)}
+    history = fit("vccv", model, [{"params": trainable, "lr": train.lr}], loss_fn, len(samples), train.epochs, fit_config, out_dir, stamp, progress, context)
+    path = out_dir / "vccv.pt"
+    if context.main:
+        _save(path, {"kind": CHECKPOINT_KIND, "name": "vccv", "config": config.to_dict(), "train": train.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+    return path
+
+
+def load_vccv(path: str | Path, device: str | torch.device = "cpu") -> tuple[VccvCaptioner, VccvConfig, Any]:
+    """A trained VCCV model: ``(model, config, vocab)``, the model in eval mode.
+
+    Raises:
+        DataFileError: missing, unreadable or foreign checkpoint, or weights that do not fit.
+    """
+    from snapcap.caption.text import Vocabulary
+    from snapcap.caption.train import _load
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such VCCV checkpoint; make one with `snapcap train vccv --out {path.parent}`")
+    state = _load(path)
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        kind = state.get("kind") if isinstance(state, dict) else type(state).__name__
+        raise DataFileError(f"{path}: not a VCCV checkpoint (kind {kind!r}, expected {CHECKPOINT_KIND!r})")
+    config = VccvConfig.from_dict(state["config"])
+    vocab = Vocabulary.from_dict(state["vocab"])
+    model = VccvCaptioner(config, device=device)
+    missing, unexpected = model.load_state_dict(state["state"], strict=False)
+    if missing or unexpected:
+        raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    return model, config, vocab

@@ -1,0 +1,311 @@
+"""VCCV: the residuals-assisted encoder, the LSTM decoder with beam search, training and loading."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from snapcap.caption.vccv import (
+    VARIANTS,
+    VCCV_DEFAULTS,
+    LstmDecoder,
+    ResidualsAssistedEncoder,
+    SpatialAttention,
+    TemporalGate,
+    VccvCaptioner,
+    VccvConfig,
+    VccvTrainConfig,
+    load_vccv,
+    train_vccv,
+    vccv_preset,
+)
+from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError
+
+torch.set_num_threads(1)
+
+CAPTIONS = [
+    "a red circle moves to the left",
+    "a blue square spins in place",
+    "a green ring grows slowly",
+    "a white bar drifts up",
+]
+
+
+def tiny_model(vocab_size: int = 12, **overrides) -> VccvCaptioner:
+    torch.manual_seed(0)
+    config = vccv_preset("tiny", B=4, T=2, vocab_size=vocab_size, **{"dropout": 0.0, **overrides})
+    return VccvCaptioner(config).eval()
+
+
+def random_video(count: int = 2, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(count, 2, 4, 64, 64, 3, generator=generator)
+
+
+# --- modules ------------------------------------------------------------------------------------
+
+
+def test_spatial_attention_shapes_and_weights():
+    torch.manual_seed(0)
+    sam = SpatialAttention(hidden_dim=10, locations=16)
+    v_conv, v_s, a_s, hidden = torch.randn(3, 5, 16, 7), torch.randn(3, 5, 16), torch.randn(3, 5, 16), torch.randn(3, 10)
+    attended, weights = sam(v_conv, v_s, a_s, hidden)
+    assert attended.shape == (3, 5, 7) and weights.shape == (3, 5, 16)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+    torch.testing.assert_close(attended, (weights[..., None] * v_conv).sum(2))
+    # The residuals and the decoder state both move the attention.
+    assert not torch.allclose(sam(v_conv, v_s, a_s + 1.0, hidden)[1], weights)
+    assert not torch.allclose(sam(v_conv, v_s, a_s, hidden + 1.0)[1], weights)
+    without = SpatialAttention(10, 16, use_residuals=False)
+    torch.testing.assert_close(without(v_conv, v_s, None, hidden)[1], without(v_conv, v_s, a_s, hidden)[1])
+    with pytest.raises(ShapeError, match="V_I"):
+        sam(torch.randn(3, 5, 15, 7), v_s, a_s, hidden)
+
+
+def test_temporal_gate_shapes_and_limits():
+    torch.manual_seed(0)
+    tgm = TemporalGate(hidden_dim=10, image_dim=12, residual_dim=6, gate_dim=8)
+    attended, v_c, a_c, hidden = torch.randn(2, 4, 6), torch.randn(2, 4, 12), torch.randn(2, 4, 6), torch.randn(2, 10)
+    fused, gate = tgm(attended, v_c, a_c, hidden)
+    assert fused.shape == (2, 4, 12) and gate.shape == (2, 4)
+    assert bool(((gate > 0) & (gate < 1)).all())
+    with torch.no_grad():
+        tgm.w_g.bias.fill_(1e4)  # G -> 1: only the attended feature
+    torch.testing.assert_close(tgm(attended, v_c, a_c, hidden)[0], tgm.w_out_attended(attended))
+    with torch.no_grad():
+        tgm.w_g.bias.fill_(-1e4)  # G -> 0: only the plain I-frame feature
+    torch.testing.assert_close(tgm(attended, v_c, a_c, hidden)[0], tgm.w_out_plain(v_c))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_encoder_variants(variant):
+    torch.manual_seed(0)
+    encoder = ResidualsAssistedEncoder(image_dim=12, residual_dim=6, grid=(4, 4), hidden_dim=10, gate_dim=8, visual_dim=20, dropout=0.0, variant=variant)
+    v_i, a_r = torch.randn(3, 5, 12, 4, 4), torch.randn(3, 5, 6, 4, 4)
+    hidden = torch.randn(3, 10)
+    context = encoder.prepare(v_i, a_r)
+    details: dict = {}
+    out = encoder.step(context, hidden, details)
+    assert out.shape == (3, 20)
+    torch.testing.assert_close(encoder(v_i, a_r, hidden), out)
+    moved = encoder.step(context, hidden + 1.0)
+    if variant == "iframe":
+        torch.testing.assert_close(moved, out)  # Mean Pool: no attention on the decoder state
+        assert details == {}
+    else:
+        assert not torch.allclose(moved, out)
+        assert details["attention"].shape == (3, 5, 16)
+        assert ("gate" in details) == (variant == "rae")
+        if "gate" in details:
+            assert details["gate"].shape == (3, 5)
+    changed = encoder.step(encoder.prepare(v_i, a_r + 1.0), hidden)
+    assert torch.allclose(changed, out) == (variant not in ("rae", "rae-no-gate"))
+    rows = encoder.select(context, torch.tensor([2, 0]))
+    torch.testing.assert_close(encoder.step(rows, hidden[[2, 0]]), out[[2, 0]])
+
+
+def test_encoder_checks_its_inputs():
+    encoder = ResidualsAssistedEncoder(12, 6, (4, 4), 10, 8, 20, 0.0)
+    with pytest.raises(ShapeError, match="V_I"):
+        encoder.prepare(torch.randn(3, 5, 11, 4, 4), torch.randn(3, 5, 6, 4, 4))
+    with pytest.raises(ShapeError, match="A_r"):
+        encoder.prepare(torch.randn(3, 5, 12, 4, 4), torch.randn(3, 4, 6, 4, 4))
+    with pytest.raises(ShapeError, match="A_r"):
+        encoder.prepare(torch.randn(3, 5, 12, 4, 4), None)
+    with pytest.raises(ConfigError, match="variant"):
+        ResidualsAssistedEncoder(12, 6, (4, 4), 10, 8, 20, 0.0, variant="full")
+
+
+def test_lstm_decoder_step():
+    decoder = LstmDecoder(vocab_size=9, visual_dim=5, embed_dim=4, hidden_dim=6, dropout=0.0)
+    state = decoder.initial_state(3, torch.device("cpu"))
+    (hidden, cell), logits = decoder(torch.randn(3, 5), torch.tensor([1, 4, 8]), state)
+    assert hidden.shape == cell.shape == (3, 6) and logits.shape == (3, 9)
+    with pytest.raises(InvalidValueError, match="vocab_size"):
+        LstmDecoder(3, 5, 4, 6, 0.0)
+
+
+def test_compress_gives_one_iframe_and_residual_per_gop():
+    model = tiny_model()
+    frames = random_video()
+    iframes, residuals = model.compress(frames)
+    assert iframes.shape == residuals.shape == (2, 2, 3, 64, 64)
+    torch.testing.assert_close(iframes, frames[:, :, 0].permute(0, 1, 4, 2, 3), atol=1 / 255, rtol=0)
+    static = frames[:, :, :1].expand(-1, -1, 4, -1, -1, -1)
+    assert not model.compress(static)[1].any()  # nothing moves: zero residuals
+    gray = model.compress(frames[..., 0])[0]  # gray video, replicated to RGB
+    assert gray.shape == (2, 2, 3, 64, 64)
+    small = model.compress(frames[:, :, :, :48, :48])[0]  # resized to the model's 64 x 64
+    assert small.shape == (2, 2, 3, 64, 64)
+    v_i, a_r = model.image_features(iframes), model.residual_features(residuals)
+    assert v_i.shape == (2, 2, 64, 8, 8) and a_r.shape == (2, 2, 32, 8, 8)
+    gops = tiny_model(gop_size=2).compress(frames)[0]  # 8 frames in GOPs of 2
+    assert gops.shape == (2, 4, 3, 64, 64)
+
+
+def test_clip_backbone_features():
+    model = tiny_model(backbone="clip", clip_model="snapcap-tiny-vit")
+    frames = random_video(1)
+    iframes, residuals = model.compress(frames)
+    v_i = model.image_features(iframes)
+    assert v_i.shape == (1, 2, 64, 8, 8)
+    assert not any(p.requires_grad for p in model.clip.parameters())
+    captions = torch.tensor([[1, 5, 6, 2]])
+    loss = model.loss(iframes, residuals, captions)
+    loss.backward()
+    assert math.isfinite(float(loss.detach()))
+    assert len(model.caption(frames, beam_size=2, max_length=6)) == 1
+
+
+# --- generation -----------------------------------------------------------------------------------
+
+
+def test_greedy_equals_beam_of_one():
+    model = tiny_model(vocab_size=15)
+    with torch.no_grad():
+        model.decoder.head.bias.normal_(0, 2.0)  # a peaky, non-trivial distribution
+    iframes, residuals = model.compress(random_video(3, seed=1))
+    for max_length in (3, 8, 20):
+        greedy = model.generate(iframes, residuals, method="greedy", max_length=max_length)
+        beam = model.generate(iframes, residuals, method="beam", beam_size=1, max_length=max_length)
+        assert greedy == beam
+
+
+def _all_scores(model, context, max_words: int, min_length: int = 1) -> dict[tuple[int, ...], float]:
+    """Log-probability of every possible output (ended with EOS or cut at max_words), by brute force."""
+    vocab = model.config.vocab_size
+    words = [token for token in range(vocab) if token not in (0, 1, 2)]
+    out = {}
+    for length in range(0, max_words + 1):
+        for sequence in itertools.product(words, repeat=length):
+            ended = length < max_words
+            if ended and length < min_length:
+                continue
+            tokens = [1, *sequence] + ([2] if ended else [])
+            state = model.decoder.initial_state(1, model.device)
+            total = 0.0
+            for position in range(len(tokens) - 1):
+                state, logits = model._advance(context, state, torch.tensor([tokens[position]]))
+                total += float(model._logprobs(logits, position, min_length)[0, tokens[position + 1]])
+            out[sequence] = total
+    return out
+
+
+def test_beam_search_returns_the_best_of_its_beams():
+    model = tiny_model(vocab_size=6)  # three words (UNK among them) + EOS
+    with torch.no_grad():
+        model.decoder.head.bias.normal_(0, 1.0)
+    iframes, residuals = model.compress(random_video(1, seed=2))
+    with torch.no_grad():
+        context = model.context(iframes, residuals)
+        scores = _all_scores(model, context, max_words=3)
+        exhaustive = max(scores, key=scores.get)
+        # A beam as wide as every prefix is exhaustive: it finds the best sequence.
+        hypotheses = model.beam(context, beam_size=27, max_words=3, length_penalty=0.0)[0]
+        assert tuple(hypotheses[0].tokens) == exhaustive
+        assert hypotheses[0].logprob == pytest.approx(scores[exhaustive])
+        # Beam 5: the answer is the best-scoring of the hypotheses it kept, and scores are exact.
+        five = model.beam(context, beam_size=5, max_words=3, length_penalty=0.0)[0]
+        assert 1 <= len(five) <= 5 + 5
+        assert [h.score for h in five] == sorted((h.score for h in five), reverse=True)
+        for hyp in five:
+            assert hyp.logprob == pytest.approx(scores[tuple(hyp.tokens)])
+        best = model.generate(iframes, residuals, method="beam", beam_size=5, max_length=5, length_penalty=0.0)[0]
+        assert best == five[0].tokens
+        assert scores[tuple(best)] >= scores[tuple(model.greedy(context, 3)[0])] - 1e-9
+
+
+def test_paper_defaults():
+    assert VCCV_DEFAULTS == {"min_count": 3, "max_length": 50, "beam_size": 5}
+    assert VccvTrainConfig().min_count == 3 and VccvTrainConfig().max_length == 50
+    assert VccvConfig().max_length == 50
+    signature = inspect.signature(VccvCaptioner.caption)
+    assert signature.parameters["beam_size"].default == 5 and signature.parameters["method"].default == "beam"
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory):
+    from caption_helpers import tiny_samples
+
+    samples = tiny_samples(4, B=4, T=2, size=64)
+    for sample, caption in zip(samples, CAPTIONS):
+        sample["captions"] = [caption]
+    out = tmp_path_factory.mktemp("vccv")
+    options = {"epochs": 100, "batch_size": 4, "min_count": 1, "dropout": 0.0, "warmup_epochs": 0, "lr": 5e-3, "log_every": 10}
+    path = train_vccv(samples, out, options, progress=False)
+    return samples, path
+
+
+def test_tiny_overfit_memorises_captions(overfit_run):
+    samples, path = overfit_run
+    model, config, vocab = load_vccv(path)
+    assert (config.B, config.T, config.variant) == (4, 2, "rae")
+    frames = torch.stack([sample["frames"] for sample in samples])
+    for method in ("greedy", "beam"):
+        predicted = [vocab.decode(ids) for ids in model.caption(frames, method=method)]
+        assert predicted == CAPTIONS, method
+    assert (path.parent / "vccv.ckpt").is_file() and (path.parent / "log.jsonl").is_file()
+
+
+def test_vocabulary_min_count_three_by_default(tmp_path):
+    from caption_helpers import tiny_samples
+
+    samples = tiny_samples(2, B=2, T=1, size=32)
+    samples[0]["captions"] = ["a red circle", "a red square", "a red ring"]
+    samples[1]["captions"] = ["a blue bar"]
+    path = train_vccv(samples, tmp_path, {"epochs": 1, "batch_size": 2, "image_size": 32, "image_widths": (8, 8), "residual_widths": (4, 4)}, progress=False)
+    _, config, vocab = load_vccv(path)
+    assert vocab.tokens[4:] == ["a", "red"]  # words seen at least 3 times
+    assert config.image_size == 32 and config.max_length == 50
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def test_bad_input_names_the_argument(tmp_path):
+    model = tiny_model()
+    with pytest.raises(ConfigError, match="variant"):
+        VccvConfig(variant="full")
+    with pytest.raises(ConfigError, match="backbone"):
+        VccvConfig(backbone="resnet")
+    with pytest.raises(InvalidValueError, match="gop_size"):
+        VccvConfig(gop_size=0)
+    with pytest.raises(ConfigError, match="preset"):
+        vccv_preset("huge")
+    with pytest.raises(ConfigError, match="bogus"):
+        vccv_preset("tiny", bogus=1)
+    with pytest.raises(ShapeError, match="frames"):
+        model.caption(torch.rand(64, 64, 3))
+    with pytest.raises(InvalidValueError, match="NaN"):
+        model.caption(torch.full((1, 2, 4, 8, 8, 3), float("nan")))
+    with pytest.raises(InvalidValueError, match="beam_size"):
+        model.caption(random_video(1), beam_size=0)
+    with pytest.raises(InvalidValueError, match="max_length"):
+        model.caption(random_video(1), max_length=51)
+    with pytest.raises(ConfigError, match="method"):
+        model.caption(random_video(1), method="sample")
+    with pytest.raises(ConfigError, match="temperature"):
+        model.caption(random_video(1), temperature=2.0)
+    with pytest.raises(ConfigError, match="vocab_size"):
+        VccvCaptioner(vccv_preset("tiny"))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        train_vccv([{"frames": torch.rand(2, 4, 64, 64, 3), "captions": ["a b"]}], tmp_path, {"learning_rate": 1.0})
+    with pytest.raises(DataFileError, match="frames"):
+        train_vccv([{"captions": ["a b"]}], tmp_path, {})
+    with pytest.raises(DataFileError, match="no such VCCV checkpoint"):
+        load_vccv(tmp_path / "missing.pt")
+    foreign = tmp_path / "teacher.pt"
+    torch.save({"kind": "snapcap-captioner", "name": "teacher"}, foreign)
+    with pytest.raises(DataFileError, match="not a VCCV checkpoint"):
+        load_vccv(foreign)
+    with pytest.raises(ShapeError, match="captions"):
+        model.loss(*model.compress(random_video(2)), torch.tensor([[1, 2]]))
+    assert np.isfinite(float(model.loss(*model.compress(random_video(1)), torch.tensor([[1, 5, 2]]))))
