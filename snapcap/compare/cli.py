@@ -68,7 +68,7 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--unfold-steps", type=int, help="training steps of the deep reconstructor per B")
     models.add_argument("--epochs", type=int, help="students' stage-2 epochs")
     models.add_argument("--teacher-epochs", type=int, help="teacher tower epochs")
-    models.add_argument("--base-B", type=int, help="the B the teacher tower trains at (default 8 if listed, else the middle B)")
+    models.add_argument("--base-B", type=int, help="the B the teacher tower trains at (default 8; micro: 4)")
     models.add_argument("--captioner", help="captioner preset: tiny, small or paper")
     models.add_argument("--seed", type=int)
     evals = parser.add_argument_group("evaluation")

@@ -1,0 +1,214 @@
+"""snapcap compare: the main job end to end on a micro configuration, caching, resumption,
+reports, and real captures (emulated layouts and the real Qiao et al. measurements)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import data_path
+from snapcap.cli import main
+from snapcap.compare import CompareConfig, compare_preset, content_hash, run_compare
+from snapcap.compare.report import findings, report_markdown
+from snapcap.errors import ConfigError, SnapcapError
+
+PIPELINES = ["teacher", "snapcap", "baseline", "two-stage:gap-tv"]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """One micro comparison (B = 4 and 10) shared by the tests below."""
+    out = tmp_path_factory.mktemp("compare") / "out"
+    began = time.perf_counter()
+    code = main(["compare", "--preset", "micro", "--B", "4", "10", "-o", str(out), "--no-progress", "--quiet"])
+    return {"out": out, "code": code, "seconds": time.perf_counter() - began}
+
+
+def test_micro_compare_writes_a_well_formed_report(micro):
+    out = micro["out"]
+    assert micro["code"] == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    assert sorted((row["B"], row["pipeline"]) for row in rows) == sorted((b, p) for b in (4, 10) for p in PIPELINES)
+    for row in rows:
+        assert set(row["scores"]) >= {"BLEU-4", "ROUGE-L", "CIDEr"}
+        assert all(value is None or 0 <= value <= 1000 for value in row["scores"].values())
+        assert row["videos"] >= 2 and len(row["predictions"]) == row["videos"]
+        assert row["total_ms"] > 0 and row["caption_ms"] >= 0
+        assert row["peak_rss_mb"] and row["peak_rss_mb"] > 10
+        if row["pipeline"].startswith("two-stage:"):
+            assert row["recon_ms"] > 0 and 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
+        else:
+            assert row["recon_ms"] is None and row["psnr"] is None
+    # the teacher tower trains once (at the middle B here) and is adapted to the other B
+    stages = {(stage["stage"], stage["B"]): stage for stage in results["stages"]}
+    assert ("teacher", 4) in stages and ("teacher (adapted)", 10) in stages
+    assert results["config"]["teacher_B"] == 4
+    with open(out / "results.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(rows) and {"B", "pipeline", "CIDEr", "total_ms", "psnr"} <= set(table[0])
+    report = (out / "report.md").read_text()
+    assert "Table 3" in report and "Fig. 6" in report and "| one-stage SnapCap |" in report
+    for name in ("cider_vs_B.png", "latency_memory.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    montages = sorted(out.glob("montage_*.png"))
+    assert len(montages) == 2 and all(path.stat().st_size > 5000 for path in montages)
+    assert len(results["montage_captions"]) == 2 and set(results["montage_captions"][0]["captions"]) == set(PIPELINES)
+    # nothing half-written is left beside the report
+    assert not [p for p in out.rglob("*.tmp*")]
+
+
+def test_rerun_reuses_the_cache_and_one_more_B_does_only_the_new_work(micro, tmp_path):
+    out = micro["out"]
+    before = json.loads((out / "results.json").read_text())
+    again = run_compare(compare_preset("micro", B=(4, 10)), out, progress=False, quiet=True)
+    assert all(stage["status"] == "reused" for stage in again["stages"]), [s for s in again["stages"] if s["status"] != "reused"]
+    assert {(r["B"], r["pipeline"]): r["predictions"] for r in again["rows"]} == {(r["B"], r["pipeline"]): r["predictions"] for r in before["rows"]}
+    # one more B into another report folder sharing the cache: only B = 2 is new work
+    more = run_compare(compare_preset("micro", B=(2, 4, 10)), tmp_path / "more", cache=out / "cache", progress=False, quiet=True)
+    fresh = {(stage["stage"], stage["B"]) for stage in more["stages"] if stage["status"] != "reused"}
+    assert fresh and all(b == 2 for _, b in fresh), fresh
+    assert sorted({row["B"] for row in more["rows"]}) == [2, 4, 10]
+
+
+def test_a_killed_run_resumes(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "snapcap", "compare", "--preset", "micro", "--B", "4", "-o", str(out), "--no-progress", "--quiet"]
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if list((out / "cache" / "models").glob("snapcap-*/snapcap-stage1.ckpt")) or list((out / "cache" / "models").glob("snapcap-*/snapcap.pt")):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run finished before it could be killed"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert not (out / "results.json").exists()
+    results = run_compare(compare_preset("micro", B=(4,)), out, progress=False, quiet=True)
+    status = {stage["stage"]: stage["status"] for stage in results["stages"]}
+    assert status["dataset"] == "reused" and status["teacher"] == "reused"
+    assert len(results["rows"]) == 4 and (out / "report.md").is_file()
+
+
+def test_content_hash_is_stable_and_order_free():
+    assert content_hash({"a": 1, "b": [1, 2]}) == content_hash({"b": [1, 2], "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"B": (4, 4)}, "listed twice"),
+        ({"B": (0, 4)}, "must be >= 1"),
+        ({"recon": ("magic",)}, "unknown method"),
+        ({"students": ("teacher",)}, "unknown"),
+        ({"training": {"epochz": 3}}, "unknown field"),
+        ({"T": 0}, "--T"),
+    ],
+)
+def test_bad_configurations_are_refused(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        CompareConfig(**overrides)
+
+
+def test_cli_errors_name_the_argument(tmp_path, capsys):
+    assert main(["compare", "--preset", "micro", "--mask", "my_mask.mat", "-o", str(tmp_path / "x")]) == 2
+    assert "--capture" in capsys.readouterr().err
+    assert main(["compare", "--preset", "micro", "--size", "48", "-o", str(tmp_path / "y"), "--quiet", "--no-progress"]) == 2
+    assert "--size 64" in capsys.readouterr().err
+    assert main(["compare", "--preset", "micro", "--recon", "pnp-ffdnet", "-o", str(tmp_path / "z"), "--quiet", "--no-progress"]) == 2
+    assert "weights=PATH" in capsys.readouterr().err
+    assert main(["compare", "--capture", str(tmp_path / "none.mat"), "-o", str(tmp_path / "w")]) == 2
+    assert "--checkpoints" in capsys.readouterr().err
+
+
+def _results(cider: dict[str, dict[int, float]], total: dict[str, float]) -> dict:
+    rows = []
+    for pipeline, values in cider.items():
+        for B, value in values.items():  # noqa: N806
+            rows.append({"pipeline": pipeline, "label": pipeline, "B": B, "scores": {"CIDEr": value}, "total_ms": total[pipeline], "videos": 10})
+    config = dict(CompareConfig(B=(2, 16)).to_dict(), reference_B=2, pipelines=PIPELINES)
+    return {"config": config, "rows": rows, "wall_s": 1.0}
+
+
+def test_findings_state_the_papers_claims_in_numbers():
+    good = _results(
+        {"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 50}, "baseline": {2: 30, 16: 20}, "two-stage:gap-tv": {2: 50, 16: 30}},
+        {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 60.0},
+    )
+    lines = findings(good)
+    assert any("SnapCap degrades least" in line and "loses 5.0" in line for line in lines)
+    assert any("6.0x" in line for line in lines)
+    bad = _results(
+        {"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 30}, "baseline": {2: 30, 16: 25}, "two-stage:gap-tv": {2: 50, 16: 40}},
+        {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 20.0},
+    )
+    assert any("does not degrade least" in line for line in findings(bad))
+    text = report_markdown(good)
+    assert "| snapcap | 55.0 | 50.0 |" in text
+
+
+# --- real captures ------------------------------------------------------------------------------
+
+
+def test_compare_on_emulated_captures_in_real_layouts(micro, tmp_path):
+    from snapcap.datasets.synthetic import demo_video
+    from snapcap.hardware import Rig, write_capture
+
+    checkpoints = micro["out"]
+    gray = Rig(H=96, W=96, B=10, noise="gaussian:sigma=0.002")
+    video = (demo_video(20, 96, 96, rgb=False) * 0.6).astype(np.float32)
+    written = write_capture(tmp_path / "meas_scene.mat", gray, gray.capture(video, seed=1), "qiao2020-dmd")
+    out = tmp_path / "qiao"
+    assert main(["compare", "--capture", str(written.path), "--mask", str(written.mask_path), "--checkpoints", str(checkpoints), "-o", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["layout"] == "qiao2020-dmd" and results["B"] == 10
+    assert [row["pipeline"] for row in results["rows"]] == ["snapcap", "baseline", "two-stage:gap-tv"]
+    assert all(row["predictions"] and row["total_ms"] > 0 for row in results["rows"])
+    assert any("cropped from 96x96" in note for note in results["notes"])
+    assert (out / "capture_montage.png").stat().st_size > 3000 and "No reference captions" in (out / "report.md").read_text()
+    # a Bayer capture (Hammer layout, masks inside), at the models' size
+    color = Rig(H=64, W=64, B=10, bayer="RGGB")
+    rgb = (demo_video(20, 64, 64, rgb=True) * 0.4).astype(np.float32)
+    hammer = write_capture(tmp_path / "hammer_cacti.mat", color, color.capture(rgb), "bayer-real")
+    out2 = tmp_path / "hammer"
+    assert main(["compare", "--capture", str(hammer.path), "--checkpoints", str(checkpoints), "-o", str(out2), "--no-progress"]) == 0
+    assert json.loads((out2 / "results.json").read_text())["bayer"] == "RGGB"
+    # refusing to crop says why
+    assert main(["compare", "--capture", str(written.path), "--mask", str(written.mask_path), "--checkpoints", str(checkpoints), "--crop", "none", "-o", str(tmp_path / "no")]) == 2
+
+
+def test_compare_on_a_real_qiao2020_capture_with_emulated_masks(micro, tmp_path):
+    from snapcap.hardware.emulate import write_mask_file
+
+    capture = data_path("real_qiao2020/cr10/meas_duomino_cr_10.mat")
+    from snapcap.hardware import load_capture
+
+    probe = load_capture(capture, require_mask=False)
+    height, width = probe.frame_shape[:2]
+    masks = (np.random.default_rng(0).random((10, height, width)) < 0.5).astype(np.float32)
+    mask_file = write_mask_file(tmp_path / "emulated_mask.mat", masks)
+    out = tmp_path / "duomino"
+    assert main(["compare", "--capture", str(capture), "--mask", str(mask_file), "--checkpoints", str(micro["out"]), "-o", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["layout"] == "qiao2020-dmd" and results["B"] == 10 and results["snapshots"] == probe.num_snapshots
+    assert all(len(row["predictions"]) >= 1 for row in results["rows"])
+    # the models of a B the comparison does not have are refused with the B's it has
+    with pytest.raises(SnapcapError, match="B = \\[4, 10\\]"):
+        from snapcap.compare.capture import capture_checkpoints
+
+        capture_checkpoints(micro["out"], 20)
