@@ -304,8 +304,52 @@ def test_bad_input_names_the_argument(tmp_path):
         load_vccv(tmp_path / "missing.pt")
     foreign = tmp_path / "teacher.pt"
     torch.save({"kind": "snapcap-captioner", "name": "teacher"}, foreign)
-    with pytest.raises(DataFileError, match="not a VCCV checkpoint"):
+    with pytest.raises(DataFileError, match="not a zoo captioner checkpoint"):
         load_vccv(foreign)
     with pytest.raises(ShapeError, match="captions"):
         model.loss(*model.compress(random_video(2)), torch.tensor([[1, 2]]))
     assert np.isfinite(float(model.loss(*model.compress(random_video(1)), torch.tensor([[1, 5, 2]]))))
+
+
+# --- command line (through the zoo) ---------------------------------------------------------------
+
+
+def run_cli(argv, capsys=None) -> str:
+    import argparse
+
+    from snapcap.caption.cli import add_caption_commands
+
+    parser = argparse.ArgumentParser(prog="snapcap")
+    add_caption_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args([str(a) for a in argv])
+    if capsys is not None:
+        capsys.readouterr()
+    assert args.func(args) == 0
+    return capsys.readouterr().out if capsys is not None else ""
+
+
+def test_cli_train_and_eval(tmp_path, capsys):
+    import json
+
+    from snapcap.caption.registry import create_captioner, list_captioners
+    from snapcap.datasets.h5 import DatasetConfig, make_dataset
+    from snapcap.datasets.synthetic import SyntheticCorpus
+
+    assert "vccv" in list_captioners()
+    run = tmp_path / "run"
+    run_cli(["train", "vccv", "--num-videos", "8", "--split", "all", "--B", "2", "--T", "2", "--epochs", "2", "--batch-size", "4",
+             "--variant", "rae-no-gate", "--gop-size", "2", "--no-progress", "--out", run])
+    assert (run / "vccv.pt").is_file() and (run / "vccv.data.json").is_file()
+    model, config, vocab = load_vccv(run / "vccv.pt")
+    assert (config.variant, config.gop_size, config.B, config.T) == ("rae-no-gate", 2, 2, 2)
+    assert all(vocab.counts[word] >= 3 for word in vocab.tokens[4:])  # the paper's min count by default
+    data = make_dataset(SyntheticCorpus(6, seed=0), tmp_path / "d.h5", DatasetConfig(B=2, T=2, size=(48, 48), compression="gzip"), progress=False, workers=1)
+    data = tmp_path / "d.h5"
+    text = run_cli(["eval", "--data", data, "--split", "all", "--model", "vccv", "--checkpoints", run, "--metrics", "BLEU,ROUGE-L,CIDEr",
+                    "--tokenizer", "regex", "--beam", "5", "-o", tmp_path / "eval"], capsys)
+    rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == ["vccv"] and "vccv" in text
+    out = run_cli(["caption", data, "--model", run / "vccv.pt", "--samples", "0", "--beam", "2"], capsys)
+    assert out.startswith("synth00000\t")
+    captioner = create_captioner("vccv", run)
+    assert captioner.kind == "frames" and captioner.image_size == 64

@@ -72,7 +72,11 @@ __all__ = [
     "vccv_preset",
     "train_vccv",
     "load_vccv",
-    "CHECKPOINT_KIND",
+    "compress_samples",
+    "train",
+    "load",
+    "add_arguments",
+    "image_size",
 ]
 
 VARIANTS = ("rae", "rae-no-gate", "rae-no-gate-no-residuals", "iframe")
@@ -82,7 +86,7 @@ and the residuals, and the I-frame Mean Pool baseline."""
 VCCV_DEFAULTS = {"min_count": 3, "max_length": 50, "beam_size": 5}
 """The paper's text settings: vocabulary min count, longest caption in tokens, beam size."""
 
-CHECKPOINT_KIND = "snapcap-vccv"
+NAME = "vccv"
 _PAD, _BOS, _EOS = 0, 1, 2
 
 
@@ -832,20 +836,22 @@ def _split_options(options: Mapping[str, Any] | VccvTrainConfig | None) -> tuple
     return preset, model, train
 
 
-def _stack_frames(samples, indices) -> torch.Tensor:
-    return torch.stack([torch.as_tensor(samples[int(i)]["frames"]) for i in indices])
-
-
-def compress_samples(model: VccvCaptioner, samples, chunk: int = 16, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """I-frames and residual frames ``(n, G, 3, S, S)`` of every sample, on the CPU (done once)."""
+def compress_samples(model: VccvCaptioner, samples, chunk: int = 16, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+    """One pass over the samples: the I-frames and residual frames ``(n, G, 3, S, S)`` of every
+    video (on the CPU) and its captions. Each sample is indexed once; its frames are not kept."""
     from tqdm.auto import tqdm
 
-    iframes, residuals = [], []
+    iframes, residuals, captions = [], [], []
     for start in tqdm(range(0, len(samples), chunk), desc="compress (GOPs)", disable=not progress):
-        i, r = model.compress(_stack_frames(samples, range(start, min(len(samples), start + chunk))))
+        rows = [samples[index] for index in range(start, min(len(samples), start + chunk))]
+        for offset, row in enumerate(rows):
+            if row.get("frames") is None:
+                raise DataFileError(f"training sample {start + offset} ({row.get('video_id', '?')}) holds no frames; VCCV compresses the true video frames")
+        i, r = model.compress(torch.stack([torch.as_tensor(row["frames"]) for row in rows]))
         iframes.append(i.cpu())
         residuals.append(r.cpu())
-    return torch.cat(iframes), torch.cat(residuals)
+        captions += [list(row.get("captions") or []) for row in rows]
+    return torch.cat(iframes), torch.cat(residuals), captions
 
 
 def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTrainConfig | None = None, progress: bool = True, vocab=None) -> Path:
@@ -872,7 +878,8 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
         ConfigError: unknown option, or no captions.
         ShapeError: samples without frames of the expected shape.
     """
-    from snapcap.caption.train import CaptionTrainConfig, _caption_batch, _save, build_vocabulary, distributed_context, fit
+    from snapcap.caption.train import CaptionTrainConfig, _caption_batch, build_vocabulary, distributed_context, fit
+    from snapcap.caption.zoo import save_checkpoint
 
     preset, model_overrides, train_overrides = _split_options(options)
     train = VccvTrainConfig(**train_overrides)
@@ -886,15 +893,19 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(train.device)
     torch.manual_seed(train.seed)
-    vocab = vocab or build_vocabulary(samples, train.min_count)
     model_overrides.setdefault("B", int(frames.shape[2]))
     model_overrides.setdefault("T", int(frames.shape[1]))
-    config = vccv_preset(preset, **model_overrides, vocab_size=len(vocab))
+    config = vccv_preset(preset, **model_overrides, vocab_size=max(4, len(vocab) if vocab is not None else 4))
     if (config.T, config.B) != (int(frames.shape[1]), int(frames.shape[2])):
         raise ShapeError(f"the samples have T={frames.shape[1]}, B={frames.shape[2]} but the options ask for T={config.T}, B={config.B}")
     device = torch.device(train.device)
+    compressor = VccvCaptioner(config, device="cpu")  # compression only needs the config
+    iframes, residuals, captions_of = compress_samples(compressor, samples, progress=progress and context.main)
+    texts = [{"captions": captions} for captions in captions_of]
+    vocab = vocab or build_vocabulary(texts, train.min_count)
+    config = replace(config, vocab_size=len(vocab))
+    torch.manual_seed(train.seed)
     model = VccvCaptioner(config, device=device)
-    iframes, residuals = compress_samples(model, samples, progress=progress and context.main)
     features = None
     if model.clip is not None:
         with torch.no_grad():
@@ -902,7 +913,7 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
 
     def loss_fn(indices, epoch):
         rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        captions = _caption_batch(samples, indices, vocab, epoch, train.seed, min(train.max_length, config.max_length))
+        captions = _caption_batch(texts, indices, vocab, epoch, train.seed, min(train.max_length, config.max_length))
         feats = features[rows].to(device) if features is not None else None
         loss = model.loss(iframes[rows].to(device), residuals[rows].to(device), captions, image_features=feats, label_smoothing=train.label_smoothing)
         return {"loss": loss}
@@ -916,7 +927,7 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
     history = fit("vccv", model, [{"params": trainable, "lr": train.lr}], loss_fn, len(samples), train.epochs, fit_config, out_dir, stamp, progress, context)
     path = out_dir / "vccv.pt"
     if context.main:
-        _save(path, {"kind": CHECKPOINT_KIND, "name": "vccv", "config": config.to_dict(), "train": train.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+        save_checkpoint(path, NAME, {"config": config.to_dict(), "train": train.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
     return path
 
 
@@ -927,15 +938,12 @@ def load_vccv(path: str | Path, device: str | torch.device = "cpu") -> tuple[Vcc
         DataFileError: missing, unreadable or foreign checkpoint, or weights that do not fit.
     """
     from snapcap.caption.text import Vocabulary
-    from snapcap.caption.train import _load
+    from snapcap.caption.zoo import read_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such VCCV checkpoint; make one with `snapcap train vccv --out {path.parent}`")
-    state = _load(path)
-    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
-        kind = state.get("kind") if isinstance(state, dict) else type(state).__name__
-        raise DataFileError(f"{path}: not a VCCV checkpoint (kind {kind!r}, expected {CHECKPOINT_KIND!r})")
+    state = read_checkpoint(path, NAME)
     config = VccvConfig.from_dict(state["config"])
     vocab = Vocabulary.from_dict(state["vocab"])
     model = VccvCaptioner(config, device=device)
@@ -944,3 +952,77 @@ def load_vccv(path: str | Path, device: str | torch.device = "cpu") -> tuple[Vcc
         raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.eval()
     return model, config, vocab
+
+
+# --- the zoo hook (``snapcap train vccv``, ``snapcap eval --model vccv``) --------------------------
+
+_CLI_TRAIN_KEYS = ("epochs", "batch_size", "lr", "warmup_epochs", "min_count", "seed", "device", "checkpoint_every", "label_smoothing")
+_CLI_MODEL_KEYS = ("variant", "backbone", "gop_size", "block_size", "search_range", "residual_reduction", "source", "dropout", "B", "T")
+
+
+def _teacher_tower(path: str | Path) -> str:
+    """The open_clip model name of a snapcap ``teacher.pt``'s CLIP tower."""
+    from snapcap.caption.train import _load
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such teacher checkpoint (make one with `snapcap train teacher --out {path.parent}`)")
+    state = _load(path)
+    if not isinstance(state, dict) or state.get("kind") != "snapcap-captioner" or state.get("name") != "teacher":
+        raise DataFileError(f"{path}: not a teacher checkpoint (made by `snapcap train teacher`)")
+    return str(state["config"]["teacher"])
+
+
+def options_from_cli(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The :func:`train_vccv` options of a ``snapcap train vccv`` command line (its ``dest`` dict).
+
+    Keys left None keep the preset's defaults; the data arguments (``corpus``, ``mask``...) are
+    not VCCV's and are dropped. ``teacher`` (a ``teacher.pt``) selects ``backbone="clip"`` with
+    that teacher's trained tower, frozen; ``pretrained`` overrides the CLIP pretrained tag.
+    """
+    options = dict(options or {})
+    out: dict[str, Any] = {"preset": str(options.get("preset") or "tiny")}
+    for key in _CLI_TRAIN_KEYS + _CLI_MODEL_KEYS:
+        if options.get(key) is not None:
+            out[key] = options[key]
+    if options.get("pretrained") is not None:
+        tag = str(options["pretrained"])
+        out["clip_pretrained"] = None if tag.lower() == "none" else tag
+    if options.get("teacher") is not None:
+        out.update(backbone="clip", clip_model=_teacher_tower(options["teacher"]), clip_checkpoint=str(options["teacher"]), clip_pretrained=None)
+    return out
+
+
+def train(samples, out_dir: str | Path, options: Mapping[str, Any] | None = None, progress: bool = True) -> Path:
+    """The zoo's train function: :func:`train_vccv` with command-line options (:func:`options_from_cli`)."""
+    return train_vccv(samples, out_dir, options_from_cli(options), progress=progress)
+
+
+def load(path: str | Path, device: str = "cpu"):
+    """The zoo's load function: :func:`load_vccv`."""
+    return load_vccv(path, device=device)
+
+
+def add_arguments(group) -> None:
+    """``snapcap train vccv`` options (the vocabulary's --min-count defaults to the paper's 3)."""
+    group.add_argument("--variant", choices=VARIANTS, default=None, help="model variant (default rae, the full model; the others are the paper's ablations)")
+    group.add_argument("--backbone", choices=["cnn", "clip"], default=None, help="I-frame features: a CNN trained end to end (tiny default) or a frozen CLIP ViT")
+    group.add_argument("--teacher", type=Path, default=None, help="a snapcap teacher.pt: its trained CLIP tower gives the I-frame features (frozen)")
+    group.add_argument("--gop-size", type=int, default=None, help="frames per group of pictures (default B: one GOP per snapshot's frames)")
+    group.add_argument("--block-size", type=int, default=None, help="block size of the motion search (default 8)")
+    group.add_argument("--search-range", type=int, default=None, help="largest motion searched, pixels (default 4)")
+    group.add_argument("--residual-reduction", choices=["mean-abs", "mean", "last"], default=None, help="how a GOP's residuals make one frame (default mean-abs)")
+    group.add_argument("--source", choices=["emulated", "codec"], default=None, help="GOPs from the block-matching emulation (default) or a real codec through PyAV")
+    group.add_argument("--dropout", type=float, default=None, help="dropout (default 0.5, the paper's)")
+    group.set_defaults(min_count=VCCV_DEFAULTS["min_count"])
+
+
+def image_size(options: Mapping[str, Any] | None) -> int:
+    """The frame size of simulated training data: the model's input size for these options."""
+    from snapcap.caption.registry import teacher_image_size
+
+    cli = options_from_cli(options)
+    preset = vccv_preset(cli["preset"])
+    if cli.get("backbone", preset.backbone) == "clip":
+        return teacher_image_size(cli.get("clip_model", preset.clip_model))
+    return int(preset.image_size)

@@ -290,6 +290,16 @@ def _register_builtins() -> None:
         image_size="snapcap.caption.clip4videocap:image_size",
         description="Writes OUT/clip4videocap.pt.",
     ))
+    register(ZooModel(
+        name="vccv",
+        kind="frames",
+        help="train VCCV: GOPs (I-frames + residuals) of the video, residuals-assisted encoder, LSTM decoder (resumable)",
+        train="snapcap.caption.vccv:train",
+        load="snapcap.caption.vccv:load",
+        add_arguments="snapcap.caption.vccv:add_arguments",
+        image_size="snapcap.caption.vccv:image_size",
+        description="Compresses the true video itself (block-matching P-frame emulation, or a real codec with --source codec). Writes OUT/vccv.pt.",
+    ))
 
 
 _register_builtins()
