@@ -34,7 +34,12 @@ The GAP-TV weight (0.03) was chosen by reconstruction PSNR on training videos (n
 split, not caption scores): 0.005 / 0.01 / 0.02 / 0.05 / 0.1 / 0.3 / 1.0 gave 23.9 / 25.5 /
 25.8 / 25.7 / 25.5 / 25.2 / 24.5 dB on six training videos of this corpus.
 
-Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json]
+With ``--vccv`` it also trains VCCV (:mod:`snapcap.caption.vccv`: the true video coded as GOPs
+of B frames by the block-matching P-frame emulation, I-frames + residuals, residuals-assisted
+encoder, LSTM decoder; tiny preset, vocabulary min count 3) and adds its rows, greedy and beam 5;
+their "recon ms" column holds the GOP encoding of the video.
+
+Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json] [--vccv [--vccv-epochs 30]]
 """
 
 from __future__ import annotations
@@ -165,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"GAP-TV weight (default {TV_WEIGHT})")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (one Java start per row)")
     parser.add_argument("--work", type=Path, help="folder for the checkpoints (default: a temporary folder)")
+    parser.add_argument("--vccv", action="store_true", help="also train VCCV (I-frames + residuals of the true video) and add its rows")
+    parser.add_argument("--vccv-epochs", type=int, default=30, help="VCCV training epochs (default 30)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -227,7 +234,29 @@ def main(argv: list[str] | None = None) -> int:
             row = run_row(mode, one_stage(model), test, vocab)
             mark = lap(f"captions: {mode}", mark)
             scored.append(pool.submit(score, row, not args.no_meteor))
-    order = ["teacher (frames)", "snapcap", "baseline", "two-stage gap-tv"]
+        if args.vccv:
+            from snapcap.caption.vccv import load_vccv, train_vccv
+
+            with torch.enable_grad():
+                vccv_path = train_vccv(train, work / "vccv", {"epochs": args.vccv_epochs, "seed": args.seed}, progress=False)
+            mark = lap("vccv", mark)
+            vccv, _, vccv_vocab = load_vccv(vccv_path)
+
+            def vccv_row(method):
+                def caption(sample):
+                    start = time.perf_counter()
+                    iframes, residuals = vccv.compress(sample["frames"][None])
+                    encode_s = time.perf_counter() - start
+                    return vccv.generate(iframes, residuals, method=method, beam_size=5)[0], encode_s
+
+                return caption
+
+            for name, method in (("vccv", "greedy"), ("vccv (beam 5)", "beam")):
+                wait(scored)
+                row = run_row(name, vccv_row(method), test, vccv_vocab)
+                mark = lap(f"captions: {name}", mark)
+                scored.append(pool.submit(score, row, not args.no_meteor))
+    order = ["teacher (frames)", "snapcap", "baseline", "two-stage gap-tv", "vccv", "vccv (beam 5)"]
     rows = sorted((future.result() for future in scored), key=lambda row: order.index(row["name"]))
     pool.shutdown()
     mark = lap("metrics (what was left of them)", mark)
