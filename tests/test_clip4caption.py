@@ -113,7 +113,7 @@ def test_beam_search_finds_the_better_sequence():
     """Beam search keeps a hypothesis greedy drops: first step 0.6/0.4, but the 0.4 branch is certain."""
 
     class Scripted(c4c.TransformerCaptionDecoder):
-        def forward(self, memory, tokens):
+        def forward(self, memory, tokens, memory_padding=None):
             rows, length = tokens.shape
             logits = torch.full((rows, length, 8), -30.0)
             for r in range(rows):

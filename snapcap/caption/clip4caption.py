@@ -203,6 +203,7 @@ class TransformerCaptionDecoder(nn.Module):
 
     ``forward(memory (N, S, D), tokens (N, L)) -> logits (N, L, V)``: ``[:, i]`` predicts token
     ``i + 1`` (causal self-attention over ``BOS w_1 .. w_n EOS PAD ..``, right padding only).
+    ``memory_padding`` (N, S) bool marks memory positions to ignore (True), in every method.
     """
 
     def __init__(self, vocab_size: int, width: int, layers: int, heads: int, dropout: float = 0.1, max_length: int = 30):
@@ -226,26 +227,26 @@ class TransformerCaptionDecoder(nn.Module):
         if tokens.shape[1] > self.max_length:
             raise ShapeError(f"tokens have length {tokens.shape[1]}; this decoder takes at most max_length={self.max_length}")
 
-    def hidden_states(self, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, memory: torch.Tensor, tokens: torch.Tensor, memory_padding: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, L, D)`` final hidden states of the text positions."""
         self._check(memory, tokens)
         length = tokens.shape[1]
         x = self.drop(self.token_embedding(tokens.long()) + self.position_embedding[:length])
         causal = torch.triu(torch.full((length, length), float("-inf"), device=x.device), diagonal=1)
-        return self.norm(self.layers(x, memory, tgt_mask=causal))
+        return self.norm(self.layers(x, memory, tgt_mask=causal, memory_key_padding_mask=memory_padding))
 
-    def forward(self, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.hidden_states(memory, tokens), self.token_embedding.weight)
+    def forward(self, memory: torch.Tensor, tokens: torch.Tensor, memory_padding: torch.Tensor | None = None) -> torch.Tensor:
+        return F.linear(self.hidden_states(memory, tokens, memory_padding), self.token_embedding.weight)
 
-    def loss(self, memory: torch.Tensor, tokens: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(self, memory: torch.Tensor, tokens: torch.Tensor, label_smoothing: float = 0.0, memory_padding: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy of the non-PAD targets (words and EOS)."""
         if tokens.ndim != 2 or tokens.shape[1] < 2:
             raise ShapeError(f"tokens must be (N, L) with L >= 2 (BOS and a target), got {tuple(tokens.shape)}")
-        logits = self(memory, tokens[:, :-1])
+        logits = self(memory, tokens[:, :-1], memory_padding)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1).long(), ignore_index=PAD, label_smoothing=label_smoothing)
 
-    def _next_logprobs(self, memory: torch.Tensor, tokens: torch.Tensor, words: int, min_length: int, last: bool) -> torch.Tensor:
-        logits = self(memory, tokens)[:, -1].float()
+    def _next_logprobs(self, memory: torch.Tensor, tokens: torch.Tensor, words: int, min_length: int, last: bool, memory_padding: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self(memory, tokens, memory_padding)[:, -1].float()
         logprobs = logits.log_softmax(dim=-1)
         logprobs[:, PAD] = -math.inf
         logprobs[:, BOS] = -math.inf
@@ -266,6 +267,7 @@ class TransformerCaptionDecoder(nn.Module):
         length_penalty: float = 1.0,
         max_length: int | None = None,
         min_length: int = 1,
+        memory_padding: torch.Tensor | None = None,
         **_: Any,
     ) -> list[list[int]]:
         """Token ids (no BOS/EOS) per row: greedy, or beam search scored by logprob / length ** length_penalty."""
@@ -281,17 +283,17 @@ class TransformerCaptionDecoder(nn.Module):
         self.eval()
         try:
             if method == "greedy" or int(beam_size) == 1:
-                return self._greedy(memory, max_words, int(min_length))
-            return self._beam(memory, int(beam_size), float(length_penalty), max_words, int(min_length))
+                return self._greedy(memory, max_words, int(min_length), memory_padding)
+            return self._beam(memory, int(beam_size), float(length_penalty), max_words, int(min_length), memory_padding)
         finally:
             self.train(was_training)
 
-    def _greedy(self, memory: torch.Tensor, max_words: int, min_length: int) -> list[list[int]]:
+    def _greedy(self, memory: torch.Tensor, max_words: int, min_length: int, memory_padding: torch.Tensor | None = None) -> list[list[int]]:
         rows = memory.shape[0]
         tokens = torch.full((rows, 1), BOS, dtype=torch.long, device=memory.device)
         done = torch.zeros(rows, dtype=torch.bool, device=memory.device)
         for words in range(max_words + 1):
-            choice = self._next_logprobs(memory, tokens, words, min_length, words == max_words).argmax(dim=-1)
+            choice = self._next_logprobs(memory, tokens, words, min_length, words == max_words, memory_padding).argmax(dim=-1)
             choice = torch.where(done, torch.full_like(choice, PAD), choice)
             tokens = torch.cat([tokens, choice[:, None]], dim=1)
             done |= choice == EOS
@@ -307,15 +309,16 @@ class TransformerCaptionDecoder(nn.Module):
             out.append(words_out)
         return out
 
-    def _beam(self, memory: torch.Tensor, beams: int, length_penalty: float, max_words: int, min_length: int) -> list[list[int]]:
+    def _beam(self, memory: torch.Tensor, beams: int, length_penalty: float, max_words: int, min_length: int, memory_padding: torch.Tensor | None = None) -> list[list[int]]:
         rows = memory.shape[0]
         expanded = memory.repeat_interleave(beams, dim=0)
+        padding = None if memory_padding is None else memory_padding.repeat_interleave(beams, dim=0)
         tokens = torch.full((rows * beams, 1), BOS, dtype=torch.long, device=memory.device)
         scores = torch.full((rows, beams), -math.inf, device=memory.device)
         scores[:, 0] = 0.0
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(rows)]
         for words in range(max_words + 1):
-            logprobs = self._next_logprobs(expanded, tokens, words, min_length, words == max_words)
+            logprobs = self._next_logprobs(expanded, tokens, words, min_length, words == max_words, padding)
             vocab = logprobs.shape[-1]
             total = (scores.reshape(-1, 1) + logprobs).reshape(rows, beams * vocab)
             top_scores, top_index = total.topk(min(2 * beams, total.shape[1]), dim=1)
