@@ -39,7 +39,12 @@ of B frames by the block-matching P-frame emulation, I-frames + residuals, resid
 encoder, LSTM decoder; tiny preset, vocabulary min count 3) and adds its rows, greedy and beam 5;
 their "recon ms" column holds the GOP encoding of the video.
 
-Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json] [--vccv [--vccv-epochs 30]]
+``--zoo`` adds CLIP4Caption and CLIP4VideoCap (frame captioners of :mod:`snapcap.caption.zoo`,
+trained on the same true frames with the teacher's CLIP tower frozen as their frame encoder) and
+CLIP4Caption's consensus ensemble of the teacher and both (CIDEr-D of each caption against the
+other two; latency = the three members' sum).
+
+Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json] [--vccv [--vccv-epochs 30]] [--zoo [--zoo-epochs 30]]
 """
 
 from __future__ import annotations
@@ -172,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="folder for the checkpoints (default: a temporary folder)")
     parser.add_argument("--vccv", action="store_true", help="also train VCCV (I-frames + residuals of the true video) and add its rows")
     parser.add_argument("--vccv-epochs", type=int, default=30, help="VCCV training epochs (default 30)")
+    parser.add_argument("--zoo", action="store_true", help="also train CLIP4Caption and CLIP4VideoCap (on the teacher's frozen CLIP tower) "
+                        "and add their rows and the CIDEr-consensus ensemble of teacher + both")
+    parser.add_argument("--zoo-epochs", type=int, default=30, help="CLIP4Caption / CLIP4VideoCap training epochs (default 30)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -256,7 +264,43 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_row(name, vccv_row(method), test, vccv_vocab)
                 mark = lap(f"captions: {name}", mark)
                 scored.append(pool.submit(score, row, not args.no_meteor))
-    order = ["teacher (frames)", "snapcap", "baseline", "two-stage gap-tv", "vccv", "vccv (beam 5)"]
+        if args.zoo:
+            # Frame captioners of the model zoo on the same true frames as the teacher, with the
+            # teacher's trained CLIP tower as their (frozen) frame encoder: one frame per snapshot.
+            from snapcap.caption import clip4caption, clip4videocap
+
+            extras = {item.video_id: item.extra for item in SyntheticCorpus(num_videos=args.videos, seed=args.seed).items}
+            zoo_train = [dict(sample, **{a: extras[sample["video_id"]][a] for a in clip4videocap.ASPECTS}) for sample in train]
+            zoo_rows = {"teacher (frames)": None}
+            for name, module in (("clip4caption", clip4caption), ("clip4videocap", clip4videocap)):
+                with torch.enable_grad():
+                    path = module.train(zoo_train, work / name, {"teacher": teacher_path, "seed": args.seed, "epochs": args.zoo_epochs}, progress=False)
+                mark = lap(name, mark)
+                zoo_model, _, zoo_vocab = module.load(path)
+                wait(scored)
+                row = run_row(name, lambda sample, m=zoo_model: (m.caption(sample["frames"][None])[0], 0.0), test, zoo_vocab)
+                mark = lap(f"captions: {name}", mark)
+                zoo_rows[name] = row
+                scored.append(pool.submit(score, row, not args.no_meteor))
+    if args.zoo:
+        from snapcap.caption.clip4caption import ensemble_select
+
+        wait(scored)
+        members = {name: next(f.result() for f in scored if f.result()["name"] == name) for name in zoo_rows}
+        ids = list(members["teacher (frames)"]["predictions"])
+        candidates = [[members[name]["predictions"][video] for name in members] for video in ids]
+        choice = ensemble_select(candidates, "cider")
+        ensemble = {
+            "name": "ensemble (teacher + clip4caption + clip4videocap)",
+            "predictions": {video: row[i] for video, row, i in zip(ids, candidates, choice)},
+            "references": members["teacher (frames)"]["references"],
+            "recon_ms": 0.0,
+            "total_ms": sum(m["total_ms"] for m in members.values()),
+            "caption_ms": sum(m["caption_ms"] for m in members.values()),
+        }
+        scored.append(pool.submit(score, ensemble, not args.no_meteor))
+    order = ["teacher (frames)", "snapcap", "baseline", "two-stage gap-tv", "vccv", "vccv (beam 5)", "clip4caption", "clip4videocap",
+             "ensemble (teacher + clip4caption + clip4videocap)"]
     rows = sorted((future.result() for future in scored), key=lambda row: order.index(row["name"]))
     pool.shutdown()
     mark = lap("metrics (what was left of them)", mark)

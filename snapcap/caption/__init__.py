@@ -38,6 +38,12 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "train_teacher": "snapcap.caption.train",
     "train_student": "snapcap.caption.train",
     "load_captioner": "snapcap.caption.train",
+    # the model zoo (CLIP4Caption, CLIP4VideoCap, ...)
+    "ZooModel": "snapcap.caption.zoo",
+    "register_zoo_model": ("snapcap.caption.zoo", "register"),
+    "zoo_names": "snapcap.caption.zoo",
+    "ensemble_select": "snapcap.caption.clip4caption",
+    "EnsembleCaptioner": "snapcap.caption.clip4caption",
     # building blocks
     "Vocabulary": "snapcap.caption.text",
     "caption_metrics": "snapcap.caption.text",
