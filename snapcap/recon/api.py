@@ -31,6 +31,7 @@ __all__ = [
     "PnPFastDVDnetParams",
     "UnfoldParams",
     "METHODS",
+    "PNP_SCI_GAP_TV",
     "PNP_SCI_SCHEDULE",
     "list_methods",
     "make_params",
@@ -41,13 +42,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GapTVParams:
-    """GAP-TV (defaults: the public PnP-SCI protocol for the grayscale benchmark)."""
+    """GAP-TV: 40 accelerated GAP iterations, each followed by a TV step.
+
+    The default TV step is anisotropic Chambolle with weight 0.1 and 3 iterations (2 dual
+    updates): at less than half the cost of the public PnP-SCI reference's step (isotropic,
+    weight 0.3, 5 iterations, 4 dual updates; ``PNP_SCI_GAP_TV`` reproduces it) it gives a
+    higher PSNR on the grayscale benchmark: 35.22 / 30.01 dB against 34.95 / 29.81 dB on the
+    first snapshot of drop40 / runner40, and 34.53 / 29.48 against 34.44 / 29.44 dB averaged
+    over their five snapshots (bench/recon_gap_tv.py).
+    """
 
     iterations: int = 40
-    tv_weight: float = 0.3
-    tv_iterations: int = 5
+    tv_weight: float = 0.1
+    tv_iterations: int = 3
     tv_method: str = "chambolle"
-    isotropic: bool = True
+    isotropic: bool = False
     accelerate: bool = True
     demosaic: str = "malvar"
 
@@ -65,6 +74,9 @@ class AdmmTVParams:
     demosaic: str = "malvar"
 
 
+PNP_SCI_GAP_TV = {"tv_weight": 0.3, "tv_iterations": 5, "isotropic": True}
+"""The public PnP-SCI reference's TV step (``gap-tv`` overrides): isotropic Chambolle, weight 0.3, 5 iterations."""
+
 PNP_SCI_SCHEDULE = {"warm_start": 0, "sigmas": (50 / 255, 25 / 255, 12 / 255, 6 / 255), "iterations": (10, 10, 10, 10)}
 """The public PnP-SCI protocol: σ = 50, 25, 12, 6 (/255), 10 GAP iterations each, from Aᵀy."""
 
@@ -73,7 +85,8 @@ PNP_SCI_SCHEDULE = {"warm_start": 0, "sigmas": (50 / 255, 25 / 255, 12 / 255, 6 
 class PnPFFDNetParams:
     """GAP with FFDNet. ``weights`` is a checkpoint path (net_gray.pth, net_rgb.pth...).
 
-    Default schedule: 40 GAP-TV iterations (``warm_start``), then FFDNet at σ = 20, 10, 5, 3
+    Default schedule: 40 GAP-TV iterations (``warm_start``, with the reference's TV step
+    ``PNP_SCI_GAP_TV``), then FFDNet at σ = 20, 10, 5, 3
     (/255) with 4 iterations each: 16 network passes instead of PnP-SCI's 40, for the same
     or better PSNR on the grayscale benchmark (see bench/recon.py). ``PNP_SCI_SCHEDULE``
     reproduces the public protocol exactly.
@@ -170,7 +183,9 @@ def _pnp(y, op, params, denoiser, reference, callback):
     x0 = None
     history: list[dict[str, Any]] = []
     if params.warm_start:
-        warm = _run_gap_tv(y, op, GapTVParams(iterations=params.warm_start, demosaic=params.demosaic), reference, None)
+        # the reference's TV step: the FFDNet schedule below was tuned from its output
+        warm_params = GapTVParams(iterations=params.warm_start, demosaic=params.demosaic, **PNP_SCI_GAP_TV)
+        warm = _run_gap_tv(y, op, warm_params, reference, None)
         x0 = warm.frames  # gap takes RGB initial frames for a Bayer operator
         history = warm.history
     solver = GapParams(iterations=tuple(params.iterations), sigmas=tuple(params.sigmas), accelerate=params.accelerate, demosaic=params.demosaic)

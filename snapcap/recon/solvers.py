@@ -237,28 +237,40 @@ class _GapIteration:
 
     On numpy, accelerated GAP with λ = 1 computes A x once per iteration and reuses it in the
     projection: the same operations as ``y_acc += y − op.A(x); x = op.prox_l2(x, y_acc)``,
-    hence the same result bit for bit (the tests check it), one forward pass cheaper.
+    hence the same result bit for bit (the tests check it), one forward pass cheaper. The
+    guarded division by D (zero where D = 0) uses a D whose zeros are replaced once, and the
+    back-projection is accumulated in its own buffer.
     """
 
     def __init__(self, op: CactiOperator, y: Any, x0: Any, params: GapParams, denoise: Callable[[Any, float], Any]):
         self.op, self.y, self.x, self.params, self.denoise = op, y, x0, params, denoise
         self.y_acc = namespace(y).zeros_like(y) if params.accelerate else None
         self.fused = params.accelerate and params.step == 1.0 and is_numpy(y) and op.bayer is None
-        self._masks: dict[Any, np.ndarray] = {}
+        self._constants: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
-    def _masks_like(self, x: np.ndarray) -> np.ndarray:
-        """The masks in ``x``'s dtype, as op.A and op.prox_l2 use them."""
-        masks = self._masks.get(x.dtype)
-        if masks is None:
-            masks = self._masks[x.dtype] = np.asarray(self.op.masks, dtype=x.dtype)
-        return masks
+    def _constants_like(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(masks, D with its zeros set to 1, where D = 0 or None) in ``x``'s dtype, as op.prox_l2 uses them."""
+        constants = self._constants.get(x.dtype)
+        if constants is None:
+            masks = np.asarray(self.op.masks, dtype=x.dtype)
+            diag = np.asarray(self.op.AAt_diag(x))
+            unseen = diag == 0
+            safe = np.where(unseen, np.ones_like(diag), diag)
+            constants = self._constants[x.dtype] = (masks, safe, unseen if unseen.any() else None)
+        return constants
 
     def __call__(self, sigma: float) -> None:
         if self.fused and is_numpy(self.x):
-            masks = self._masks_like(self.x)
+            masks, safe_diag, unseen = self._constants_like(self.x)
             forward = F.forward(self.x, masks)
             self.y_acc = self.y_acc + (self.y - forward)
-            self.x = self.x + F.adjoint(F.safe_divide(self.y_acc - forward, self.op.AAt_diag(self.x)), masks)
+            # x + Aᵀ((y_acc − A x) ⊘ D), zero where D = 0: the operations of F.prox_l2
+            ratio = np.divide(self.y_acc - forward, safe_diag)
+            if unseen is not None:
+                ratio = np.where(unseen, np.zeros_like(ratio), ratio)
+            update = np.multiply(ratio[..., None, :, :], masks)
+            reuse = update.shape == self.x.shape and update.dtype == np.result_type(self.x, update)
+            self.x = np.add(self.x, update, out=update if reuse else None)
         else:
             if self.y_acc is not None:
                 self.y_acc = self.y_acc + (self.y - self.op.A(self.x))

@@ -230,6 +230,8 @@ def _chambolle_block(
     k_y_head, k_x_head = k_y[:-width], k_x[:-1]
     k_y_last_rows = k_y.reshape(count, height, width)[:, -1, :]
     k_x_last_cols = k_x.reshape(count, height, width)[:, :, -1]
+    p_y_last_rows = p_y.reshape(count, height, width)[:, -1, :]
+    p_x_last_cols = p_x.reshape(count, height, width)[:, :, -1]
 
     def neg_adjoint() -> None:  # field = −∇ᵀP
         np.add(p_y, p_x, out=field)
@@ -238,30 +240,33 @@ def _chambolle_block(
 
     np.multiply(flat_src, scalar(_TAU / weight), out=scaled)
     for iteration in range(updates):
-        if iteration == 0:  # the dual starts at zero: z = (τ/w) x
-            np.subtract(scaled[width:], scaled[:-width], out=k_y_head)
-            np.subtract(scaled[1:], scaled[:-1], out=k_x_head)
+        if iteration == 0:
+            # The dual starts at zero: z = (τ/w) x, and P − k = −k is written straight into P
+            # (b − a is exactly −(a − b)); |k| is then taken from P.
+            np.subtract(scaled[:-width], scaled[width:], out=p_y_up)
+            np.subtract(scaled[:-1], scaled[1:], out=p_x_left)
+            p_y_last_rows.fill(0)
+            p_x_last_cols.fill(0)
+            magnitude_source = dual
         else:
             neg_adjoint()
             np.multiply(field, tau, out=field)
             np.subtract(scaled, field, out=field)
             np.subtract(field_down, field_up, out=k_y_head)
             np.subtract(field_right, field_left, out=k_x_head)
-        k_y_last_rows.fill(0)
-        k_x_last_cols.fill(0)
-        # P ← (P − k) / (1 + |k|)
-        if iteration == 0:
-            np.negative(grad, out=dual)
-        else:
+            k_y_last_rows.fill(0)
+            k_x_last_cols.fill(0)
+            # P ← (P − k) / (1 + |k|)
             np.subtract(dual, grad, out=dual)
+            magnitude_source = grad
         if isotropic:
-            np.multiply(grad, grad, out=grad)
+            np.multiply(magnitude_source, magnitude_source, out=grad)
             np.add(k_y, k_x, out=k_y)
             np.sqrt(k_y, out=k_y)
             np.add(k_y, one, out=k_y)
             np.divide(dual_pair, k_y, out=dual_pair)
         else:
-            np.abs(grad, out=grad)
+            np.abs(magnitude_source, out=grad)
             np.add(grad, one, out=grad)
             np.divide(dual, grad, out=dual)
     # u = x − w (−∇ᵀP)
