@@ -267,6 +267,18 @@ def test_vocabulary_min_count_three_by_default(tmp_path):
     assert config.image_size == 32 and config.max_length == 50
 
 
+def test_train_with_a_frozen_clip_backbone(tmp_path):
+    from caption_helpers import tiny_samples
+
+    samples = tiny_samples(2, B=2, T=2, size=48)
+    options = {"epochs": 1, "batch_size": 2, "min_count": 1, "backbone": "clip", "clip_model": "snapcap-tiny-vit"}
+    path = train_vccv(samples, tmp_path, options, progress=False)
+    model, config, vocab = load_vccv(path)
+    assert config.backbone == "clip" and model.image_size == 64
+    frames = torch.stack([sample["frames"] for sample in samples])
+    assert len(model.caption(frames, beam_size=2, max_length=8)) == 2
+
+
 # --- errors ---------------------------------------------------------------------------------------
 
 

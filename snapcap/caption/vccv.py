@@ -899,7 +899,12 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
     if (config.T, config.B) != (int(frames.shape[1]), int(frames.shape[2])):
         raise ShapeError(f"the samples have T={frames.shape[1]}, B={frames.shape[2]} but the options ask for T={config.T}, B={config.B}")
     device = torch.device(train.device)
-    compressor = VccvCaptioner(config, device="cpu")  # compression only needs the config
+    compress_config = config
+    if config.backbone == "clip":  # compression needs only the input size, not the tower
+        from snapcap.caption.registry import teacher_image_size
+
+        compress_config = replace(config, backbone="cnn", image_size=teacher_image_size(config.clip_model), image_widths=(1,), residual_widths=(1,))
+    compressor = VccvCaptioner(compress_config, device="cpu")
     iframes, residuals, captions_of = compress_samples(compressor, samples, progress=progress and context.main)
     texts = [{"captions": captions} for captions in captions_of]
     vocab = vocab or build_vocabulary(texts, train.min_count)
