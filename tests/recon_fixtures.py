@@ -20,7 +20,9 @@ def train_config(steps: int = 24):
     from snapcap.recon.nets.unfold import UnfoldConfig
     from snapcap.recon.train import TrainReconConfig
 
-    return TrainReconConfig(model=UnfoldConfig(B=4, stages=2, features=8, levels=1), steps=steps, batch_size=2, patch=16, checkpoint_every=4, log_every=4)
+    # two GAP-TV iterations as the initial estimate: the cached-initial-estimate path, cheaply
+    model = UnfoldConfig(B=4, stages=2, features=8, levels=1, init_iterations=2)
+    return TrainReconConfig(model=model, steps=steps, batch_size=2, patch=16, checkpoint_every=4, log_every=4)
 
 
 if __name__ == "__main__":

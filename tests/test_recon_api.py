@@ -122,6 +122,27 @@ def test_unfolding_network_trains_loads_and_reconstructs(tmp_path):
         load_reconstructor(tmp_path / "junk.pt")
 
 
+def test_unfolding_network_starts_from_gap_tv(rng):
+    """Untrained (zero last convolutions), the network returns the projection of GAP-TV's estimate."""
+    from snapcap.recon.nets.unfold import UnfoldConfig, UnfoldingNet
+
+    frames = rng.random((2, 4, 16, 16)).astype(np.float32)
+    op = CactiOperator(random_binary(4, 16, 16, seed=1))
+    y = op.A(frames)
+    config = UnfoldConfig(B=4, stages=2, features=4, levels=1, init_iterations=6, tv_weight=0.1)
+    model = UnfoldingNet(config)
+    expected = gap(y, op, TVDenoiser(weight=0.1, n_iter=3, isotropic=False), GapParams(iterations=(6,))).frames
+    masks = torch.as_tensor(np.array(op.masks))
+    with torch.inference_mode():
+        initial = model.initial_estimate(torch.as_tensor(y), masks.expand(2, 4, 16, 16), torch.as_tensor(np.array(op.AAt_diag())))
+        out = model(torch.as_tensor(y), masks)
+        given = model(torch.as_tensor(y), masks, initial=torch.zeros(2, 4, 16, 16))
+    np.testing.assert_allclose(initial.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), op.prox_l2(expected, y), atol=1e-5)
+    np.testing.assert_allclose(given.numpy(), op.A_dagger(y), atol=1e-5)  # a given x⁰ = 0 projects to A⁺y
+    assert UnfoldConfig.from_dict({"B": 4, "stages": 2, "features": 8, "levels": 1, "share_weights": False}).init_iterations == 0
+
+
 def test_training_resumes_after_a_kill(tmp_path):
     """SIGKILL a training run after a checkpoint; the rerun continues and ends where an
     uninterrupted run ends."""
