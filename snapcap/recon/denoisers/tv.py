@@ -202,7 +202,8 @@ def _chambolle_block(
     """Chambolle on contiguous frames ``src`` (n, rows, W), in place on per-thread scratch buffers.
 
     Same maths as :func:`_chambolle_xp`: z = (τ/w) x − τ(−∇ᵀP), k = ∇z,
-    P ← (P − k) / (1 + |k|), u = x − w(−∇ᵀP); 16 passes over memory per dual update.
+    P ← (P − k) / (1 + |k|), u = x − w(−∇ᵀP); 16 passes over memory per dual update, fewer
+    for the first (P = 0: −k is written straight into P).
 
     The frames are processed as flat vectors: −∇ᵀP = P_y + P_x − P_y[i − W] − P_x[i − 1] reads
     across row and frame ends exactly because P_y is zero on the last row of every frame and
