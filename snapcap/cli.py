@@ -300,6 +300,7 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", default="gap-tv", choices=list(METHODS), help="reconstruction method (default gap-tv)")
     parser.add_argument("--mask", type=Path, help="mask file (.mat/.npy/.npz/.h5) when the input has none, or to override it")
     parser.add_argument("--mask-key", help="variable of the mask file")
+    parser.add_argument("--B", type=int, help="frames per snapshot of a capture that does not say it (raw camera frames)")
     parser.add_argument("--samples", help="dataset rows: 0,3,5 or 0:4 or all (default 0)")
     parser.add_argument("--snapshots", help="snapshots to reconstruct: 0,2 or 1:4 or all (default all)")
     parser.add_argument("--iterations", type=_ints, help="iterations (gap-tv/admm-tv: one number; pnp: one per sigma)")
@@ -347,7 +348,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from snapcap.recon.metrics import psnr, ssim
     from snapcap.viz import reconstruction_montage, save_animation
 
-    source = load_recon_input(args.input, mask=args.mask, mask_key=args.mask_key, samples=args.samples, snapshots=args.snapshots)
+    source = load_recon_input(args.input, mask=args.mask, mask_key=args.mask_key, samples=args.samples, snapshots=args.snapshots, B=args.B)
     params = make_params(args.method, **_recon_overrides(args))
     op = source.operator
     per_sample = bool(op.batch_shape)

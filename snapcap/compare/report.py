@@ -50,7 +50,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 def _cell(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    if isinstance(value, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:,.{digits}f}"
     return str(value)
 

@@ -177,8 +177,12 @@ def load_recon_input(
     mask_key: str | None = None,
     samples: str | None = None,
     snapshots: str | None = None,
+    B: int | None = None,  # noqa: N803
 ) -> ReconInput:
-    """Read snapshots, masks and (when known) truth from any supported file; see the module doc."""
+    """Read snapshots, masks and (when known) truth from any supported file; see the module doc.
+
+    ``B``: frames per snapshot of a capture that does not say it (raw camera frames).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
@@ -188,7 +192,16 @@ def load_recon_input(
 
         if detect_layout(path) == "gray-benchmark":
             return _from_benchmark(path, mask, mask_key, snapshots)
-        return _from_capture(path, mask, mask_key, snapshots)
+        return _from_capture(path, mask, mask_key, snapshots, B)
+    if suffix not in (".npz", ".h5", ".hdf5"):
+        from snapcap.hardware import detect_layout
+
+        try:
+            layout = detect_layout(path)
+        except Exception:  # noqa: BLE001 - reported below as an unknown input type
+            layout = None
+        if layout == "raw-frame":
+            return _from_capture(path, mask, mask_key, snapshots, B)
     if suffix == ".npz":
         return _from_measurements(path, mask, mask_key, snapshots)
     if suffix in (".h5", ".hdf5"):
@@ -207,13 +220,13 @@ def load_recon_input(
         if kind == FORMAT_NAME:
             return _from_measurements(path, mask, mask_key, snapshots)
         raise DataFileError(f"{path}: HDF5 file of unknown format {kind!r}; expected a snapcap dataset or measurement file")
-    raise DataFileError(f"{path}: unknown input type {suffix!r}; expected .mat, .npz, .h5")
+    raise DataFileError(f"{path}: unknown input type {suffix!r}; expected .mat, .npz, .h5 or a raw camera frame (DNG...)")
 
 
-def _from_capture(path: Path, mask, mask_key, snapshots: str | None) -> ReconInput:
+def _from_capture(path: Path, mask, mask_key, snapshots: str | None, B: int | None = None) -> ReconInput:  # noqa: N803
     from snapcap.hardware import load_capture
 
-    capture = load_capture(path, mask=mask, mask_key=mask_key)
+    capture = load_capture(path, mask=mask, mask_key=mask_key, B=B)
     chosen = parse_selection(snapshots, capture.meas.shape[0], "snapshots")
     truth = None
     if capture.truth is not None and all(index < capture.truth.shape[0] for index in chosen):
