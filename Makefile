@@ -16,9 +16,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/snapcap simulate builtin:demo --B 8 --bayer RGGB --mask shifting \
-		--noise "poisson:photons=2000+gaussian:sigma=0.005" --seed 0 \
-		--out demo_out/demo_meas.npz --montage demo_out/demo_montage.png
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/snapcap compare --preset tiny -o demo_out
 
 test: setup
 	$(PY) -m pytest -m "slow or not slow" -q

@@ -428,10 +428,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     recon.add_argument("--mask-seed", type=int, default=0)
     recon.add_argument("--noise", default="none")
     recon.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"], help="network size")
-    recon.add_argument("--steps", type=int, default=600)
+    recon.add_argument("--steps", type=int, default=None, help="training steps (default 800)")
     recon.add_argument("--batch-size", type=int, default=8)
-    recon.add_argument("--patch", type=int, default=64)
-    recon.add_argument("--lr", type=float, default=1e-3)
+    recon.add_argument("--patch", type=int, default=None, help="training patch size (default 48)")
+    recon.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3)")
     recon.add_argument("--seed", type=int, default=0)
     recon.add_argument("--device", default="cpu")
     recon.add_argument("--checkpoint-every", type=int, default=100)
@@ -461,12 +461,13 @@ def _cmd_train_recon(args: argparse.Namespace) -> int:
     samples = [train[i] for i in range(min(len(train), args.limit or len(train)))]
     validation = [validation_source[i] for i in range(min(len(validation_source), 4))] or None
     model = dataclasses.replace(UNFOLD_PRESETS[args.preset], B=int(samples[0]["masks"].shape[-3]))
+    defaults = TrainReconConfig()
     config = TrainReconConfig(
         model=model,
-        steps=args.steps,
+        steps=defaults.steps if args.steps is None else args.steps,
         batch_size=args.batch_size,
-        patch=args.patch,
-        lr=args.lr,
+        patch=defaults.patch if args.patch is None else args.patch,
+        lr=defaults.lr if args.lr is None else args.lr,
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,

@@ -151,7 +151,7 @@ def test_findings_state_the_papers_claims_in_numbers():
         {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 60.0},
     )
     lines = findings(good)
-    assert any("SnapCap degrades least" in line and "loses 5.0" in line for line in lines)
+    assert any("SnapCap degrades least" in line and "CIDEr change -5.0" in line for line in lines)
     assert any("6.0x" in line for line in lines)
     bad = _results(
         {"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 30}, "baseline": {2: 30, 16: 25}, "two-stage:gap-tv": {2: 50, 16: 40}},

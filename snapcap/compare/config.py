@@ -65,7 +65,7 @@ class CompareConfig:
 
     preset: str = "tiny"
     B: tuple[int, ...] = (2, 4, 8, 16, 24)  # noqa: N815
-    corpus: Mapping[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "num_videos": 400, "seed": 0})
+    corpus: Mapping[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "num_videos": 320, "seed": 0})
     T: int = 4  # noqa: N815
     size: int = 64
     gray: bool = False
@@ -172,7 +172,12 @@ _TINY_TRAINING = {
 
 COMPARE_PRESETS: dict[str, CompareConfig] = {
     # The README's main command: procedural corpus, tiny models trained here, 2-core CPU.
-    "tiny": CompareConfig(preset="tiny", training=_TINY_TRAINING, recon_params={"gap-tv": {"tv_weight": 0.03}}),
+    "tiny": CompareConfig(
+        preset="tiny",
+        corpus={"kind": "synthetic", "num_videos": 320, "seed": 0},
+        training=_TINY_TRAINING,
+        recon_params={"gap-tv": {"tv_weight": 0.03}},
+    ),
     # The tests: two ratios, a handful of videos, one epoch of everything, no METEOR (Java start).
     "micro": CompareConfig(
         preset="micro",
