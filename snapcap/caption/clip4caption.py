@@ -558,8 +558,8 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     Resumable: an interrupted run continues from ``out_dir/clip4caption.ckpt`` when rerun with
     the same options. See the module docstring for the presets and the frame encoder.
     """
-    from snapcap.caption.train import _caption_batch, build_vocabulary, distributed_context, fit
-    from snapcap.caption.zoo import option, save_checkpoint
+    from snapcap.caption.train import _caption_batch, build_vocabulary, distributed_context
+    from snapcap.caption.zoo import fit_and_save, option
 
     options = dict(options or {})
     out_dir = Path(out_dir)
@@ -589,13 +589,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
             feats = model.frame_features(stack_frames(rows, indices, device))
         return {"loss": model.loss(feats, captions, training.label_smoothing)}
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    stamp = {"kind": NAME, "config": config.to_dict(), "train": training.to_dict(), "count": len(rows), "vocab": len(vocab)}
-    history = fit(NAME, model, [{"params": trainable, "lr": training.lr}], loss_fn, len(rows), training.epochs, training, out_dir, stamp, progress, context)
-    path = out_dir / f"{NAME}.pt"
-    if context.main:
-        save_checkpoint(path, NAME, {"config": config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
-    return path
+    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context)
 
 
 def load(path: str | Path, device: str = "cpu"):

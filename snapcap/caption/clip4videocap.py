@@ -537,8 +537,8 @@ def _chosen_captions(rows, indices, epoch: int, seed: int) -> list[int]:
 def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None = None, progress: bool = True) -> Path:
     """Train CLIP4VideoCap on sample dicts; returns ``out_dir/clip4videocap.pt`` (resumable)."""
     from snapcap.caption.text import Vocabulary
-    from snapcap.caption.train import distributed_context, fit
-    from snapcap.caption.zoo import option, save_checkpoint
+    from snapcap.caption.train import distributed_context
+    from snapcap.caption.zoo import fit_and_save, option
 
     options = dict(options or {})
     out_dir = Path(out_dir)
@@ -587,13 +587,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
         aspects = None if aspect_tokens is None else {a: t[index].to(device) for a, t in aspect_tokens.items()}
         return model.losses(feats, captions, text, aspects, training.label_smoothing)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    stamp = {"kind": NAME, "config": config.to_dict(), "train": training.to_dict(), "count": len(rows), "vocab": len(vocab)}
-    history = fit(NAME, model, [{"params": trainable, "lr": training.lr}], loss_fn, len(rows), training.epochs, training, out_dir, stamp, progress, context)
-    path = out_dir / f"{NAME}.pt"
-    if context.main:
-        save_checkpoint(path, NAME, {"config": config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
-    return path
+    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context)
 
 
 def load(path: str | Path, device: str = "cpu"):

@@ -73,6 +73,7 @@ from snapcap.errors import ConfigError, DataFileError
 
 __all__ = [
     "ZOO_KIND",
+    "fit_and_save",
     "ZooModel",
     "register",
     "zoo_names",
@@ -200,6 +201,20 @@ def option(options: Mapping[str, Any] | None, key: str, default: Any) -> Any:
 
 
 # --- checkpoint files ---------------------------------------------------------------------------
+
+
+def fit_and_save(name: str, model, loss_fn, count: int, config, training, vocab, out_dir: Path, progress: bool, context) -> Path:
+    """Train every trainable parameter of ``model`` with :func:`snapcap.caption.train.fit`
+    (resumable) and write ``out_dir/<name>.pt`` (config, vocabulary, weights, history)."""
+    from snapcap.caption.train import fit
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    stamp = {"kind": name, "config": config.to_dict(), "train": training.to_dict(), "count": count, "vocab": len(vocab)}
+    history = fit(name, model, [{"params": trainable, "lr": training.lr}], loss_fn, count, training.epochs, training, out_dir, stamp, progress, context)
+    path = Path(out_dir) / f"{name}.pt"
+    if context.main:
+        save_checkpoint(path, name, {"config": config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+    return path
 
 
 def save_checkpoint(path: str | Path, name: str, payload: Mapping[str, Any]) -> Path:
