@@ -242,3 +242,18 @@ def test_caption_and_reconstruct_work_on_every_capture_layout(micro, tmp_path, l
     assert main(["caption", str(written.path), *mask, "--model", checkpoint["teacher"], "--recon", "gap-tv", "--recon-param", "iterations=5", "--json"]) == 0
     two = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(two) == len(one) and all(record["recon_ms"] > 0 for record in two)
+
+
+def test_zoo_captioners_are_rows_of_a_comparison(tmp_path):
+    out = tmp_path / "zoo"
+    argv = ["compare", "--preset", "micro", "--B", "4", "--zoo", "clip4caption", "clip4videocap", "vccv", "--zoo-epochs", "1", "-o", str(out), "--no-progress", "--quiet"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = {row["pipeline"]: row for row in results["rows"]}
+    assert {"clip4caption", "clip4videocap", "vccv"} <= set(rows)
+    assert all(rows[name]["videos"] >= 2 and "CIDEr" in rows[name]["scores"] for name in ("clip4caption", "clip4videocap", "vccv"))
+    assert "| clip4caption |" in (out / "report.md").read_text()
+    again = run_compare(compare_preset("micro", B=(4,), zoo=("vccv",), zoo_options={"vccv": {"epochs": 1}}), out, progress=False, quiet=True)
+    assert all(stage["status"] == "reused" for stage in again["stages"])
+    with pytest.raises(ConfigError, match="--zoo"):
+        CompareConfig(zoo=("clip5caption",))

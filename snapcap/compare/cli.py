@@ -65,6 +65,8 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--students", nargs="*", choices=STUDENT_PIPELINES, help="one-stage rows (default: snapcap baseline)")
     models.add_argument("--recon", nargs="*", choices=RECON_CHOICES, help="two-stage reconstructors (tiny: gap-tv; paper: gap-tv pnp-ffdnet unfold)")
     models.add_argument("--recon-param", action="append", type=_recon_param, metavar="METHOD:NAME=VALUE", help="a reconstruction parameter (repeatable), e.g. pnp-ffdnet:weights=net_gray.pth")
+    models.add_argument("--zoo", nargs="*", help="other captioners as rows, trained per B: clip4caption, clip4videocap, vccv")
+    models.add_argument("--zoo-epochs", type=int, help="training epochs of the --zoo captioners")
     models.add_argument("--unfold-steps", type=int, help="training steps of the deep reconstructor per B")
     models.add_argument("--epochs", type=int, help="students' stage-2 epochs")
     models.add_argument("--teacher-epochs", type=int, help="teacher tower epochs")
@@ -140,6 +142,8 @@ def _config_from_args(args: argparse.Namespace):
         students=None if args.students is None else tuple(args.students),
         recon=None if args.recon is None else tuple(args.recon),
         recon_params=recon_params,
+        zoo=None if args.zoo is None else tuple(args.zoo),
+        zoo_options=None if args.zoo_epochs is None else {name: {"epochs": args.zoo_epochs} for name in (args.zoo or base.zoo)},
         unfold=unfold,
         test_limit=args.test_limit,
         metrics=metrics,

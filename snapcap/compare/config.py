@@ -55,6 +55,9 @@ class CompareConfig:
             fixed choice, so that adding a B to a comparison reuses the tower).
         students: one-stage pipelines (``snapcap``, ``baseline``).
         recon: two-stage reconstructors; recon_params: method -> parameter overrides.
+        zoo: other captioners of :mod:`snapcap.caption.zoo` (``clip4caption``, ``clip4videocap``,
+            ``vccv``), trained per B on the same data (CLIP-based ones on the teacher's tower);
+            zoo_options: name -> options of its ``snapcap train NAME`` verb (``epochs``...).
         unfold: the deep reconstructor's training: ``preset`` (tiny/small/paper), ``steps``...
         test_limit: at most this many test videos (None: the whole test split).
         metrics: caption metrics; beam: decoding beam (1: greedy).
@@ -80,6 +83,8 @@ class CompareConfig:
     base_B: int | None = None  # noqa: N815
     students: tuple[str, ...] = STUDENT_PIPELINES
     recon: tuple[str, ...] = ("gap-tv",)
+    zoo: tuple[str, ...] = ()
+    zoo_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     recon_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unfold: Mapping[str, Any] = field(default_factory=lambda: {"preset": "tiny", "steps": 300, "batch_size": 8, "patch": 64})
     test_limit: int | None = None
@@ -121,6 +126,13 @@ class CompareConfig:
         extra = sorted(set(self.training) - known)
         if extra:
             raise ConfigError(f"training: unknown field(s) {extra}; CaptionTrainConfig has {sorted(known)}")
+        if self.zoo:
+            from snapcap.caption.zoo import zoo_names
+
+            unknown_zoo = [name for name in self.zoo if name not in zoo_names()]
+            if unknown_zoo:
+                raise ConfigError(f"--zoo: unknown captioner(s) {unknown_zoo}; expected among {', '.join(zoo_names())}")
+        object.__setattr__(self, "zoo", tuple(self.zoo))
         object.__setattr__(self, "students", tuple(self.students))
         object.__setattr__(self, "recon", tuple(self.recon))
         object.__setattr__(self, "metrics", tuple(self.metrics))
@@ -139,7 +151,7 @@ class CompareConfig:
 
     def pipelines(self) -> list[str]:
         """Row names in report order."""
-        return ["teacher", *self.students, *(f"two-stage:{method}" for method in self.recon)]
+        return ["teacher", *self.students, *(f"two-stage:{method}" for method in self.recon), *self.zoo]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -147,13 +159,14 @@ class CompareConfig:
         data["training"] = dict(self.training)
         data["recon_params"] = {k: dict(v) for k, v in self.recon_params.items()}
         data["unfold"] = dict(self.unfold)
+        data["zoo_options"] = {k: dict(v) for k, v in self.zoo_options.items()}
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CompareConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("B", "students", "recon", "metrics"):
+        for key in ("B", "students", "recon", "metrics", "zoo"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)

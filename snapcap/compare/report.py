@@ -56,7 +56,7 @@ def _cell(value: Any, digits: int = 1) -> str:
 
 
 def _order(config: dict[str, Any]) -> list[str]:
-    return ["teacher", *config.get("students", []), *(f"two-stage:{m}" for m in config.get("recon", []))]
+    return ["teacher", *config.get("students", []), *(f"two-stage:{m}" for m in config.get("recon", [])), *config.get("zoo", [])]
 
 
 def _rows_at(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> list[dict[str, Any]]:  # noqa: N803

@@ -323,6 +323,23 @@ class Comparison:
             self._stage(mode, B, "trained", time.perf_counter() - start, path)
         return path, key
 
+    def zoo(self, name: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:  # noqa: N803
+        """A captioner of :mod:`snapcap.caption.zoo` trained on this B's data (its frames)."""
+        from snapcap.caption.zoo import zoo_model
+
+        cfg = self.config
+        options = {"seed": cfg.seed, "device": cfg.device, "teacher": str(teacher[0]), **dict(cfg.zoo_options.get(name, {}))}
+        key = content_hash("zoo", name, teacher[1], data.key, options)
+        folder = self.cache / "models" / f"{name}-B{B:02d}-{key}"
+        path = folder / f"{name}.pt"
+        start = time.perf_counter()
+        if path.is_file():
+            self._stage(name, B, "reused", time.perf_counter() - start, path)
+        else:
+            zoo_model(name).train_fn()(data.train, folder, options, self.progress)
+            self._stage(name, B, "trained", time.perf_counter() - start, path)
+        return path, key
+
     def unfold(self, B: int, data: _Data) -> tuple[Path, str]:  # noqa: N803
         from snapcap.recon.nets.unfold import UNFOLD_PRESETS
         from snapcap.recon.train import TrainReconConfig, train_recon
@@ -446,6 +463,8 @@ class Comparison:
                 models: dict[str, tuple[Path, str]] = {"teacher": teacher}
                 for mode in cfg.students:
                     models[mode] = self.student(mode, B, this, teacher)
+                for name in cfg.zoo:
+                    models[name] = self.zoo(name, B, this, teacher)
                 unfold = self.unfold(B, this) if "unfold" in cfg.recon else None
                 montage_ids: set[str] = set()
                 if B == cfg.reference_B and cfg.montage_videos > 0:
@@ -468,7 +487,9 @@ class Comparison:
                         status = "reused"
                     else:
                         scorer.wait_idle()  # latencies measured with nothing else running
-                        if pipeline in models and pipeline != "teacher":
+                        if pipeline in cfg.zoo:
+                            captioner = create_captioner(pipeline, models[pipeline][0], device=cfg.device)
+                        elif pipeline in models and pipeline != "teacher":
                             captioner = create_captioner(pipeline, {pipeline: models[pipeline][0]}, device=cfg.device)
                         elif pipeline == "teacher":
                             captioner = create_captioner("teacher", {"teacher": teacher[0]}, device=cfg.device)
