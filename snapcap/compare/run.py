@@ -212,10 +212,19 @@ class Comparison:
         self.stages.append({"stage": what, "B": B, "status": status, "seconds": round(seconds, 2), "path": None if path is None else str(path)})
         self.log(f"{what}{'' if B is None else f' B={B}'}: {status} ({seconds:.1f} s)")
 
+    def _cached(self, what: str, B: int, path: Path, make: Callable[[], Any], made: str = "trained") -> None:  # noqa: N803
+        """Reuse ``path`` when it exists, else ``make()`` it (which writes it atomically)."""
+        start = time.perf_counter()
+        if path.is_file():
+            self._stage(what, B, "reused", time.perf_counter() - start, path)
+        else:
+            make()
+            self._stage(what, B, made, time.perf_counter() - start, path)
+
     @property
     def corpus(self):
         if self._corpus is None:
-            self._corpus = open_corpus(self.config.corpus)
+            self._corpus = corpus_from_spec(self.config.corpus)
         return self._corpus
 
     def captioner_config(self, B: int):  # noqa: N803
@@ -285,13 +294,7 @@ class Comparison:
             key = content_hash("teacher", base_data.key, captioner.to_dict(), training.to_dict())
             folder = self.cache / "models" / f"teacher-B{base_b:02d}-{key}"
             path = folder / "teacher.pt"
-            start = time.perf_counter()
-            if path.is_file():
-                self._stage("teacher", base_b, "reused", time.perf_counter() - start, path)
-            else:
-                self.log(f"teacher B={base_b}: training ({len(base_data.train)} videos)")
-                train_teacher(base_data.train, folder, captioner, training, progress=self.progress)
-                self._stage("teacher", base_b, "trained", time.perf_counter() - start, path)
+            self._cached("teacher", base_b, path, lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress))
             self._teacher_base = (path, key)
         base_path, base_key = self._teacher_base
         if B == cfg.teacher_B:
@@ -300,12 +303,10 @@ class Comparison:
         key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, training.to_dict())
         folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
         path = folder / "teacher.pt"
-        start = time.perf_counter()
-        if path.is_file():
-            self._stage("teacher (adapted)", B, "reused", time.perf_counter() - start, path)
-        else:
-            adapt_teacher(this.train, base_path, folder, training, head_epochs=cfg.adapt_epochs, progress=self.progress)
-            self._stage("teacher (adapted)", B, f"projector + decoder retrained from the B={cfg.teacher_B} tower", time.perf_counter() - start, path)
+        self._cached(
+            "teacher (adapted)", B, path, lambda: adapt_teacher(this.train, base_path, folder, training, head_epochs=cfg.adapt_epochs, progress=self.progress),
+            f"projector + decoder retrained from the B={cfg.teacher_B} tower",
+        )
         return path, key
 
     def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:  # noqa: N803
@@ -315,12 +316,7 @@ class Comparison:
         key = content_hash("student", mode, teacher[1], data.key, training.to_dict())
         folder = self.cache / "models" / f"{mode}-B{B:02d}-{key}"
         path = folder / f"{mode}.pt"
-        start = time.perf_counter()
-        if path.is_file():
-            self._stage(mode, B, "reused", time.perf_counter() - start, path)
-        else:
-            train_student(data.train, teacher[0], folder, mode, training, progress=self.progress)
-            self._stage(mode, B, "trained", time.perf_counter() - start, path)
+        self._cached(mode, B, path, lambda: train_student(data.train, teacher[0], folder, mode, training, progress=self.progress))
         return path, key
 
     def zoo(self, name: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:  # noqa: N803
@@ -332,12 +328,7 @@ class Comparison:
         key = content_hash("zoo", name, teacher[1], data.key, options)
         folder = self.cache / "models" / f"{name}-B{B:02d}-{key}"
         path = folder / f"{name}.pt"
-        start = time.perf_counter()
-        if path.is_file():
-            self._stage(name, B, "reused", time.perf_counter() - start, path)
-        else:
-            zoo_model(name).train_fn()(data.train, folder, options, self.progress)
-            self._stage(name, B, "trained", time.perf_counter() - start, path)
+        self._cached(name, B, path, lambda: zoo_model(name).train_fn()(data.train, folder, options, self.progress))
         return path, key
 
     def unfold(self, B: int, data: _Data) -> tuple[Path, str]:  # noqa: N803
@@ -355,12 +346,7 @@ class Comparison:
         key = content_hash("unfold", data.key, train_config.to_dict())
         folder = self.cache / "models" / f"unfold-B{B:02d}-{key}"
         path = folder / "model.pt"
-        start = time.perf_counter()
-        if path.is_file():
-            self._stage("unfold", B, "reused", time.perf_counter() - start, path)
-        else:
-            train_recon(data.train, folder, train_config, progress=self.progress)
-            self._stage("unfold", B, f"trained ({train_config.steps} steps)", time.perf_counter() - start, path)
+        self._cached("unfold", B, path, lambda: train_recon(data.train, folder, train_config, progress=self.progress), f"trained ({train_config.steps} steps)")
         return path, key
 
     # -- rows ---------------------------------------------------------------------------------
@@ -534,30 +520,16 @@ class Comparison:
         }
 
 
-def open_corpus(spec: dict[str, Any] | Any):
-    """A corpus from the comparison's corpus spec (``kind`` and its arguments)."""
-    from snapcap.datasets import corpora
+def corpus_from_spec(spec: Any):
+    """The corpus of a comparison's spec: ``kind`` and the corpus class's arguments
+    (:func:`snapcap.datasets.corpora.open_corpus`); file corpora need ``root``."""
+    from snapcap.datasets.corpora import open_corpus
 
     spec = dict(spec)
-    kind = spec.get("kind", "synthetic")
-
-    def need(name: str) -> Any:
-        value = spec.get(name)
-        if not value:
-            raise ConfigError(f"--corpus {kind} needs --{name.replace('_', '-')}")
-        return value
-
-    if kind == "synthetic":
-        from snapcap.datasets.synthetic import SyntheticCorpus
-
-        return SyntheticCorpus(num_videos=int(spec.get("num_videos", 400)), seed=int(spec.get("seed", 0)))
-    if kind == "msrvtt":
-        return corpora.MSRVTT(need("root"), annotations=spec.get("annotations") or None)
-    if kind == "msvd":
-        return corpora.MSVD(need("root"), captions=spec.get("captions"), mapping=spec.get("mapping"))
-    if kind == "folder":
-        return corpora.VideoFolder(need("root"), captions=spec.get("captions"))
-    raise ConfigError(f"--corpus: unknown kind {kind!r}; expected synthetic, msrvtt, msvd or folder")
+    kind = spec.pop("kind", "synthetic")
+    if kind != "synthetic" and not spec.get("root"):
+        raise ConfigError(f"--corpus {kind} needs --root")
+    return open_corpus(kind, **{key: value for key, value in spec.items() if value is not None})
 
 
 def run_compare(config: CompareConfig, out: str | Path, cache: str | Path | None = None, progress: bool = True, quiet: bool = False) -> dict[str, Any]:
