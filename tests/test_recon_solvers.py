@@ -240,6 +240,23 @@ def test_gap_identity_keeps_measurement_every_iteration(tiny):
     gap(y_consistent, op, Identity(), GapParams(iterations=(6,)), x0=np.zeros((3, 6, 6)), callback=check)
 
 
+def test_gap_acc_start_keeps_a_consistent_warm_start(tiny):
+    """From x0 with A x0 = y and an identity prior, y_acc = y leaves x0 where it is; the
+    reference's y_acc = 0 projects x0 onto A x = 0 in its first step and loses it."""
+    masks, y = tiny
+    op = CactiOperator(masks)
+    x0 = np.random.default_rng(5).random((3, 6, 6))
+    y0 = op.A(x0)
+    kept = gap(y0, op, Identity(), GapParams(iterations=(1,), acc_start="measurement"), x0=x0)
+    np.testing.assert_allclose(kept.frames, x0, atol=1e-12)
+    lost = gap(y0, op, Identity(), GapParams(iterations=(1,)), x0=x0)
+    np.testing.assert_allclose(op.A(lost.frames), 0.0, atol=1e-12)
+    # the same y_acc = y on the generic (non-fused) path: torch input
+    torch = pytest.importorskip("torch")
+    kept_t = gap(torch.from_numpy(y0), op, Identity(), GapParams(iterations=(3,), acc_start="measurement"), x0=torch.from_numpy(x0))
+    np.testing.assert_allclose(to_numpy(kept_t.frames), x0, atol=1e-10)
+
+
 @pytest.mark.parametrize(
     "solver,params,x0",
     [
@@ -447,6 +464,8 @@ def test_solver_errors(rng):
         GapParams(demosaic="menon")
     with pytest.raises(ConfigError, match="accelerate"):
         GapParams(accelerate="yes")
+    with pytest.raises(ConfigError, match="acc_start"):
+        GapParams(acc_start="y")
     with pytest.raises(ConfigError, match="params must be a GapParams"):
         gap(y, op, Identity(), AdmmParams())
     with pytest.raises(ConfigError, match="denoiser"):

@@ -51,10 +51,13 @@ from snapcap.cacti.operator import CactiOperator
 from snapcap.errors import ConfigError, InvalidValueError, ShapeError
 from snapcap.recon.metrics import psnr
 
-__all__ = ["INIT_METHODS", "GapParams", "AdmmParams", "SolverResult", "gap", "admm"]
+__all__ = ["INIT_METHODS", "ACC_STARTS", "GapParams", "AdmmParams", "SolverResult", "gap", "admm"]
 
 INIT_METHODS: tuple[str, ...] = ("adjoint", "dagger")
 """Initial estimates: ``"adjoint"`` x0 = Aᵀy (the reference's), ``"dagger"`` x0 = A⁺y = Aᵀ(y ⊘ D)."""
+
+ACC_STARTS: tuple[str, ...] = ("zero", "measurement")
+"""Starts of accelerated GAP's target y_acc: ``"zero"`` (the reference's) or ``"measurement"`` (y_acc = y)."""
 
 Callback = Callable[[int, Any], Any]
 
@@ -125,6 +128,11 @@ class GapParams:
         step: the relaxation λ > 0 of the data step (the reference's ``_lambda``).
         init: ``"adjoint"`` (x0 = Aᵀy, default, as the reference) or ``"dagger"`` (x0 = A⁺y).
         demosaic: demosaicking of the result for Bayer operators, ``"malvar"`` or ``"bilinear"``.
+        acc_start: the accelerated target's start, ``"zero"`` (y_acc = 0, the reference's, made
+            for a start at Aᵀy) or ``"measurement"`` (y_acc = y). From a warm start x0 with
+            A x0 ≈ y, ``"zero"`` makes the first data step project x0 onto A x ≈ 0 and throws
+            the warm start away; ``"measurement"`` continues from it (PnP-FFDNet's default
+            schedule, which starts from GAP-TV, uses it: +0.2 to +0.4 dB at 12 passes).
     """
 
     iterations: tuple[int, ...] = (40,)
@@ -133,12 +141,15 @@ class GapParams:
     step: float = 1.0
     init: str = "adjoint"
     demosaic: str = "malvar"
+    acc_start: str = "zero"
 
     def __post_init__(self) -> None:
         _check_schedule(self)
         if not isinstance(self.accelerate, (bool, np.bool_)):
             raise ConfigError(f"accelerate must be True or False, got {self.accelerate!r}")
         object.__setattr__(self, "accelerate", bool(self.accelerate))
+        if self.acc_start not in ACC_STARTS:
+            raise ConfigError(f"acc_start must be one of {', '.join(ACC_STARTS)}, got {self.acc_start!r}")
 
     @property
     def total_iterations(self) -> int:
@@ -244,7 +255,12 @@ class _GapIteration:
 
     def __init__(self, op: CactiOperator, y: Any, x0: Any, params: GapParams, denoise: Callable[[Any, float], Any]):
         self.op, self.y, self.x, self.params, self.denoise = op, y, x0, params, denoise
-        self.y_acc = namespace(y).zeros_like(y) if params.accelerate else None
+        if not params.accelerate:
+            self.y_acc = None
+        elif params.acc_start == "measurement":
+            self.y_acc = y * 1
+        else:
+            self.y_acc = namespace(y).zeros_like(y)
         self.fused = params.accelerate and params.step == 1.0 and is_numpy(y) and op.bayer is None
         self._constants: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
