@@ -109,6 +109,32 @@ def test_encoder_variants(variant):
     torch.testing.assert_close(encoder.step(rows, hidden[[2, 0]]), out[[2, 0]])
 
 
+def test_initial_state_from_the_pooled_features():
+    torch.manual_seed(0)
+    encoder = ResidualsAssistedEncoder(12, 6, (4, 4), 10, 8, 20, 0.0, init_state=True, gops=5)
+    v_i, a_r = torch.randn(3, 5, 12, 4, 4), torch.randn(3, 5, 6, 4, 4)
+    h0, c0 = encoder.initial_state(encoder.prepare(v_i, a_r))
+    assert h0.shape == c0.shape == (3, 10) and bool((h0.abs() < 1).all())
+    assert not torch.allclose(h0[0], h0[1])  # each video starts from its own state
+    moved, _ = encoder.initial_state(encoder.prepare(v_i, a_r + 1.0))
+    assert not torch.allclose(moved, h0)  # the residuals count
+    reversed_gops, _ = encoder.initial_state(encoder.prepare(v_i.flip(1), a_r.flip(1)))
+    assert not torch.allclose(reversed_gops, h0)  # and the order of the GOPs
+    rows = encoder.select(encoder.prepare(v_i, a_r), torch.tensor([2, 0]))
+    torch.testing.assert_close(encoder.initial_state(rows)[0], h0[[2, 0]])
+    with pytest.raises(ShapeError, match="GOPs"):
+        encoder.prepare(v_i[:, :4], a_r[:, :4])
+    plain = ResidualsAssistedEncoder(12, 6, (4, 4), 10, 8, 20, 0.0)
+    zeros = plain.initial_state(plain.prepare(v_i, a_r))
+    assert not zeros[0].any() and not zeros[1].any() and zeros[0].shape == (3, 10)
+    # The captioner decodes from that state: the first word's distribution depends on the video.
+    model = tiny_model(vocab_size=15)
+    assert model.encoder.init_h is not None and model.config.init_state
+    context = model.context(*model.compress(random_video(2, seed=3)))
+    _, logits = model._advance(context, model.encoder.initial_state(context), torch.full((2,), 1))
+    assert not torch.allclose(logits[0], logits[1])
+
+
 def test_encoder_checks_its_inputs():
     encoder = ResidualsAssistedEncoder(12, 6, (4, 4), 10, 8, 20, 0.0)
     with pytest.raises(ShapeError, match="V_I"):
@@ -187,7 +213,7 @@ def _all_scores(model, context, max_words: int, min_length: int = 1) -> dict[tup
             if ended and length < min_length:
                 continue
             tokens = [1, *sequence] + ([2] if ended else [])
-            state = model.decoder.initial_state(1, model.device)
+            state = model.encoder.initial_state(context)
             total = 0.0
             for position in range(len(tokens) - 1):
                 state, logits = model._advance(context, state, torch.tensor([tokens[position]]))
@@ -224,6 +250,7 @@ def test_paper_defaults():
     assert VCCV_DEFAULTS == {"min_count": 3, "max_length": 50, "beam_size": 5}
     assert VccvTrainConfig().min_count == 3 and VccvTrainConfig().max_length == 50
     assert VccvConfig().max_length == 50
+    assert vccv_preset("paper").dropout == 0.5  # the paper's; the tiny preset uses 0.2
     signature = inspect.signature(VccvCaptioner.caption)
     assert signature.parameters["beam_size"].default == 5 and signature.parameters["method"].default == "beam"
 
@@ -253,6 +280,52 @@ def test_tiny_overfit_memorises_captions(overfit_run):
         predicted = [vocab.decode(ids) for ids in model.caption(frames, method=method)]
         assert predicted == CAPTIONS, method
     assert (path.parent / "vccv.ckpt").is_file() and (path.parent / "log.jsonl").is_file()
+
+
+def _square_videos(count: int, seed: int) -> list[dict]:
+    """Videos of one coloured square (3 colours) that stays or moves sideways, at random places."""
+    colours = {"red": (0.9, 0.1, 0.1), "green": (0.1, 0.9, 0.1), "blue": (0.1, 0.2, 0.9)}
+    rng = np.random.default_rng(seed)
+    out = []
+    for index in range(count):
+        name, moves = list(colours)[index % 3], (index // 3) % 2 == 1
+        video = np.full((2, 4, 32, 32, 3), 0.1, np.float32) + rng.uniform(0, 0.05, (1, 1, 32, 32, 3)).astype(np.float32)
+        y, x = rng.integers(4, 20, 2)
+        step = int(rng.choice([-1, 1])) if moves else 0
+        for frame in range(8):
+            left = int(np.clip(x + step * frame, 0, 24))
+            video[frame // 4, frame % 4, y : y + 8, left : left + 8] = colours[name]
+        out.append({"frames": torch.from_numpy(video), "captions": [f"a {name} square {'moves' if moves else 'stays still'}"]})
+    return out
+
+
+def test_learns_from_the_video_instead_of_collapsing(tmp_path):
+    """Held-out videos get their own captions (colour from the I-frames, motion from the residuals).
+
+    The collapse this guards against: before batch normalisation in the CNNs (``cnn_norm="none"``,
+    the paper's dropout 0.5), the same run gave one caption for every video (accuracy 2/12)."""
+    train, test = _square_videos(36, seed=0), _square_videos(12, seed=1)
+    options = {"epochs": 20, "batch_size": 6, "min_count": 1, "image_size": 32, "image_widths": (8, 16), "residual_widths": (8, 16), "lr": 3e-3}
+    model, _, vocab = load_vccv(train_vccv(train, tmp_path, options, progress=False))
+    predicted = [vocab.decode(ids) for ids in model.caption(torch.stack([s["frames"] for s in test]), method="greedy")]
+    correct = sum(p == s["captions"][0] for p, s in zip(predicted, test))
+    assert len(set(predicted)) >= 4 and correct >= 8, predicted
+
+
+def test_loads_checkpoints_from_before_cnn_norm_and_init_state(tmp_path):
+    from snapcap.caption.text import Vocabulary
+    from snapcap.caption.zoo import save_checkpoint
+
+    old = tiny_model(vocab_size=6, cnn_norm="none", init_state=False)
+    config = old.config.to_dict()
+    del config["cnn_norm"], config["init_state"]  # the fields an older checkpoint lacks
+    vocab = Vocabulary.build(["a b c"], min_count=1)
+    path = tmp_path / "vccv.pt"
+    save_checkpoint(path, "vccv", {"config": config, "train": {}, "vocab": vocab.to_dict(), "state": old.state_dict(), "history": []})
+    model, loaded, _ = load_vccv(path)
+    assert (loaded.cnn_norm, loaded.init_state) == ("none", False)
+    frames = random_video(1)
+    assert model.caption(frames, method="greedy", max_length=6) == old.caption(frames, method="greedy", max_length=6)
 
 
 def test_vocabulary_min_count_three_by_default(tmp_path):
