@@ -49,10 +49,16 @@ def test_micro_compare_writes_a_well_formed_report(micro):
             assert row["recon_ms"] > 0 and 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
         else:
             assert row["recon_ms"] is None and row["psnr"] is None
-    # the teacher tower trains once (at the middle B here) and is adapted to the other B
+    # the teacher tower trains once (at B = 4 here) and is adapted to every B, its own included
     stages = {(stage["stage"], stage["B"]): stage for stage in results["stages"]}
-    assert ("teacher", 4) in stages and ("teacher (adapted)", 10) in stages
+    assert ("teacher", 4) in stages and ("teacher (adapted)", 4) in stages and ("teacher (adapted)", 10) in stages
+    assert ("teacher", 10) not in stages
     assert results["config"]["teacher_B"] == 4
+    # each row keeps its videos' CIDEr (their mean is the corpus CIDEr), for paired statistics
+    for row in rows:
+        per = row["per_video_cider"]
+        assert set(per) == set(row["predictions"])
+        assert np.mean(list(per.values())) == pytest.approx(row["scores"]["CIDEr"], abs=1e-6)
     with open(out / "results.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == len(rows) and {"B", "pipeline", "CIDEr", "total_ms", "psnr"} <= set(table[0])
@@ -136,29 +142,47 @@ def test_cli_errors_name_the_argument(tmp_path, capsys):
     assert "--checkpoints" in capsys.readouterr().err
 
 
-def _results(cider: dict[str, dict[int, float]], total: dict[str, float]) -> dict:
+def _results(cider: dict[str, dict[int, float]], total: dict[str, float], per_video: dict[str, dict[int, list[float]]] | None = None) -> dict:
     rows = []
     for pipeline, values in cider.items():
         for B, value in values.items():  # noqa: N806
-            rows.append({"pipeline": pipeline, "label": pipeline, "B": B, "scores": {"CIDEr": value}, "total_ms": total[pipeline], "videos": 10})
-    config = dict(CompareConfig(B=(2, 16)).to_dict(), reference_B=2, pipelines=PIPELINES)
+            row = {"pipeline": pipeline, "label": pipeline, "B": B, "scores": {"CIDEr": value}, "total_ms": total[pipeline], "videos": 10}
+            if per_video is not None:
+                row["per_video_cider"] = {f"v{i}": score for i, score in enumerate(per_video[pipeline][B])}
+                row["scores"]["CIDEr"] = float(np.mean(per_video[pipeline][B]))
+            rows.append(row)
+    config = dict(CompareConfig(B=tuple(sorted({b for values in cider.values() for b in values}))).to_dict(), reference_B=2, pipelines=PIPELINES)
     return {"config": config, "rows": rows, "wall_s": 1.0}
 
 
-def test_findings_state_the_papers_claims_in_numbers():
-    good = _results(
-        {"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 50}, "baseline": {2: 30, 16: 20}, "two-stage:gap-tv": {2: 50, 16: 30}},
-        {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 60.0},
-    )
-    lines = findings(good)
-    assert any("SnapCap degrades least" in line and "CIDEr change -5.0" in line for line in lines)
+def _per_video(means: dict[str, dict[int, float]], spread: float, videos: int = 60, seed: int = 0) -> dict[str, dict[int, list[float]]]:
+    """Per-video CIDEr around the given means: a per-video difficulty shared by every row plus
+    independent noise of ``spread``."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 20, videos)
+    return {name: {b: list(mean + difficulty + rng.normal(0, spread, videos)) for b, mean in values.items()} for name, values in means.items()}
+
+
+def test_findings_state_the_papers_claims_with_their_noise():
+    total = {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 60.0}
+    means = {"teacher": {2: 60, 8: 60, 16: 60}, "snapcap": {2: 55, 8: 54, 16: 53}, "baseline": {2: 30, 8: 25, 16: 20}, "two-stage:gap-tv": {2: 55, 8: 45, 16: 35}}
+    clear = _results(means, total, _per_video(means, spread=2.0))
+    lines = findings(clear)
+    assert any(line.startswith("SnapCap degrades least as B grows, as the paper claims") and "beyond the test-set noise" in line for line in lines), lines
+    assert any("on the same 60 test videos" in line and "per doubling" in line for line in lines)
+    assert any(line.startswith("CIDEr against the traditional pipeline") for line in lines)
     assert any("6.0x" in line for line in lines)
-    bad = _results(
-        {"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 30}, "baseline": {2: 30, 16: 25}, "two-stage:gap-tv": {2: 50, 16: 40}},
-        {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 20.0},
-    )
-    assert any("does not degrade least" in line for line in findings(bad))
-    text = report_markdown(good)
+    # the same means, but noisy videos: the difference is not claimed
+    noisy = _results(means, total, _per_video(means, spread=200.0))
+    assert any(line.startswith("The paper's claim that SnapCap degrades least as B grows is not shown") and "within the test-set noise" in line for line in findings(noisy))
+    # SnapCap degrading more than two-stage is said so
+    worse = {**means, "snapcap": {2: 55, 8: 40, 16: 25}}
+    assert any("not shown" in line and "SnapCap degrades more" in line for line in findings(_results(worse, total, _per_video(worse, spread=2.0))))
+    # rows without per-video scores (an older cache): the ends of the curve, and the caveat
+    old = _results({"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 50}, "baseline": {2: 30, 16: 20}, "two-stage:gap-tv": {2: 50, 16: 30}}, total)
+    lines = findings(old)
+    assert any("SnapCap degrades less than the two-stage pipelines" in line and "CIDEr change -5.0" in line and "noise" in line for line in lines)
+    text = report_markdown(old)
     assert "| snapcap | 55.0 | 50.0 |" in text
 
 

@@ -157,13 +157,14 @@ def select_frames(frames: torch.Tensor, count: int) -> torch.Tensor:
 
 def create_clip(name: str, pretrained: str | None, device: str | torch.device = "cpu"):
     """A whole open_clip CLIP model (image and text towers), never downloading weights."""
-    from snapcap.caption.teacher import _open_clip, _resolve_source
+    from snapcap.caption.teacher import _open_clip, _resolve_source, quiet_random_init
     from snapcap.errors import SnapcapError
 
     open_clip = _open_clip()
     source, extra = _resolve_source(open_clip, name, pretrained, None, False)
     try:
-        return open_clip.create_model(name, pretrained=source, device=device, **extra)
+        with quiet_random_init(source):
+            return open_clip.create_model(name, pretrained=source, device=device, **extra)
     except SnapcapError:
         raise
     except Exception as exc:  # noqa: BLE001

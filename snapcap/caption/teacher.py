@@ -26,8 +26,10 @@ only (it is an optional dependency).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
+import logging
 import math
 import os
 import threading
@@ -56,6 +58,29 @@ _STATE_KEYS = ("state_dict", "state", "model", "model_state_dict")
 
 _registered = False
 _register_lock = threading.Lock()
+
+
+class _QuietRandomInit(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly" warning: snapcap
+    asks for a randomly initialised model on purpose (its own checkpoint is loaded next)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_random_init(source: Any):
+    """While building with ``pretrained=source``: silence that warning when ``source`` is None."""
+    if source is not None:
+        yield
+        return
+    root = logging.getLogger()
+    quiet = _QuietRandomInit()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def _open_clip() -> Any:
@@ -359,13 +384,14 @@ class ClipTeacher(nn.Module):
             raise ConfigError(f"name must be an open_clip model name, got {name!r}")
         source, extra = _resolve_source(open_clip, name, pretrained, cache_dir, allow_download)
         try:
-            model = open_clip.create_model(
-                name,
-                pretrained=source,
-                device=device,
-                cache_dir=None if cache_dir is None else str(cache_dir),
-                **extra,
-            )
+            with quiet_random_init(source):
+                model = open_clip.create_model(
+                    name,
+                    pretrained=source,
+                    device=device,
+                    cache_dir=None if cache_dir is None else str(cache_dir),
+                    **extra,
+                )
         except SnapcapError:
             raise
         except Exception as exc:

@@ -51,7 +51,7 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--annotations", type=Path, nargs="*", help="MSR-VTT annotation JSON file(s)")
     sim.add_argument("--captions", type=Path, help="MSVD caption file, or the folder corpus's captions CSV/JSON")
     sim.add_argument("--mapping", type=Path, help="MSVD youtube_mapping.txt")
-    sim.add_argument("--num-videos", type=int, help="synthetic corpus size (tiny: 320)")
+    sim.add_argument("--num-videos", type=int, help="synthetic corpus size (tiny: 400: 256 train, 144 test)")
     sim.add_argument("--corpus-seed", type=int, help="synthetic corpus seed")
     sim.add_argument("--T", type=int, help="snapshots per video (tiny: 4; paper: 8)")
     sim.add_argument("--size", type=int, help="frame size S (S x S; the teacher's input size)")

@@ -5,16 +5,19 @@ For each B of :class:`~snapcap.compare.config.CompareConfig`:
 1. the corpus is simulated at that B into an HDF5 dataset (train and test splits; resumable,
    verified by its config hash);
 2. the teacher's CLIP tower is trained once, at ``teacher_B`` (true frames), and carried to
-   every other B by retraining its projector and decoder on that B's snapshot features
+   every B (``teacher_B`` too, so that every B goes through the same procedure) by retraining
+   its projector and decoder on that B's snapshot features of the true frames
    (:func:`snapcap.caption.train.adapt_teacher`): the traditional pipeline's row, the
-   two-stage pipelines' captioner and the students' distillation source;
+   two-stage pipelines' captioner (a teacher of true frames, as in the paper) and the
+   students' distillation source;
 3. the one-stage students (SnapCap, its baseline) are trained from that teacher, and the deep
    reconstructor (``unfold``) when it is among the two-stage methods;
 4. every pipeline captions every test video alone (batch 1, as the SnapCap paper times them):
    captions, reconstruction/caption/total time per video, peak memory (RSS; CUDA peak on a
    GPU), and PSNR/SSIM of the reconstructions for two-stage rows;
 5. the captions are scored (BLEU-4, METEOR, ROUGE-L, CIDEr; one METEOR Java process for the
-   whole run, in the background while the next models train).
+   whole run, in the background while the next models train), with each video's CIDEr kept
+   for paired statistics (the test videos are the same scenes at every B).
 
 Everything lands in a cache folder under content hashes (:func:`content_hash`): a rerun reuses
 what matches, one more B only does the new work, and a killed run resumes (datasets, training
@@ -123,6 +126,8 @@ class _Scorer:
                         if scored:
                             report = caption_metrics(scored, {vid: row["references"][vid] for vid in scored}, metrics=self.metrics)
                             row["scores"] = dict(report.scores)
+                            # per-video CIDEr (their mean is the corpus CIDEr): paired statistics across B and pipelines
+                            row["per_video_cider"] = {vid: scores.get("CIDEr") for vid, scores in (report.per_video or {}).items()}
                             row["tokenizer"] = report.tokenizer
                             row["notes"] = sorted(set(row.get("notes", [])) | set(report.notes))
                         else:
@@ -282,7 +287,13 @@ class Comparison:
         return _Data(path, key, config, cfg.test_limit)
 
     def teacher(self, B: int, data: Callable[[int], _Data]) -> tuple[Path, str]:  # noqa: N803
-        """(teacher.pt for this B, its key); the tower is trained once at ``teacher_B``."""
+        """(teacher.pt for this B, its key).
+
+        The CLIP tower is trained once, at ``teacher_B``; then at *every* B, ``teacher_B``
+        included, its projector and decoder are retrained on that B's f_t
+        (:func:`~snapcap.caption.train.adapt_teacher`), so every B's teacher (and the decoder
+        its students and two-stage rows share) comes out of the same procedure.
+        """
         from snapcap.caption.train import adapt_teacher, train_teacher
 
         cfg = self.config
@@ -292,13 +303,11 @@ class Comparison:
             base_data = data(base_b)
             captioner = self.captioner_config(base_b)
             key = content_hash("teacher", base_data.key, captioner.to_dict(), training.to_dict())
-            folder = self.cache / "models" / f"teacher-B{base_b:02d}-{key}"
+            folder = self.cache / "models" / f"tower-B{base_b:02d}-{key}"
             path = folder / "teacher.pt"
-            self._cached("teacher", base_b, path, lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress))
+            self._cached("teacher", base_b, path, lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress), "tower trained")
             self._teacher_base = (path, key)
         base_path, base_key = self._teacher_base
-        if B == cfg.teacher_B:
-            return base_path, base_key
         this = data(B)
         key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, training.to_dict())
         folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
@@ -370,6 +379,7 @@ class Comparison:
 
         beam = self.config.beam
         captioner.caption(samples[0], beam_size=beam)  # warm-up: lazy initialisation is not timed
+        ssim_videos = self.config.ssim_videos
         predictions, references, totals, recons, psnrs, ssims = {}, {}, [], [], [], []
         recon_frames: dict[str, np.ndarray] = {}
         meter = MemoryMeter(captioner.device).start()
@@ -388,7 +398,8 @@ class Comparison:
                         axis = -1 if truth.shape[-1] == 3 and truth.ndim == 5 else None
                         flat = (-1,) + truth.shape[-3:] if axis is not None else (-1,) + truth.shape[-2:]
                         psnrs.append(mean_psnr(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
-                        ssims.append(mean_ssim(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
+                        if ssim_videos is None or len(ssims) < ssim_videos:
+                            ssims.append(mean_ssim(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
                     if video_id in montage_ids:
                         recon_frames[video_id] = frames[0]
         finally:
@@ -413,10 +424,11 @@ class Comparison:
             "memory_method": memory.get("host_method"),
             "psnr": statistics.fmean(psnrs) if psnrs else None,
             "ssim": statistics.fmean(ssims) if ssims else None,
+            "ssim_videos": len(ssims) if ssims else None,
             "device": captioner.device,
             "beam": beam,
             "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
-            "notes": [],
+            "notes": [f"SSIM of the reconstructions over the first {len(ssims)} of the {len(psnrs)} test videos (PSNR over all)"] if 0 < len(ssims) < len(psnrs) else [],
         }
         return row, recon_frames
 
@@ -456,11 +468,14 @@ class Comparison:
                 if B == cfg.reference_B and cfg.montage_videos > 0:
                     montage_ids = {str(s["video_id"]) for s in this.test[: cfg.montage_videos]}
                     montage = {"B": B, "samples": this.test[: cfg.montage_videos], "recon": {}, "captions": {}}
+                to_score: list[tuple[Path, dict[str, Any]]] = []
                 for pipeline in cfg.pipelines():
                     if pipeline.startswith("two-stage:"):
                         method = pipeline.split(":", 1)[1]
                         params = self.recon_params(method, unfold)
                         model_key = content_hash(teacher[1], method, {k: v for k, v in params.items() if k != "checkpoint"}, unfold[1] if method == "unfold" and unfold else None)
+                        if cfg.ssim_videos is not None:
+                            model_key = content_hash(model_key, "ssim", cfg.ssim_videos)
                     else:
                         params = None
                         model_key = models[pipeline][1]
@@ -490,8 +505,8 @@ class Comparison:
                             os.replace(tmp, recon_path)
                         _write_json(row_path, row)
                         status = f"captioned {row['videos']} videos, {row['total_ms']:.1f} ms per video"
-                    if set(row.get("scored_metrics", [])) != set(cfg.metrics):
-                        scorer.submit(row_path, row)
+                    if set(row.get("scored_metrics", [])) != set(cfg.metrics) or ("CIDEr" in cfg.metrics and "per_video_cider" not in row):
+                        to_score.append((row_path, row))
                     rows.append({"path": row_path, "row": row})
                     self._stage(f"row {pipeline}", B, status, time.perf_counter() - start, row_path)
                     if montage_ids:
@@ -499,8 +514,11 @@ class Comparison:
                         if pipeline.startswith("two-stage:") and recon_path.is_file():
                             with np.load(recon_path) as stored:
                                 montage["recon"][pipeline] = {vid: stored[_slug(vid)] for vid in montage_ids if _slug(vid) in stored}
-                if B != cfg.teacher_B:
-                    datasets.pop(B, None)  # free the frames of this B
+                # scored once every row of this B is captioned: in the background while the next
+                # B simulates and trains (each captioning row still waits for the scorer to be idle)
+                for row_path, row in to_score:
+                    scorer.submit(row_path, row)
+                datasets.clear()  # free the frames of this B (and of the tower's B: trained first, no longer needed)
             self.log("waiting for the caption metrics")
             scorer.wait_idle()
         finally:
