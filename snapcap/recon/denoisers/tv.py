@@ -64,9 +64,11 @@ _TAU = 0.25  # Chambolle's step 1 / (2 ndim) in 2-D, as in scikit-image
 _FGP_STEP = 0.125  # 1 / L with L = ||grad||^2 <= 8 in 2-D
 
 # numpy fast path: bytes of the six scratch vectors of one cache block (about an L2 cache), and the
-# smallest volume worth handing to the thread pool.
+# smallest volume worth handing to the thread pool. Each block is ~16 short ufunc passes, and the
+# GIL changes hands between them: on the 2-core machine one thread was faster up to 24 x 512 x 512
+# (1.2-1.5x at the benchmark's 8 x 256 x 256) and two only broke even from ~8M elements on.
 _BLOCK_BYTES = 1 << 20
-_THREAD_MIN_ELEMENTS = 1 << 17
+_THREAD_MIN_ELEMENTS = 1 << 23
 _WORKSPACE_CACHE_MAX_BYTES = 1 << 21  # keep per-thread buffers only up to 2 MiB each
 
 
