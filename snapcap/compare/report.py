@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -376,7 +377,12 @@ def _plot_montage(entry: dict[str, Any], labels: dict[str, str], path: Path, max
     recon = entry.get("recon", {})
     image_rows = 1 + len(recon)
     columns = len(shown) + 1
-    text_lines = 2 + len(entry["captions"])
+    # the references and captions, wrapped to the figure's width (7 pt monospace: ~15 characters an inch)
+    width = max(40, int(1.6 * columns * 15))
+    text = [f"{entry['video_id']} references: " + " / ".join(entry["references"][:3])]
+    text += [f"{labels.get(name, name)}: {caption}" for name, caption in entry["captions"].items()]
+    text = [wrapped for line in text for wrapped in textwrap.wrap(line, width, subsequent_indent="    ") or [""]]
+    text_lines = 1 + len(text)
     fig = plt.figure(figsize=(1.6 * columns, 1.7 * image_rows + 0.22 * text_lines + 0.4))
     grid = fig.add_gridspec(image_rows + 1, columns, height_ratios=[1.0] * image_rows + [0.14 * text_lines + 0.1])
 
@@ -400,8 +406,6 @@ def _plot_montage(entry: dict[str, Any], labels: dict[str, str], path: Path, max
             show(row, column, _as_rgb(video[k]), f"frame {k + 1}", cmap=None if video.ndim == 4 else "gray")
     ax = fig.add_subplot(grid[image_rows, :])
     ax.axis("off")
-    text = [f"{entry['video_id']} references: " + " / ".join(entry["references"][:3])]
-    text += [f"{labels.get(name, name)}: {caption}" for name, caption in entry["captions"].items()]
     ax.text(0.0, 1.0, "\n".join(text), ha="left", va="top", fontsize=7, family="monospace", transform=ax.transAxes)
     return save_figure(fig, path)
 
