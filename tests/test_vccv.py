@@ -149,7 +149,7 @@ def test_encoder_checks_its_inputs():
 
 def test_lstm_decoder_step():
     decoder = LstmDecoder(vocab_size=9, visual_dim=5, embed_dim=4, hidden_dim=6, dropout=0.0)
-    state = decoder.initial_state(3, torch.device("cpu"))
+    state = (torch.zeros(3, 6), torch.zeros(3, 6))
     (hidden, cell), logits = decoder(torch.randn(3, 5), torch.tensor([1, 4, 8]), state)
     assert hidden.shape == cell.shape == (3, 6) and logits.shape == (3, 9)
     with pytest.raises(InvalidValueError, match="vocab_size"):

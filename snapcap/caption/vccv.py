@@ -542,10 +542,6 @@ class LstmDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_dim, vocab_size)
 
-    def initial_state(self, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(rows, self.hidden_dim, device=device)
-        return zeros, zeros.clone()
-
     def forward(self, visual: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         """One step: visual ``(b, visual_dim)``, previous tokens ``(b,)`` -> new state, logits ``(b, V)``."""
         hidden, cell = self.cell(torch.cat([visual, self.embed(tokens)], dim=1), state)

@@ -147,12 +147,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         low, high = ratios[0], ratios[-1]
         full = [name for name, values in cider.items() if all(values.get(b) is not None for b in ratios)]
         paired = _paired_cider(rows, ratios, full)
-        drops = {}
-        for name, values in cider.items():
-            a, b = values.get(low), values.get(high)
-            if a is not None and b is not None:
-                drops[name] = a - b
-        if paired is None:
+        if paired is None:  # no per-video scores (or under two videos): the ends of the curves only
+            drops = {name: values[low] - values[high] for name, values in cider.items() if values.get(low) is not None and values.get(high) is not None}
             if drops:
                 parts = ", ".join(f"{labels.get(name, name)} {cider[name][low]:.1f} → {cider[name][high]:.1f} ({-drop:+.1f})" for name, drop in drops.items() if name != "teacher")
                 out.append(f"CIDEr from B = {low} to B = {high}: {parts}.")
