@@ -396,7 +396,7 @@ def test_benchmark_bad_files(tmp_path):
 
 
 def test_open_corpus_registry(tmp_path):
-    assert set(CORPORA) == {"msrvtt", "msvd", "folder", "benchmark"}
+    assert set(CORPORA) == {"msrvtt", "msvd", "folder", "benchmark", "synthetic"}
     with pytest.raises(ConfigError, match="msrvtt, msvd, folder, benchmark, synthetic"):
         open_corpus("kinetics")
     with pytest.raises(ConfigError, match="'folder' takes"):

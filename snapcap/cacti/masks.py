@@ -21,6 +21,7 @@ from snapcap.matfile import list_mat_variables, load_mat
 __all__ = [
     "random_binary",
     "shifting",
+    "shifting_roll",
     "gray",
     "dmd",
     "pixel_overlap",
@@ -275,12 +276,20 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
 
 # --- specifications -------------------------------------------------------------------------
 
+def shifting_roll(B: int, H: int, W: int, duty: float = 0.5, seed: int = 0, step: int = -1) -> np.ndarray:
+    """:func:`shifting` with a circular shift (``boundary="roll"``), by default one pixel left per frame."""
+    return shifting(B, H, W, duty=duty, seed=seed, step=step, boundary="roll")
+
+
 MASK_KINDS: dict[str, Callable[..., np.ndarray]] = {
     "random": random_binary,
     "shifting": shifting,
+    "shifting-roll": shifting_roll,
     "gray": gray,
     "dmd": dmd,
 }
+"""Mask kind -> factory ``(B, H, W, seed=..., **params) -> (B, H, W)``: the one registry of
+generated masks (every command's ``--mask`` reads it)."""
 
 
 @dataclass(frozen=True)

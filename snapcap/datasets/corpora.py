@@ -14,7 +14,7 @@ Reading never decodes a video: a bad annotation file raises
 missing for an annotated id is not an error here (its expected ``path`` is recorded and
 :meth:`FileCorpus.missing_videos` lists them); the dataset writer skips and reports those.
 
-:func:`open_corpus` builds a corpus from a kind name (:data:`CORPORA`, plus ``"synthetic"``).
+:func:`open_corpus` builds a corpus from a kind name (:data:`CORPORA`, the procedural corpus included).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from snapcap.datasets.base import Corpus, VideoItem, split_counts
+from snapcap.datasets.synthetic import SyntheticCorpus
 from snapcap.datasets.video import VIDEO_SUFFIXES, clip_indices, read_clip, resize_crop
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, MissingKeyError, ShapeError
 
@@ -871,21 +872,26 @@ class SCIBenchmark(Corpus):
 
 # --- registry ---------------------------------------------------------------------------------
 
-CORPORA: dict[str, type[Corpus]] = {"msrvtt": MSRVTT, "msvd": MSVD, "folder": VideoFolder, "benchmark": SCIBenchmark}
+CORPORA: dict[str, type[Corpus]] = {
+    "msrvtt": MSRVTT,
+    "msvd": MSVD,
+    "folder": VideoFolder,
+    "benchmark": SCIBenchmark,
+    "synthetic": SyntheticCorpus,
+}
+"""Corpus kind -> class: the one registry of corpora (the command line's ``--corpus`` reads it).
+
+Add a corpus by adding its class here; its constructor's arguments named ``root``,
+``annotations``, ``captions``, ``mapping``, ``paths``, ``num_videos`` or ``seed`` are filled from
+the matching command-line flags (:data:`snapcap.cli.options.CORPUS_FLAGS`).
+"""
 
 
 def _corpus_class(kind: str) -> type[Corpus]:
     key = kind.strip().lower() if isinstance(kind, str) else kind
     if key in CORPORA:
         return CORPORA[key]
-    if key == "synthetic":
-        try:
-            from snapcap.datasets.synthetic import SyntheticCorpus
-        except ImportError as exc:
-            raise ConfigError(f"corpus kind 'synthetic' is not available: {exc}") from exc
-        return SyntheticCorpus
-    known = ", ".join([*CORPORA, "synthetic"])
-    raise ConfigError(f"unknown corpus kind {kind!r}; expected one of {known}")
+    raise ConfigError(f"unknown corpus kind {kind!r}; expected one of {', '.join(CORPORA)}")
 
 
 def open_corpus(kind: str, **kwargs: Any) -> Corpus:
