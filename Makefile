@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.snapcap-installed
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: setup
 	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/snapcap compare --preset tiny -o demo_out
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check snapcap tests bench
+	$(VENV)/bin/ruff format --check snapcap tests bench
+
+test: setup lint
 	$(PY) -m pytest -m "slow or not slow" -q
 
 test-fast: setup

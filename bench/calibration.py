@@ -82,7 +82,10 @@ def main() -> None:
     measure_seconds = time.perf_counter() - start
 
     print()
-    print(f"estimate_mismatch ({estimate.evaluations} model evaluations, {fit_seconds:.1f} s; start dx, dy = {estimate.initial[0]:+.3f}, {estimate.initial[1]:+.3f} by phase correlation)")
+    print(
+        f"estimate_mismatch ({estimate.evaluations} model evaluations, {fit_seconds:.1f} s; "
+        f"start dx, dy = {estimate.initial[0]:+.3f}, {estimate.initial[1]:+.3f} by phase correlation)"
+    )
     print(f"| {'parameter':<19} | {'true':>8} | {'estimated':>9} | {'error':>8} | {'tolerance':>9} | ok  |")
     print(f"|{'-' * 21}|{'-' * 10}|{'-' * 11}|{'-' * 10}|{'-' * 11}|-----|")
     all_ok = True
@@ -92,14 +95,21 @@ def main() -> None:
         ok = abs(error) <= TOLERANCE[name]
         all_ok &= ok
         unit = f" {UNITS[name]}" if UNITS[name] else ""
-        print(f"| {name + unit:<19} | {true:>8.3f} | {value:>9.4f} | {error:>+8.4f} | {TOLERANCE[name]:>9.3f} | {'yes' if ok else 'NO':<3} |")
+        print(
+            f"| {name + unit:<19} | {true:>8.3f} | {value:>9.4f} | {error:>+8.4f} "
+            f"| {TOLERANCE[name]:>9.3f} | {'yes' if ok else 'NO':<3} |"
+        )
     print(f"relative residual of the fit: {estimate.relative_residual:.4f}")
 
     truth_masks = rig.effective_masks()
     estimated_masks = estimate.masks(nominal)
     print()
-    print(f"calibrate_masks ({args.repeats} white frames per pattern, {measure_seconds:.1f} s): mean |error| {np.abs(measured.masks - truth_masks).mean():.4f}, "
-          f"noise σ per frame {measured.noise_sigma:.4f}; estimated masks: mean |error| {np.abs(estimated_masks - truth_masks).mean():.4f}")
+    print(
+        f"calibrate_masks ({args.repeats} white frames per pattern, {measure_seconds:.1f} s): "
+        f"mean |error| {np.abs(measured.masks - truth_masks).mean():.4f}, "
+        f"noise σ per frame {measured.noise_sigma:.4f}; "
+        f"estimated masks: mean |error| {np.abs(estimated_masks - truth_masks).mean():.4f}"
+    )
 
     frames, label = test_scene(size, args.data)
     meas = rig.capture(frames, seed=9)
@@ -124,8 +134,10 @@ def main() -> None:
     print()
     within = all(abs(scores[n] - scores["true effective"]) < 0.5 for n in ("estimated", "measured"))
     loss = scores["true effective"] - scores["nominal"]
-    print(f"parameters within tolerance: {'yes' if all_ok else 'NO'}; calibrated masks within 0.5 dB: {'yes' if within else 'NO'}; "
-          f"nominal masks lose {loss:.1f} dB")
+    print(
+        f"parameters within tolerance: {'yes' if all_ok else 'NO'}; calibrated masks within 0.5 dB: {'yes' if within else 'NO'}; "
+        f"nominal masks lose {loss:.1f} dB"
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ trained on the same true frames with the teacher's CLIP tower frozen as their fr
 CLIP4Caption's consensus ensemble of the teacher and both (CIDEr-D of each caption against the
 other two; latency = the three members' sum).
 
-Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json] [--vccv [--vccv-epochs 30] [--vccv-backbone clip]] [--zoo [--zoo-epochs 30]]
+Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json]
+       [--vccv [--vccv-epochs 30] [--vccv-backbone clip]] [--zoo [--zoo-epochs 30]]
 """
 
 from __future__ import annotations
@@ -59,18 +60,18 @@ import os
 # processes starve each other (small-tensor work got ~15x slower with two threads under load).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor, wait  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -78,7 +79,7 @@ if str(ROOT) not in sys.path:
 
 from snapcap.caption.models import TwoStageCaptioner  # noqa: E402
 from snapcap.caption.text import caption_metrics  # noqa: E402
-from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, load_captioner, train_student, train_teacher  # noqa: E402
+from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, load_native, train_student, train_teacher  # noqa: E402
 from snapcap.datasets.h5 import DatasetConfig  # noqa: E402
 from snapcap.datasets.synthetic import SyntheticCorpus  # noqa: E402
 from snapcap.datasets.torch_data import SimulatedDataset  # noqa: E402
@@ -91,7 +92,7 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def build_samples(videos: int, seed: int, B: int, T: int, size: int) -> tuple[list[dict], list[dict]]:  # noqa: N803
+def build_samples(videos: int, seed: int, B: int, T: int, size: int) -> tuple[list[dict], list[dict]]:
     corpus = SyntheticCorpus(num_videos=videos, seed=seed)
     config = DatasetConfig(B=B, T=T, size=(size, size))
     train = SimulatedDataset(corpus, config, split="train")
@@ -158,14 +159,31 @@ def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
     def add(label: str, ok: bool, detail: str) -> None:
         out.append((label, ok, detail))
 
-    add("SnapCap CIDEr clearly above the baseline's (>= 1.2x)", snap >= 1.2 * base,
-        f"{snap:.1f} vs {base:.1f} ({snap / max(base, 1e-9):.2f}x" + ("" if snap >= 1.2 * base else f"; short by {1.2 * base - snap:.1f}") + ")")
-    add("SnapCap CIDEr >= two-stage GAP-TV's", snap >= two,
-        f"{snap:.1f} vs {two:.1f}" + ("" if snap >= two else f" (short by {two - snap:.1f})"))
-    add("SnapCap CIDEr >= 90% of the teacher's on true frames", snap >= 0.9 * teach,
-        f"{snap:.1f} = {100 * snap / max(teach, 1e-9):.0f}% of {teach:.1f}" + ("" if snap >= 0.9 * teach else f" (short by {0.9 * teach - snap:.1f})"))
-    add("one-stage latency >= 3x lower than two-stage GAP-TV", two_ms >= 3 * one_ms,
-        f"{one_ms:.1f} ms vs {two_ms:.1f} ms ({two_ms / max(one_ms, 1e-9):.1f}x" + ("" if two_ms >= 3 * one_ms else f"; short by {3 * one_ms - two_ms:.1f} ms") + ")")
+    add(
+        "SnapCap CIDEr clearly above the baseline's (>= 1.2x)",
+        snap >= 1.2 * base,
+        f"{snap:.1f} vs {base:.1f} ({snap / max(base, 1e-9):.2f}x"
+        + ("" if snap >= 1.2 * base else f"; short by {1.2 * base - snap:.1f}")
+        + ")",
+    )
+    add(
+        "SnapCap CIDEr >= two-stage GAP-TV's",
+        snap >= two,
+        f"{snap:.1f} vs {two:.1f}" + ("" if snap >= two else f" (short by {two - snap:.1f})"),
+    )
+    add(
+        "SnapCap CIDEr >= 90% of the teacher's on true frames",
+        snap >= 0.9 * teach,
+        f"{snap:.1f} = {100 * snap / max(teach, 1e-9):.0f}% of {teach:.1f}"
+        + ("" if snap >= 0.9 * teach else f" (short by {0.9 * teach - snap:.1f})"),
+    )
+    add(
+        "one-stage latency >= 3x lower than two-stage GAP-TV",
+        two_ms >= 3 * one_ms,
+        f"{one_ms:.1f} ms vs {two_ms:.1f} ms ({two_ms / max(one_ms, 1e-9):.1f}x"
+        + ("" if two_ms >= 3 * one_ms else f"; short by {3 * one_ms - two_ms:.1f} ms")
+        + ")",
+    )
     return out
 
 
@@ -179,19 +197,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"GAP-TV weight (default {TV_WEIGHT})")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (one Java start per row)")
     parser.add_argument("--work", type=Path, help="folder for the checkpoints (default: a temporary folder)")
-    parser.add_argument("--vccv", action="store_true", help="also train VCCV (I-frames + residuals of the true video) and add its rows")
+    parser.add_argument(
+        "--vccv", action="store_true", help="also train VCCV (I-frames + residuals of the true video) and add its rows"
+    )
     parser.add_argument("--vccv-epochs", type=int, default=30, help="VCCV training epochs (default 30)")
-    parser.add_argument("--vccv-backbone", choices=["clip", "cnn"], default="clip",
-                        help="VCCV I-frame features: the teacher's trained CLIP tower, frozen (default), or a CNN trained from scratch")
-    parser.add_argument("--zoo", action="store_true", help="also train CLIP4Caption and CLIP4VideoCap (on the teacher's frozen CLIP tower) "
-                        "and add their rows and the CIDEr-consensus ensemble of teacher + both")
+    parser.add_argument(
+        "--vccv-backbone",
+        choices=["clip", "cnn"],
+        default="clip",
+        help="VCCV I-frame features: the teacher's trained CLIP tower, frozen (default), or a CNN trained from scratch",
+    )
+    parser.add_argument(
+        "--zoo",
+        action="store_true",
+        help="also train CLIP4Caption and CLIP4VideoCap (on the teacher's frozen CLIP tower) "
+        "and add their rows and the CIDEr-consensus ensemble of teacher + both",
+    )
     parser.add_argument("--zoo-epochs", type=int, default=30, help="CLIP4Caption / CLIP4VideoCap training epochs (default 30)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    B, T = TINY_CAPTIONER.B, args.T  # noqa: N806
+    B, T = TINY_CAPTIONER.B, args.T
     size = int(TINY_CAPTIONER.student.get("image_size", 64))
     captioner_config = replace(TINY_CAPTIONER, T=T)
     training = replace(TINY_TRAINING, seed=args.seed)
@@ -218,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.enable_grad():
             teacher_path = train_teacher(train, work, captioner_config, training, progress=False)
         mark = lap("teacher", mark)
-        teacher, _, vocab = load_captioner(teacher_path, expect="teacher")
+        teacher, _, vocab = load_native(teacher_path, expect="teacher")
         two_stage = TwoStageCaptioner(teacher, "gap-tv", {"tv_weight": args.tv_weight}, bayer=test[0]["bayer"])
 
         def frames_row(sample):
@@ -243,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.enable_grad():
                 path = train_student(train, teacher_path, work, mode, training, progress=False)
             mark = lap(f"{mode} (stage 1 + stage 2)" if mode == "snapcap" else mode, mark)
-            model, _, _ = load_captioner(path)
+            model, _, _ = load_native(path)
             wait(scored)
             row = run_row(mode, one_stage(model), test, vocab)
             mark = lap(f"captions: {mode}", mark)
@@ -283,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
             zoo_rows = {"teacher (frames)": None}
             for name, module in (("clip4caption", clip4caption), ("clip4videocap", clip4videocap)):
                 with torch.enable_grad():
-                    path = module.train(zoo_train, work / name, {"teacher": teacher_path, "seed": args.seed, "epochs": args.zoo_epochs}, progress=False)
+                    path = module.train(
+                        zoo_train,
+                        work / name,
+                        {"teacher": teacher_path, "seed": args.seed, "epochs": args.zoo_epochs},
+                        progress=False,
+                    )
                 mark = lap(name, mark)
                 zoo_model, _, zoo_vocab = module.load(path)
                 wait(scored)
@@ -308,8 +341,17 @@ def main(argv: list[str] | None = None) -> int:
             "caption_ms": sum(m["caption_ms"] for m in members.values()),
         }
         scored.append(pool.submit(score, ensemble, not args.no_meteor))
-    order = ["teacher (frames)", "snapcap", "baseline", "two-stage gap-tv", "vccv", "vccv (beam 5)", "clip4caption", "clip4videocap",
-             "ensemble (teacher + clip4caption + clip4videocap)"]
+    order = [
+        "teacher (frames)",
+        "snapcap",
+        "baseline",
+        "two-stage gap-tv",
+        "vccv",
+        "vccv (beam 5)",
+        "clip4caption",
+        "clip4videocap",
+        "ensemble (teacher + clip4caption + clip4videocap)",
+    ]
     rows = sorted((future.result() for future in scored), key=lambda row: order.index(row["name"]))
     pool.shutdown()
     mark = lap("metrics (what was left of them)", mark)
@@ -317,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
 
     by_name = {row["name"]: row for row in rows}
     checks = targets(by_name)
-    print(f"## Captioning on the procedural corpus: {len(test)} test videos, B = {B}, T = {T}, {size}x{size} RGGB, CPU ({args.threads} threads)\n")
+    print(
+        f"## Captioning on the procedural corpus: {len(test)} test videos, B = {B}, T = {T}, "
+        f"{size}x{size} RGGB, CPU ({args.threads} threads)\n"
+    )
     print(table(rows))
     print()
     for label, ok, detail in checks:
@@ -329,8 +374,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.out:
         payload = {
-            "settings": {"videos": args.videos, **({"vccv_epochs": args.vccv_epochs, "vccv_backbone": args.vccv_backbone} if args.vccv else {}), "seed": args.seed, "B": B, "T": T, "size": size, "threads": args.threads, "tv_weight": args.tv_weight,
-                         "captioner": captioner_config.to_dict(), "training": training.to_dict()},
+            "settings": {
+                "videos": args.videos,
+                **({"vccv_epochs": args.vccv_epochs, "vccv_backbone": args.vccv_backbone} if args.vccv else {}),
+                "seed": args.seed,
+                "B": B,
+                "T": T,
+                "size": size,
+                "threads": args.threads,
+                "tv_weight": args.tv_weight,
+                "captioner": captioner_config.to_dict(),
+                "training": training.to_dict(),
+            },
             "rows": [{k: v for k, v in row.items() if k not in ("references",)} for row in rows],
             "targets": [{"target": label, "pass": ok, "detail": detail} for label, ok, detail in checks],
             "wall_s": round(wall, 1),

@@ -33,7 +33,7 @@ class FilesCorpus(Corpus):
     def __init__(self, paths):
         self.items = [VideoItem(path.stem, "train", ("a video",), path=path) for path in paths]
 
-    def clip(self, item, T, B, size, gray=False):  # noqa: N803
+    def clip(self, item, T, B, size, gray=False):
         return read_clip(item.path, T, B, size, gray=gray)
 
 
@@ -60,7 +60,9 @@ def child(args) -> None:
     """Make a dataset of the first N videos and print the peak RSS (MiB)."""
     paths = sorted(Path(args.folder).glob("clip*.avi"))
     corpus = FilesCorpus(paths * (args.repeat_corpus))
-    corpus.items = [VideoItem(f"{item.video_id}-{i}", "train", item.captions, path=item.path) for i, item in enumerate(corpus.items)][: args.count]
+    corpus.items = [
+        VideoItem(f"{item.video_id}-{i}", "train", item.captions, path=item.path) for i, item in enumerate(corpus.items)
+    ][: args.count]
     config = DatasetConfig(size=(args.size, args.size), noise="poisson:photons=1000", compression=args.compression)
     make_dataset(corpus, Path(args.folder) / f"mem-{args.count}.h5", config, progress=False)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -86,7 +88,10 @@ def main() -> None:
         paths = write_videos(folder, args.videos)
         corpus = FilesCorpus(paths)
         config = DatasetConfig(size=(args.size, args.size), noise="poisson:photons=1000", compression=args.compression)
-        print(f"{args.videos} videos 320x240x96 -> T={config.T} x B={config.B} frames at {args.size}x{args.size}, RGB/RGGB, compression {args.compression}")
+        print(
+            f"{args.videos} videos 320x240x96 -> T={config.T} x B={config.B} frames at {args.size}x{args.size}, "
+            f"RGB/RGGB, compression {args.compression}"
+        )
         floors, runs = [], []
         for repeat in range(2):
             start = time.perf_counter()
@@ -106,11 +111,30 @@ def main() -> None:
         peaks = []
         for count in (small, large):
             output = subprocess.run(
-                [sys.executable, __file__, "--child", "--folder", str(folder), "--count", str(count), "--repeat-corpus", str(-(-large // len(paths))), "--size", str(args.size), "--compression", args.compression],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--folder",
+                    str(folder),
+                    "--count",
+                    str(count),
+                    "--repeat-corpus",
+                    str(-(-large // len(paths))),
+                    "--size",
+                    str(args.size),
+                    "--compression",
+                    args.compression,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             peaks.append(float(output.stdout.strip().splitlines()[-1]))
-        print(f"  peak RSS: {small} videos {peaks[0]:.0f} MiB, {large} videos {peaks[1]:.0f} MiB: ratio {peaks[1] / peaks[0]:.3f} (target <= 1.10)")
+        print(
+            f"  peak RSS: {small} videos {peaks[0]:.0f} MiB, {large} videos {peaks[1]:.0f} MiB: "
+            f"ratio {peaks[1] / peaks[0]:.3f} (target <= 1.10)"
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import statistics
-import sys
 
 import numpy as np
 
@@ -45,7 +44,11 @@ REFERENCE_PNP_FFDNET_SECONDS = 53.0
 def first_snapshot(path: Path):
     data = load_mat(path, ["meas", "mask", "orig"])
     masks = data["mask"].transpose(2, 0, 1)
-    return data["meas"][:, :, 0].astype(np.float32) / 255, CactiOperator(masks), data["orig"][:, :, : masks.shape[0]].transpose(2, 0, 1) / 255
+    return (
+        data["meas"][:, :, 0].astype(np.float32) / 255,
+        CactiOperator(masks),
+        data["orig"][:, :, : masks.shape[0]].transpose(2, 0, 1) / 255,
+    )
 
 
 def row(name: str, seconds: float, psnr: float | None, note: str = "") -> None:
@@ -103,22 +106,47 @@ def methods_table(data: Path, skip_slow: bool, fastdvdnet_weights: Path, referen
         meas, op, truth = first_snapshot(data / "gray_benchmark" / f"{scene}_cacti.mat")
         print(f"\n{scene}, first snapshot (256x256, B=8)\n| method | s/snapshot | PSNR dB | note\n|---|---|---|---")
         skimage_seconds, snap_seconds, skimage_psnr, snap_psnr = gap_tv_against_skimage(meas, op, truth)
-        row("gap-tv, skimage TV step", skimage_seconds, skimage_psnr, "the reference's GAP-TV loop (TV weight 0.3, 5 Chambolle iterations), median of 3")
-        row("gap-tv, snapcap", snap_seconds, snap_psnr, f"median of 3, interleaved: {skimage_seconds / snap_seconds:.2f}x faster than skimage "
-            f"(target >= 3), PSNR {snap_psnr - skimage_psnr:+.2f} dB")
+        row(
+            "gap-tv, skimage TV step",
+            skimage_seconds,
+            skimage_psnr,
+            "the reference's GAP-TV loop (TV weight 0.3, 5 Chambolle iterations), median of 3",
+        )
+        row(
+            "gap-tv, snapcap",
+            snap_seconds,
+            snap_psnr,
+            f"median of 3, interleaved: {skimage_seconds / snap_seconds:.2f}x faster than skimage "
+            f"(target >= 3), PSNR {snap_psnr - skimage_psnr:+.2f} dB",
+        )
         reference_seconds = REFERENCE_PNP_FFDNET_SECONDS
         if reference:
             reference_seconds, reference_psnr = reference_gap_ffdnet(meas, op, truth, weights)
-            row("reference GAP-FFDNet", reference_seconds, reference_psnr, "PnP-SCI schedule, FFDNet frame by frame with autograd on (measured in this run)")
+            row(
+                "reference GAP-FFDNet",
+                reference_seconds,
+                reference_psnr,
+                "PnP-SCI schedule, FFDNet frame by frame with autograd on (measured in this run)",
+            )
         source = "measured above" if reference else "not run: the published figure for this machine"
         runs = [
             ("gap-tv", {}, ""),
             ("admm-tv", {}, ""),
-            ("pnp-ffdnet", {"weights": str(weights)}, f"default: TV warm start + 12 FFDNet passes; reference {reference_seconds:.1f} s ({source})"),
+            (
+                "pnp-ffdnet",
+                {"weights": str(weights)},
+                f"default: TV warm start + 12 FFDNet passes; reference {reference_seconds:.1f} s ({source})",
+            ),
         ]
         if not skip_slow:
             runs.append(("pnp-ffdnet", dict(PNP_SCI_SCHEDULE, weights=str(weights)), "PnP-SCI schedule (50,25,12,6 x 10)"))
-            runs.append(("pnp-fastdvdnet", {"weights": str(fastdvdnet_weights), "iterations": (1, 1, 1, 1)}, "random weights, 1 iteration per sigma: time only; x10 for the full schedule"))
+            runs.append(
+                (
+                    "pnp-fastdvdnet",
+                    {"weights": str(fastdvdnet_weights), "iterations": (1, 1, 1, 1)},
+                    "random weights, 1 iteration per sigma: time only; x10 for the full schedule",
+                )
+            )
         for method, overrides, note in runs:
             result = reconstruct(meas, op, method, **overrides)
             psnr = None if method == "pnp-fastdvdnet" else mean_psnr(result.frames, truth)
@@ -159,7 +187,9 @@ def unfold_table(steps: int, out: Path) -> None:
     runs.update({f"gap-tv {name}": ("gap-tv", overrides) for name, overrides in GAP_TV_SETTINGS.items()})
     rows: dict[str, list[float]] = {name: [] for name in runs}
     seconds: dict[str, list[float]] = {name: [] for name in runs}
-    reconstruct(test[0]["meas"].numpy(), CactiOperator(test[0]["masks"].numpy()), "unfold", checkpoint=str(record["model"]))  # load once
+    reconstruct(
+        test[0]["meas"].numpy(), CactiOperator(test[0]["masks"].numpy()), "unfold", checkpoint=str(record["model"])
+    )  # load once
     for sample in test:
         op = CactiOperator(sample["masks"].numpy())
         truth = sample["frames"].numpy()
@@ -167,12 +197,19 @@ def unfold_table(steps: int, out: Path) -> None:
             result = reconstruct(sample["meas"].numpy(), op, method, **overrides)
             rows[name].append(mean_psnr(np.asarray(result.frames).reshape(-1, 64, 64), truth.reshape(-1, 64, 64)))
             seconds[name].append(result.seconds / sample["meas"].shape[0])
-    best = max((name for name in runs if name != "gap-tv default" and name.startswith("gap-tv")), key=lambda name: np.mean(rows[name]))
-    print(
-        f"\ndeep unfolding net (tiny preset, {steps} steps, batch {train_config.batch_size} of {train_config.patch}x{train_config.patch} patches, "
-        f"lr {train_config.lr}, on {len(train)} procedural videos; trained in {train_seconds:.0f} s on {torch.get_num_threads()} thread(s))"
+    best = max(
+        (name for name in runs if name != "gap-tv default" and name.startswith("gap-tv")), key=lambda name: np.mean(rows[name])
     )
-    print(f"held-out procedural scenes: {len(test)} videos x 2 snapshots, 64x64, B=8, gray\n| method | s/snapshot | PSNR dB |\n|---|---|---|")
+    print(
+        f"\ndeep unfolding net (tiny preset, {steps} steps, "
+        f"batch {train_config.batch_size} of {train_config.patch}x{train_config.patch} patches, "
+        f"lr {train_config.lr}, on {len(train)} procedural videos; "
+        f"trained in {train_seconds:.0f} s on {torch.get_num_threads()} thread(s))"
+    )
+    print(
+        f"held-out procedural scenes: {len(test)} videos x 2 snapshots, 64x64, B=8, gray\n"
+        "| method | s/snapshot | PSNR dB |\n|---|---|---|"
+    )
     for name in runs:
         print(f"| {name:<32} | {np.mean(seconds[name]):8.4f} | {np.mean(rows[name]):6.2f} |")
     print(
@@ -183,11 +220,22 @@ def unfold_table(steps: int, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SNAPCAP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("SNAPCAP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    )
     parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for training and running the deep net (1 avoids oversubscription on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for training and running the deep net (1 avoids oversubscription on a shared machine)",
+    )
     parser.add_argument("--skip-slow", action="store_true", help="skip the PnP-SCI schedule and FastDVDnet rows")
-    parser.add_argument("--skip-reference", action="store_true", help="do not run the reference GAP-FFDNet (~53 s per scene); compare with the published 53 s")
+    parser.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="do not run the reference GAP-FFDNet (~53 s per scene); compare with the published 53 s",
+    )
     parser.add_argument("--skip-unfold", action="store_true", help="skip training and evaluating the deep unfolding net")
     args = parser.parse_args()
     import torch

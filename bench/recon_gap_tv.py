@@ -71,12 +71,12 @@ def gap_snapcap_reference_tv(y: np.ndarray, op: CactiOperator) -> np.ndarray:
 
 
 def gap_snapcap_one_thread(y: np.ndarray, op: CactiOperator) -> np.ndarray:
-    saved = tv_module._thread_pool
-    tv_module._thread_pool = lambda: None  # the TV fast path then runs on the calling thread only
+    saved = tv_module.thread_pool
+    tv_module.thread_pool = lambda: None  # the TV fast path then runs on the calling thread only
     try:
         return gap_snapcap(y, op)
     finally:
-        tv_module._thread_pool = saved
+        tv_module.thread_pool = saved
 
 
 def main() -> None:
@@ -100,7 +100,8 @@ def main() -> None:
     print(
         f"GAP-TV, {ITERATIONS} iterations, float32, first snapshot; median of {args.repeat} interleaved runs\n"
         f"  skimage / snapcap-ref: isotropic TV, weight {WEIGHT}, {TV_ITERATIONS} iterations (the PnP-SCI reference)\n"
-        f"  snapcap / snapcap-1t:  snapcap's defaults, {kind} TV, weight {defaults.tv_weight}, {defaults.tv_iterations} iterations"
+        f"  snapcap / snapcap-1t:  snapcap's defaults, {kind} TV, "
+        f"weight {defaults.tv_weight}, {defaults.tv_iterations} iterations"
     )
     for scene, (y, op, truth) in scenes.items():
         seconds: dict[str, list[float]] = {name: [] for name in runners}

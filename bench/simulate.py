@@ -58,7 +58,9 @@ def main() -> None:
     np.testing.assert_allclose(op.A(x), np.sum(x * masks, axis=1), rtol=1e-5, atol=1e-4)
     report(
         "numpy",
-        timed({"naive": lambda: np.sum(x * masks, axis=1), "floor": lambda: x.sum(axis=1), "snapcap": lambda: op.A(x)}, args.repeat),
+        timed(
+            {"naive": lambda: np.sum(x * masks, axis=1), "floor": lambda: x.sum(axis=1), "snapcap": lambda: op.A(x)}, args.repeat
+        ),
     )
     try:
         import torch
@@ -85,7 +87,14 @@ def main() -> None:
 
                 report(
                     "torch CUDA",
-                    timed({"naive": sync(lambda: (xc * mc).sum(1)), "floor": sync(lambda: xc.sum(1)), "snapcap": sync(lambda: op.A(xc))}, args.repeat),
+                    timed(
+                        {
+                            "naive": sync(lambda: (xc * mc).sum(1)),
+                            "floor": sync(lambda: xc.sum(1)),
+                            "snapcap": sync(lambda: op.A(xc)),
+                        },
+                        args.repeat,
+                    ),
                 )
     from snapcap.backend import cupy_available
 
@@ -103,15 +112,23 @@ def main() -> None:
 
             return run
 
-        report("cupy", timed({"naive": csync(lambda: (xc * mc).sum(1)), "floor": csync(lambda: xc.sum(1)), "snapcap": csync(lambda: op.A(xc))}, args.repeat))
+        report(
+            "cupy",
+            timed(
+                {"naive": csync(lambda: (xc * mc).sum(1)), "floor": csync(lambda: xc.sum(1)), "snapcap": csync(lambda: op.A(xc))},
+                args.repeat,
+            ),
+        )
     else:
         print(f"\ncupy: skipped ({why})")
     video = (rng.random((args.n, 2 * args.B, args.size, args.size)) * 255).astype(np.uint8)
     start = time.perf_counter()
     simulate(video, B=args.B, noise="poisson:photons=1000+gaussian:sigma=0.01", seed=0)
     seconds = time.perf_counter() - start
-    print(f"\nfull simulate() of {args.n} uint8 videos x {2 * args.B} frames with Poisson-Gaussian noise: "
-          f"{seconds:.2f} s ({args.n * 2 / seconds:.0f} snapshots/s)")
+    print(
+        f"\nfull simulate() of {args.n} uint8 videos x {2 * args.B} frames with Poisson-Gaussian noise: "
+        f"{seconds:.2f} s ({args.n * 2 / seconds:.0f} snapshots/s)"
+    )
 
 
 if __name__ == "__main__":

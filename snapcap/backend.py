@@ -41,6 +41,7 @@ __all__ = [
     "cupy",
     "cupy_available",
     "torch_cuda_available",
+    "thread_pool",
 ]
 
 
@@ -185,7 +186,7 @@ class LazyArray:
 def cupy_available() -> tuple[bool, str]:
     """Whether CuPy imports and sees a CUDA device, and if not, why."""
     try:
-        import cupy as cp  # noqa: F401
+        import cupy as cp
     except Exception as exc:  # noqa: BLE001 - ImportError or a broken CUDA install
         return False, f"cupy is not installed or does not import ({exc.__class__.__name__}: {exc}); install snapcap[gpu]"
     try:
@@ -222,7 +223,7 @@ _POOL_LOCK = threading.Lock()
 _THREAD_MIN_ELEMENTS = 1 << 21  # below ~2M elements one thread is faster than handing off
 
 
-def _thread_pool() -> ThreadPoolExecutor | None:
+def thread_pool() -> ThreadPoolExecutor | None:
     global _POOL
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(cores, 8) - 1  # the calling thread works too
@@ -239,7 +240,7 @@ def _numpy_sum_of_products(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     out_shape = shape[:-3] + shape[-2:]
     dtype = np.result_type(x.dtype, weights.dtype)
     out = np.empty(out_shape, dtype=dtype)
-    pool = _thread_pool()
+    pool = thread_pool()
     if weights.ndim != 3 or pool is None or x.size < _THREAD_MIN_ELEMENTS or x.ndim < 4:
         np.einsum("...khw,...khw->...hw", x, weights, out=out)
         return out
@@ -252,7 +253,7 @@ def _numpy_sum_of_products(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     flat_out = out.reshape((lead,) + out.shape[-2:])
     # Work sharing: the calling thread and the pool's workers take parts from one queue, so a
     # worker that wakes late (or a core taken by something else) only means the caller does more.
-    parts = min(lead, 4 * (pool._max_workers + 1))  # noqa: SLF001 - the pool size we asked for
+    parts = min(lead, 4 * (pool._max_workers + 1))  # the pool size we asked for
     bounds = np.linspace(0, lead, parts + 1).astype(int)
     pending = iter([(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
     lock = threading.Lock()
@@ -266,7 +267,7 @@ def _numpy_sum_of_products(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
             start, stop = part
             np.einsum("nkhw,khw->nhw", flat_x[start:stop], weights, out=flat_out[start:stop])
 
-    futures = [pool.submit(work) for _ in range(pool._max_workers)]  # noqa: SLF001
+    futures = [pool.submit(work) for _ in range(pool._max_workers)]
     work()
     for future in futures:
         future.result()

@@ -64,7 +64,7 @@ def list_mat_variables(path: str | Path) -> dict[str, tuple[tuple[int, ...], str
 
     try:
         return {name: (tuple(shape), cls) for name, shape, cls in scipy.io.whosmat(str(path))}
-    except Exception as exc:  # noqa: BLE001 - scipy raises many types on corrupt files
+    except Exception as exc:
         raise DataFileError(f"{path}: not a readable MATLAB v5 file ({exc.__class__.__name__}: {exc})") from exc
 
 
@@ -91,9 +91,7 @@ def load_mat(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, n
     if wanted is not None:
         missing = [key for key in wanted if key not in found]
         if missing:
-            raise MissingKeyError(
-                f"{path}: no variable {', '.join(repr(k) for k in missing)}; the file holds {_describe(found)}"
-            )
+            raise MissingKeyError(f"{path}: no variable {', '.join(repr(k) for k in missing)}; the file holds {_describe(found)}")
     names = wanted if wanted is not None else list(found)
     out: dict[str, np.ndarray] = {}
     if is_mat_v73(path):
@@ -113,14 +111,14 @@ def load_mat(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, n
                     out[name] = np.asarray(data).transpose()
         except DataFileError:
             raise
-        except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/ValueError on damage
+        except Exception as exc:
             raise DataFileError(f"{path}: cannot read variables {names} ({exc.__class__.__name__}: {exc})") from exc
         return out
     import scipy.io
 
     try:
         data = scipy.io.loadmat(str(path), variable_names=names)
-    except Exception as exc:  # noqa: BLE001 - truncated files raise assorted errors
+    except Exception as exc:
         raise DataFileError(
             f"{path}: cannot read variables {names} ({exc.__class__.__name__}: {exc}); the file may be truncated"
         ) from exc

@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from snapcap.backend import to_numpy
+from snapcap.fileio import atomic_path
 
-__all__ = ["save_figure", "simulation_montage", "reconstruction_montage", "save_animation"]
+__all__ = ["save_figure", "simulation_montage", "reconstruction_montage", "snapshot_montage", "save_animation"]
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Write a matplotlib figure to ``path`` atomically (temporary file, then rename) and close it."""
+    """Write a matplotlib figure to ``path`` atomically (:func:`snapcap.fileio.atomic_path`) and close it."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(handle)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=path.suffix or ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
-def _show(ax, image: np.ndarray, title: str | None = None, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0) -> None:
+def _show(
+    ax, image: np.ndarray, title: str | None = None, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0
+) -> None:
     if image.ndim == 3:
         ax.imshow(np.clip(image, 0, 1))
     else:
@@ -95,6 +92,18 @@ def simulation_montage(
     return save_figure(fig, path)
 
 
+def _frame_psnr(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """PSNR of every frame of ``(B, H, W[, 3])`` in [0, 1]: 10 log10(1 / MSE) over its pixels (and channels).
+
+    The figure's own annotation (:func:`snapcap.recon.metrics.psnr` is the metric that is
+    reported; this module sits below the reconstruction layer and does not import it).
+    """
+    difference = estimate.astype(np.float64) - truth.astype(np.float64)
+    mse = np.mean(difference * difference, axis=tuple(range(1, difference.ndim)))
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(1.0 / mse)
+
+
 def reconstruction_montage(recon, meas, path: str | Path, truth=None, title: str | None = None, max_columns: int = 8) -> Path:
     """One snapshot's reconstruction (and truth and error when known) as a PNG.
 
@@ -109,8 +118,6 @@ def reconstruction_montage(recon, meas, path: str | Path, truth=None, title: str
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from snapcap.recon.metrics import psnr
-
     recon = np.clip(to_numpy(recon).astype(np.float32), 0, 1)
     meas = to_numpy(meas)
     count = recon.shape[0]
@@ -119,7 +126,7 @@ def reconstruction_montage(recon, meas, path: str | Path, truth=None, title: str
     scores = None
     if truth is not None:
         truth = to_numpy(truth).astype(np.float32)
-        scores = psnr(recon, truth, channel_axis=-1 if recon.ndim == 4 else None)
+        scores = _frame_psnr(recon, truth)
         error = np.abs(recon - truth)
         rows = [("truth", truth), ("recon", recon), ("|error|", error.mean(-1) if error.ndim == 4 else error)]
     columns = max(len(shown), 2)
@@ -146,14 +153,37 @@ def reconstruction_montage(recon, meas, path: str | Path, truth=None, title: str
     return save_figure(fig, path)
 
 
+def snapshot_montage(meas, path: str | Path, title: str | None = None, max_panels: int = 64) -> Path:
+    """All snapshots ``(N, H, W)`` in one image, each scaled to its own range (``snapcap capture preview``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    meas = np.asarray(to_numpy(meas), dtype=np.float32)
+    count = min(meas.shape[0], max_panels)
+    columns = min(count, 4)
+    rows = int(math.ceil(count / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.1 * rows), squeeze=False)
+    for index, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index >= count:
+            ax.axis("off")
+            continue
+        image = meas[index]
+        ax.imshow(image, cmap="gray", vmin=float(image.min()), vmax=float(image.max()) or 1.0, interpolation="nearest")
+        ax.set_title(f"snapshot {index + 1}/{meas.shape[0]}  [{image.min():.3g}, {image.max():.3g}]", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
 def save_animation(frames, path: str | Path, fps: int = 8) -> Path:
     """Write frames ``(F, H, W)`` or ``(F, H, W, 3)`` in [0, 1] as a GIF (Pillow) or MP4 (OpenCV)."""
     frames = (np.clip(to_numpy(frames), 0, 1) * 255).round().astype(np.uint8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix.lower() == ".gif":
             from PIL import Image
 
@@ -167,8 +197,4 @@ def save_animation(frames, path: str | Path, fps: int = 8) -> Path:
             for frame in frames:
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.ndim == 3 else frame)
             writer.release()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -27,7 +27,18 @@ DDP_CAPTIONS = [
 mean of the per-rank mean losses is the mean loss of the whole batch."""
 
 
-def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64, seed: int = 1, captions_per_video: int = 5):  # noqa: N803
+def run_cli(argv, capsys=None) -> str:
+    """Run ``snapcap ARGV`` through the real parser (errors raise); return what it printed."""
+    from snapcap.cli.main import build_parser
+
+    args = build_parser().parse_args([str(a) for a in argv])
+    if capsys is not None:
+        capsys.readouterr()
+    assert args.func(args) == 0
+    return capsys.readouterr().out if capsys is not None else ""
+
+
+def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64, seed: int = 1, captions_per_video: int = 5):
     from snapcap.datasets.h5 import DatasetConfig
     from snapcap.datasets.synthetic import SyntheticCorpus
     from snapcap.datasets.torch_data import SimulatedDataset
@@ -37,9 +48,9 @@ def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64, seed: int =
     return [dataset[i] for i in range(len(dataset))]
 
 
-def tiny_config(B: int = 2, T: int = 2):  # noqa: N803
+def tiny_config(B: int = 2, T: int = 2):
     """The tiny preset without dropout (so runs are deterministic)."""
-    from snapcap.caption.registry import captioner_preset
+    from snapcap.caption.native import captioner_preset
 
     config = captioner_preset("tiny", B=B, T=T)
     return replace(config, decoder=dict(config.decoder, dropout=0.0))
@@ -126,14 +137,14 @@ def ddp_main(out: Path) -> None:
         torch.save({"grads": grads, "state": model.state_dict()}, out / "ddp_grads.pt")
     dist.barrier()
 
-    original = train_module._save
+    original = train_module.atomic_save
 
     def logged_save(path, payload):
         with open(out / f"saves-rank{context.rank}.log", "a", encoding="utf-8") as log:
             log.write(f"{Path(path).name}\n")
         original(path, payload)
 
-    train_module._save = logged_save
+    train_module.atomic_save = logged_save
     config = CaptionTrainConfig(epochs=1, batch_size=4, warmup_epochs=0, checkpoint_every=1, log_every=1)
     train_teacher(samples, out / "run", tiny_config(), config, progress=False)
     dist.barrier()

@@ -16,14 +16,17 @@ class TinyCorpus(Corpus):
     name = "tiny"
 
     def __init__(self, count: int = 10, bad: tuple[str, ...] = (), delay: float = 0.0):
-        self.items = [VideoItem(f"vid{i:03d}", ("train", "val", "test")[i % 3], (f"video {i} caption a", f"video {i} caption b")) for i in range(count)]
+        self.items = [
+            VideoItem(f"vid{i:03d}", ("train", "val", "test")[i % 3], (f"video {i} caption a", f"video {i} caption b"))
+            for i in range(count)
+        ]
         self.bad = set(bad)
         self.delay = delay
 
     def describe(self):
         return dict(super().describe(), bad=sorted(self.bad))
 
-    def clip(self, item, T, B, size, gray=False):  # noqa: N803
+    def clip(self, item, T, B, size, gray=False):
         if self.delay:
             time.sleep(self.delay)
         if item.video_id in self.bad:
@@ -39,4 +42,9 @@ if __name__ == "__main__":  # used by the kill-and-resume test
     from snapcap.datasets.h5 import DatasetConfig, make_dataset
 
     out = sys.argv[1]
-    make_dataset(TinyCorpus(24, bad=("vid005",), delay=0.04), out, DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=3), progress=False)
+    make_dataset(
+        TinyCorpus(24, bad=("vid005",), delay=0.04),
+        out,
+        DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=3),
+        progress=False,
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import to_backend
 
-from conftest import to_backend
 from snapcap import backend as sb
 from snapcap.errors import BackendUnavailableError, DTypeError
 

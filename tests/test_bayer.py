@@ -91,9 +91,7 @@ def _smooth_colour(height: int, width: int) -> np.ndarray:
     """Smooth, colourful image: low-frequency sinusoids, strongly correlated across channels."""
     rows, cols = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
     luminance = (
-        0.5
-        + 0.2 * np.sin(2 * np.pi * (rows / 11.0 + cols / 17.0))
-        + 0.15 * np.cos(2 * np.pi * (rows / 7.0 - cols / 13.0))
+        0.5 + 0.2 * np.sin(2 * np.pi * (rows / 11.0 + cols / 17.0)) + 0.15 * np.cos(2 * np.pi * (rows / 7.0 - cols / 13.0))
     )
     chroma = 0.05 * np.sin(2 * np.pi * (rows / 29.0 + cols / 23.0))
     return np.stack([luminance + chroma, luminance, luminance - 0.7 * chroma], axis=-1)
@@ -150,9 +148,7 @@ def test_channel_offsets_none_rejected() -> None:
 def test_mosaic_picks_cfa_channel(pattern: str, backend) -> None:
     _, make = backend
     # value = 100 * (2 * row + col) + channel: every (pixel, channel) distinct
-    rgb = np.array(
-        [[[100.0 * (2 * row + col) + ch for ch in range(3)] for col in range(2)] for row in range(2)]
-    )
+    rgb = np.array([[[100.0 * (2 * row + col) + ch for ch in range(3)] for col in range(2)] for row in range(2)])
     out = mosaic(make(rgb), pattern)
     expected = np.array(
         [[100.0 * (2 * row + col) + HAND_CHANNELS[pattern][2 * row + col] for col in range(2)] for row in range(2)]

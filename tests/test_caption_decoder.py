@@ -7,16 +7,9 @@ import math
 import pytest
 import torch
 
-from snapcap.caption.decoder import (
-    BOS,
-    DECODER_PRESETS,
-    EOS,
-    PAD,
-    CaptionDecoder,
-    DecoderConfig,
-    Hypothesis,
-    prefix_lm_mask,
-)
+from snapcap.caption import decoding
+from snapcap.caption.decoder import DECODER_PRESETS, CaptionDecoder, DecoderConfig, prefix_lm_mask
+from snapcap.caption.decoding import BOS, EOS, PAD, Hypothesis
 from snapcap.errors import ConfigError, DTypeError, InvalidValueError, ShapeError, SnapcapError
 
 
@@ -428,3 +421,54 @@ def test_input_validation_errors():
         model.generate(torch.randn(2, 4, 65))
     with pytest.raises(SnapcapError):
         model.generate(torch.randn(2, 20, 64), method="beam")
+
+
+# ---------------------------------------------------------------------------- the shared search
+
+
+def markov_step(table: torch.Tensor):
+    """``step``/``reorder`` of :mod:`snapcap.caption.decoding` for a next-token table (state: calls so far)."""
+
+    def step(tokens, state):
+        return table[tokens], state + 1
+
+    def reorder(state, index):
+        return state
+
+    return step, reorder
+
+
+def test_shared_search_styles_on_a_markov_table():
+    # From BOS: 4 (0.6) or 5 (0.4). After 4: EOS 0.5, 6 0.5. After 5 and 6: 7 (p ≈ 1, EOS ≈ 0). After 7: 7.
+    table = torch.full((8, 8), 1e-6)
+    table[BOS, 4], table[BOS, 5] = 0.6, 0.4
+    table[4, EOS], table[4, 6] = 0.5, 0.5
+    table[5, 7] = table[6, 7] = table[7, 7] = 1.0
+    table = torch.log(table / table.sum(dim=1, keepdim=True))
+    step, reorder = markov_step(table)
+    assert decoding.greedy_search(step, 0, 2, max_words=4) == [[4], [4]]
+    shrinking = decoding.beam_search(step, reorder, 0, 1, beam_size=2, max_words=3, length_penalty=0.0)[0]
+    # Ties go to the lower token: "4 EOS" (0.3) beats "4 6" (0.3), ends and takes a slot; the other
+    # beam runs to the limit and ends without EOS, more probable (0.4) than "4".
+    assert [(h.tokens, h.ended, h.length) for h in shrinking] == [([5, 7, 7], False, 3), ([4], True, 2)]
+    assert shrinking[1].logprob == pytest.approx(math.log(0.6 * 0.5), abs=1e-4)
+    assert decoding.search("beam", step, reorder, 0, 1, 3, beam_size=2, length_penalty=0.0) == [[5, 7, 7]]
+    constant = decoding.beam_search(step, reorder, 0, 1, beam_size=2, max_words=3, length_penalty=0.0, style="constant")[0]
+    # Two live beams always, every EOS among the 4 best candidates finishes; the search stops with
+    # 2 finished hypotheses: "4" and "5 7" (its EOS, p ≈ 1e-6, is among the 4 best).
+    assert [(h.tokens, h.ended, h.length) for h in constant] == [([4], True, 2), ([5, 7], True, 3)]
+    # After max_words words only EOS may follow: a table where EOS is (nearly) never likely.
+    uniform = torch.full((8, 8), 1e-9)
+    uniform[:, 4:] = 0.25
+    step, reorder = markov_step(torch.log(uniform))
+    forced = decoding.beam_search(step, reorder, 0, 1, beam_size=1, max_words=3, style="constant")[0]
+    assert [(h.tokens, h.ended, h.length) for h in forced] == [([4, 4, 4], True, 4)]
+    assert decoding.beam_search(step, reorder, 0, 1, beam_size=1, max_words=3)[0][0].ended is False
+    with pytest.raises(ConfigError, match="style"):
+        decoding.beam_search(step, reorder, 0, 1, beam_size=2, max_words=3, style="greedy")
+    with pytest.raises(ConfigError, match="method"):
+        decoding.search("sample", step, reorder, 0, 1, 3)
+    logprobs = decoding.next_token_logprobs(torch.zeros(1, 8), words=0, min_length=1)
+    assert logprobs.dtype == torch.float64 and torch.isinf(logprobs[0, [PAD, BOS, EOS]]).all()
+    only_eos = decoding.next_token_logprobs(torch.zeros(1, 8), words=3, min_length=1, only_eos=True)
+    assert torch.isfinite(only_eos[0]).tolist() == [i == EOS for i in range(8)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -26,22 +25,16 @@ from caption_helpers import (  # noqa: E402
     batch_loss,
     ddp_samples,
     fresh_model,
+    run_cli,
     tiny_config,
     tiny_samples,
     train_resume,
 )
 
-from snapcap.caption.cli import add_caption_commands  # noqa: E402
 from snapcap.caption.evaluate import EvalResult, evaluate, results_markdown  # noqa: E402
-from snapcap.caption.registry import (  # noqa: E402
-    CAPTIONER_PRESETS,
-    Captioner,
-    captioner_preset,
-    create_captioner,
-    list_captioners,
-    load_captioner_file,
-    teacher_image_size,
-)
+from snapcap.caption.native import CAPTIONER_PRESETS, captioner_preset  # noqa: E402
+from snapcap.caption.registry import Captioner, create_captioner, list_captioners, load_captioner, zoo_names  # noqa: E402
+from snapcap.caption.teacher import teacher_image_size  # noqa: E402
 from snapcap.errors import ConfigError, DataFileError, ShapeError, SnapcapError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -50,22 +43,17 @@ PYTHON = sys.executable
 FAST_METRICS = "BLEU,ROUGE-L,CIDEr"
 
 
-def run_cli(argv: list[str], capsys=None) -> str:
-    parser = argparse.ArgumentParser(prog="snapcap")
-    sub = parser.add_subparsers(dest="command")
-    add_caption_commands(sub)
-    args = parser.parse_args([str(a) for a in argv])
-    if capsys is not None:
-        capsys.readouterr()
-    assert args.func(args) == 0
-    return capsys.readouterr().out if capsys is not None else ""
-
-
-def make_h5(path: Path, count: int = 12, B: int = 4, T: int = 2, size: int = 64, **options) -> Path:  # noqa: N803
+def make_h5(path: Path, count: int = 12, B: int = 4, T: int = 2, size: int = 64, **options) -> Path:
     from snapcap.datasets.h5 import DatasetConfig, make_dataset
     from snapcap.datasets.synthetic import SyntheticCorpus
 
-    make_dataset(SyntheticCorpus(count, seed=0), path, DatasetConfig(B=B, T=T, size=(size, size), compression="gzip", **options), progress=False, workers=1)
+    make_dataset(
+        SyntheticCorpus(count, seed=0),
+        path,
+        DatasetConfig(B=B, T=T, size=(size, size), compression="gzip", **options),
+        progress=False,
+        workers=1,
+    )
     return path
 
 
@@ -104,9 +92,7 @@ def test_list_captioners_and_presets():
 
     names = list_captioners()
     assert names[:5] == ["teacher", "snapcap", "baseline", "snapcap-reg-only", "snapcap-dis-only"]
-    from snapcap.caption.zoo import zoo_names
-
-    assert names[5:] == [f"two-stage:{m}" for m in METHODS] + zoo_names()
+    assert names[5:] == zoo_names() + [f"two-stage:{m}" for m in METHODS]
     assert {"tiny", "paper"} <= set(CAPTIONER_PRESETS)
     paper = CAPTIONER_PRESETS["paper"]
     assert (paper.teacher, paper.pretrained, paper.train_encoder, paper.decoder["width"]) == ("ViT-B-16", "openai", False, 1024)
@@ -132,14 +118,15 @@ def test_unknown_name_and_missing_checkpoint(tmp_path):
         create_captioner("snapcap", tmp_path, recon_params={"iterations": 3})
 
 
-def test_caption_commands_join_an_existing_train_group(tmp_path):
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    train = sub.add_parser("train")
-    what = train.add_subparsers(dest="what")
-    what.add_parser("recon").set_defaults(func="recon")
-    add_caption_commands(sub)
-    assert parser.parse_args(["train", "recon"]).func == "recon"
+def test_train_covers_reconstruction_and_every_captioner(tmp_path):
+    from snapcap.cli.main import build_parser
+    from snapcap.cli.train import run_recon
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "recon", "--out", str(tmp_path)]).func is run_recon
+    for name in list_captioners():
+        if not name.startswith("two-stage:"):
+            assert parser.parse_args(["train", name, "--out", str(tmp_path)]).captioner == name
     args = parser.parse_args(["train", "snapcap-reg-only", "--out", str(tmp_path)])
     assert args.captioner == "snapcap-reg-only" and args.teacher is None
     assert parser.parse_args(["eval", "--data", "d.h5", "--model", "snapcap", "teacher"]).model == ["snapcap", "teacher"]
@@ -166,20 +153,72 @@ def test_rerunning_a_finished_training_command_changes_nothing(trained):
     """The train verbs resume from their checkpoints: a rerun of a finished run only rewrites the same weights."""
     run = trained["run"]
     before = torch.load(run / "baseline.pt", map_location="cpu", weights_only=False)
-    run_cli(["train", "baseline", "--data", trained["data"], "--epochs", "2", "--batch-size", "4", "--warmup-epochs", "0", "--no-progress", "--out", run])
+    run_cli(
+        [
+            "train",
+            "baseline",
+            "--data",
+            trained["data"],
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--warmup-epochs",
+            "0",
+            "--no-progress",
+            "--out",
+            run,
+        ]
+    )
     after = torch.load(run / "baseline.pt", map_location="cpu", weights_only=False)
     assert before["state"].keys() == after["state"].keys()
     for key, value in before["state"].items():
         torch.testing.assert_close(after["state"][key], value, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="another configuration"):
-        run_cli(["train", "baseline", "--data", trained["data"], "--epochs", "3", "--batch-size", "4", "--warmup-epochs", "0", "--no-progress", "--out", run])
+        run_cli(
+            [
+                "train",
+                "baseline",
+                "--data",
+                trained["data"],
+                "--epochs",
+                "3",
+                "--batch-size",
+                "4",
+                "--warmup-epochs",
+                "0",
+                "--no-progress",
+                "--out",
+                run,
+            ]
+        )
 
 
 def test_eval_cli_table(trained, tmp_path, capsys):
     out = tmp_path / "eval"
     text = run_cli(
-        ["eval", "--data", trained["data"], "--split", "all", "--model", "teacher", "snapcap", "baseline", "two-stage:gap-tv",
-         "--checkpoints", trained["run"], "--metrics", FAST_METRICS, "--tokenizer", "regex", "--recon-param", "iterations=5", "-o", out],
+        [
+            "eval",
+            "--data",
+            trained["data"],
+            "--split",
+            "all",
+            "--model",
+            "teacher",
+            "snapcap",
+            "baseline",
+            "two-stage:gap-tv",
+            "--checkpoints",
+            trained["run"],
+            "--metrics",
+            FAST_METRICS,
+            "--tokenizer",
+            "regex",
+            "--recon-param",
+            "gap-tv:iterations=5",
+            "-o",
+            out,
+        ],
         capsys,
     )
     assert "| model | B | BLEU-4 | METEOR | ROUGE-L | CIDEr | latency (ms)" in text
@@ -235,7 +274,7 @@ def test_caption_cli_on_a_dataset_file(trained, capsys):
     # same captions as the Python API
     from snapcap.datasets.torch_data import MeasurementDataset
 
-    captioner = load_captioner_file(run / "snapcap.pt")
+    captioner = load_captioner(run / "snapcap.pt")
     dataset = MeasurementDataset(data)
     assert [r["caption"] for r in records] == [captioner.caption(dataset[i])[0] for i in range(3)]
     # batches caption like single samples
@@ -244,7 +283,22 @@ def test_caption_cli_on_a_dataset_file(trained, capsys):
     assert captioner.caption(collate_samples([dataset[i] for i in range(3)])) == [r["caption"] for r in records]
     text = run_cli(["caption", data, "--model", run / "teacher.pt", "--samples", "1,4"], capsys)
     assert [line.split("\t")[0] for line in text.strip().splitlines()] == ["synth00001", "synth00004"]
-    text = run_cli(["caption", data, "--model", "two-stage:gap-tv", "--checkpoints", run, "--recon-param", "iterations=3", "--samples", "0", "--json"], capsys)
+    text = run_cli(
+        [
+            "caption",
+            data,
+            "--model",
+            "two-stage:gap-tv",
+            "--checkpoints",
+            run,
+            "--recon-param",
+            "iterations=3",
+            "--samples",
+            "0",
+            "--json",
+        ],
+        capsys,
+    )
     assert json.loads(text)["recon_ms"] > 0
 
 
@@ -314,9 +368,41 @@ def test_wrong_b_and_size_for_a_checkpoint(trained, tmp_path):
     with pytest.raises(ShapeError, match="T=2"):
         run_cli(["caption", wrong_t, "--model", run / "teacher.pt"])
     with pytest.raises(ShapeError, match="64x64"):
-        run_cli(["train", "snapcap", "--data", wrong_size, "--split", "all", "--epochs", "1", "--no-progress", "--teacher", run / "teacher.pt", "--out", tmp_path / "s"])
+        run_cli(
+            [
+                "train",
+                "snapcap",
+                "--data",
+                wrong_size,
+                "--split",
+                "all",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--teacher",
+                run / "teacher.pt",
+                "--out",
+                tmp_path / "s",
+            ]
+        )
     with pytest.raises(SnapcapError, match="B=4"):
-        run_cli(["train", "baseline", "--data", wrong_b, "--split", "all", "--epochs", "1", "--no-progress", "--teacher", run / "teacher.pt", "--out", tmp_path / "b"])
+        run_cli(
+            [
+                "train",
+                "baseline",
+                "--data",
+                wrong_b,
+                "--split",
+                "all",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--teacher",
+                run / "teacher.pt",
+                "--out",
+                tmp_path / "b",
+            ]
+        )
     with pytest.raises(DataFileError, match="snapcap train teacher"):
         run_cli(["train", "snapcap", "--data", trained["data"], "--out", tmp_path / "no-teacher"])
     # two-stage reconstructs any size and B: only T must match
@@ -374,8 +460,8 @@ def _check_student_shapes(config, vocab_size: int = 40) -> None:
     teacher = build_teacher(config, vocab)
     captioner = build_student(teacher, config).eval()
     student = captioner.student
-    B, T, S = config.B, config.T, config.student["image_size"]  # noqa: N806
-    c, (h, w), d, D = teacher.teacher.conv_channels, teacher.teacher.grid, teacher.teacher.embed_dim, config.decoder["width"]  # noqa: N806
+    B, T, S = config.B, config.T, config.student["image_size"]
+    c, (h, w), d, D = teacher.teacher.conv_channels, teacher.teacher.grid, teacher.teacher.embed_dim, config.decoder["width"]
     meas = torch.rand(1, T, S, S) * B / 2
     masks = (torch.rand(B, S, S) > 0.5).float()
     with torch.no_grad():
@@ -426,8 +512,18 @@ def test_tiny_teacher_overfits_four_videos(tmp_path):
 
 def test_resume_after_kill(tmp_path):
     killed = tmp_path / "killed"
-    env = dict(os.environ, SNAPCAP_TEST_DELAY="0.05", OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    process = subprocess.Popen([PYTHON, str(HERE / "caption_helpers.py"), "resume", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(
+        os.environ,
+        SNAPCAP_TEST_DELAY="0.05",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
+    process = subprocess.Popen(
+        [PYTHON, str(HERE / "caption_helpers.py"), "resume", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     checkpoint = killed / "teacher.ckpt"
     deadline = time.monotonic() + 120
     try:
@@ -468,7 +564,20 @@ def test_ddp_two_processes_match_one(tmp_path):
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    command = [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(HERE / "caption_helpers.py"), "ddp", str(tmp_path)]
+    command = [
+        PYTHON,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(HERE / "caption_helpers.py"),
+        "ddp",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     record = torch.load(tmp_path / "ddp_grads.pt", map_location="cpu", weights_only=False)
@@ -484,7 +593,12 @@ def test_ddp_two_processes_match_one(tmp_path):
     assert grads.keys() == record["grads"].keys() and len(grads) > 10
     for name, grad in grads.items():
         torch.testing.assert_close(record["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
-    saves = [line for rank in (0, 1) if (tmp_path / f"saves-rank{rank}.log").exists() for line in (tmp_path / f"saves-rank{rank}.log").read_text().split()]
+    saves = [
+        line
+        for rank in (0, 1)
+        if (tmp_path / f"saves-rank{rank}.log").exists()
+        for line in (tmp_path / f"saves-rank{rank}.log").read_text().split()
+    ]
     assert saves.count("teacher.pt") == 1 and not (tmp_path / "saves-rank1.log").exists()
     assert (tmp_path / "run" / "teacher.pt").is_file()
     captioner = create_captioner("teacher", tmp_path / "run")

@@ -10,16 +10,16 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import time  # noqa: E402
+import time
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
 pytest.importorskip("open_clip")
 
-from snapcap.caption.teacher import ClipTeacher, ViTTail, list_teacher_models, snapcap_model_names  # noqa: E402
-from snapcap.errors import ConfigError, DataFileError, DTypeError, ShapeError, SnapcapError  # noqa: E402
+from snapcap.caption.teacher import ClipTeacher, ViTTail, list_teacher_models, snapcap_model_names
+from snapcap.errors import ConfigError, DataFileError, DTypeError, ShapeError, SnapcapError
 
 ATOL = 1e-5
 
@@ -60,7 +60,13 @@ def test_shipped_configs_are_listed_and_create():
 
 
 def test_tiny_sizes_frozen_eval_and_visual_only(teacher):
-    assert (teacher.image_size, teacher.patch_size, teacher.conv_channels, teacher.grid, teacher.embed_dim) == (64, 8, 64, (8, 8), 32)
+    assert (teacher.image_size, teacher.patch_size, teacher.conv_channels, teacher.grid, teacher.embed_dim) == (
+        64,
+        8,
+        64,
+        (8, 8),
+        32,
+    )
     assert teacher.frozen and not teacher.training
     assert all(not p.requires_grad for p in teacher.parameters())
     assert all(key.startswith("visual.") for key, _ in teacher.named_parameters())  # text tower dropped
@@ -104,7 +110,9 @@ def test_preprocess_gray_replicates_and_matches_rgb(teacher, rng):
 def test_preprocess_native_size_uint8_and_crop(teacher, rng):
     image = frames(rng, 64, 64, 3)
     x = teacher.preprocess(image)
-    torch.testing.assert_close(x * teacher.pixel_std + teacher.pixel_mean, torch.from_numpy(image).permute(2, 0, 1)[None], atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        x * teacher.pixel_std + teacher.pixel_mean, torch.from_numpy(image).permute(2, 0, 1)[None], atol=ATOL, rtol=0
+    )
     as_uint8 = (rng.random((5, 64, 64)) * 255).astype(np.uint8)
     torch.testing.assert_close(teacher.preprocess(as_uint8), teacher.preprocess(as_uint8 / 255.0), atol=ATOL, rtol=0)
     wide = frames(rng, 64, 128)
@@ -249,10 +257,13 @@ def test_checkpoint_round_trip(tmp_path, rng, kind):
     elif kind == "wrapped":
         state = {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}
     else:  # a saved captioner holding the teacher and other modules
-        state = {"kind": "snapcap-captioner", "state": {
-            **{f"teacher.visual.{k}": v for k, v in model.visual.state_dict().items()},
-            "proj.0.weight": torch.zeros(4, 32),
-        }}
+        state = {
+            "kind": "snapcap-captioner",
+            "state": {
+                **{f"teacher.visual.{k}": v for k, v in model.visual.state_dict().items()},
+                "proj.0.weight": torch.zeros(4, 32),
+            },
+        }
     path = tmp_path / "clip.pt"
     torch.save(state, path)
     torch.manual_seed(123)  # a different random init, overwritten by the checkpoint
@@ -378,7 +389,13 @@ def test_hf_hub_and_local_dir_names(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_vit_b16_random_init_has_the_paper_sizes():
     teacher = ClipTeacher.create("ViT-B-16", pretrained=None)
-    assert (teacher.image_size, teacher.patch_size, teacher.conv_channels, teacher.grid, teacher.embed_dim) == (224, 16, 768, (14, 14), 512)
+    assert (teacher.image_size, teacher.patch_size, teacher.conv_channels, teacher.grid, teacher.embed_dim) == (
+        224,
+        16,
+        768,
+        (14, 14),
+        512,
+    )
     x = np.random.default_rng(0).random((1, 2, 224, 224, 3), dtype=np.float32)
     conv = teacher.conv1_features(x)
     assert conv.shape == (1, 2, 768, 14, 14)

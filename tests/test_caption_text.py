@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from snapcap.caption import text
-from snapcap.caption.text import MetricReport, Vocabulary, caption_metrics, java_status, tokenize
+from snapcap.caption import metrics
+from snapcap.caption.metrics import MetricReport, caption_metrics, java_status
+from snapcap.caption.text import Vocabulary, tokenize
 from snapcap.errors import BackendUnavailableError, ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 
 JAVA, JAVA_WHY = java_status()
@@ -276,7 +277,7 @@ def test_meteor_failure_is_reported_not_raised(monkeypatch):
         def compute_score(self, gts, res):
             raise ValueError("could not convert string to float: ''")
 
-    monkeypatch.setattr(text, "java_status", lambda *args, **kwargs: (True, "java (pretend)"))
+    monkeypatch.setattr(metrics, "java_status", lambda *args, **kwargs: (True, "java (pretend)"))
     monkeypatch.setattr(meteor_module, "Meteor", BrokenMeteor)
     report = caption_metrics({"v": "a cat"}, {"v": ["a cat sits"]}, tokenizer="regex")
     assert report.scores["METEOR"] is None
@@ -290,7 +291,7 @@ def test_ptb_failure_falls_back_to_the_regex_tokenizer(monkeypatch):
     def refuse(self, captions):
         raise PermissionError(13, "Permission denied", "/site-packages/pycocoevalcap/tokenizer/tmpxyz")
 
-    monkeypatch.setattr(text, "java_status", lambda *args, **kwargs: (True, "java (pretend)"))
+    monkeypatch.setattr(metrics, "java_status", lambda *args, **kwargs: (True, "java (pretend)"))
     monkeypatch.setattr(PTBTokenizer, "tokenize", refuse)
     report = caption_metrics({"v": TOY_PREDICTION}, {"v": TOY_REFERENCES}, metrics=("BLEU",))
     assert report.tokenizer == "regex"
@@ -371,6 +372,8 @@ def test_metric_names_are_forgiving_and_report_renders():
     predictions, references = {"v1": "a cat", "v2": "a dog"}, {"v1": ["a cat"], "v2": ["a dog"]}
     report = caption_metrics(predictions, references, metrics=("rouge_l", "cider", "CIDEr"), tokenizer="regex")
     assert list(report.scores) == ["ROUGE-L", "CIDEr"]
+    assert metrics.metric_names(("rouge_l", "cider", "CIDEr")) == ["ROUGE-L", "CIDEr"]
+    assert metrics.metric_names("Cider-D") == ["CIDEr"]
     markdown = report.to_markdown()
     assert markdown.splitlines()[0] == "| ROUGE-L | CIDEr |"
     assert "100.00" in markdown and "2 videos" in markdown

@@ -1,4 +1,4 @@
-"""The model zoo hook: registration, the train verb, registry loading, eval and caption of a plug-in model.
+"""The captioner registry as a plug-in point: registration, the train verb, loading, eval and caption of a plug-in model.
 
 A tiny "nearest video" captioner (it memorises each training video's mean colour and first
 caption) stands in for a real model, so these tests check the plumbing in a second or two.
@@ -6,8 +6,9 @@ caption) stands in for a real model, so these tests check the plumbing in a seco
 
 from __future__ import annotations
 
-import argparse
 import json
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,9 +18,17 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from snapcap.caption import zoo  # noqa: E402
-from snapcap.caption.cli import add_caption_commands  # noqa: E402
-from snapcap.caption.registry import Captioner, checkpoint_file, create_captioner, is_captioner_name, list_captioners, load_captioner_file  # noqa: E402
+from caption_helpers import run_cli  # noqa: E402
+
+from snapcap.caption import registry, zoo  # noqa: E402
+from snapcap.caption.registry import (  # noqa: E402
+    Captioner,
+    checkpoint_file,
+    create_captioner,
+    is_captioner_name,
+    list_captioners,
+    load_captioner,
+)
 from snapcap.errors import ConfigError, DataFileError, SnapcapError  # noqa: E402
 
 FAST_METRICS = "BLEU,ROUGE-L,CIDEr"
@@ -58,7 +67,13 @@ def nearest_train(samples, out_dir, options, progress):
     colours = torch.stack([torch.as_tensor(s["frames"]).float().flatten(0, -2).mean(dim=0) for s in rows])
     captions = [vocab.encode(s["captions"][0])[1:-1] for s in rows]
     config = NearestConfig(B=int(rows[0]["masks"].shape[-3]), T=int(rows[0]["meas"].shape[-3]))
-    payload = {"config": config.to_dict(), "vocab": vocab.to_dict(), "colours": colours, "captions": captions, "flag": zoo.option(options, "flag", "none")}
+    payload = {
+        "config": config.to_dict(),
+        "vocab": vocab.to_dict(),
+        "colours": colours,
+        "captions": captions,
+        "flag": zoo.option(options, "flag", "none"),
+    }
     return zoo.save_checkpoint(Path(out_dir) / "nearest.pt", "nearest", payload)
 
 
@@ -66,7 +81,11 @@ def nearest_load(path, device):
     from snapcap.caption.text import Vocabulary
 
     state = zoo.read_checkpoint(path, "nearest")
-    return NearestVideo(state["colours"], state["captions"]), NearestConfig(**state["config"]), Vocabulary.from_dict(state["vocab"])
+    return (
+        NearestVideo(state["colours"], state["captions"]),
+        NearestConfig(**state["config"]),
+        Vocabulary.from_dict(state["vocab"]),
+    )
 
 
 def nearest_arguments(group):
@@ -75,55 +94,98 @@ def nearest_arguments(group):
 
 @pytest.fixture(scope="module")
 def registered():
-    spec = zoo.register(zoo.ZooModel(
-        name="nearest", kind="frames", help="test model", train=nearest_train, load=nearest_load,
-        add_arguments=nearest_arguments, defaults={"B": 2, "T": 2, "size": 32},
-    ), replace=True)
+    spec = registry.register(
+        registry.CaptionerEntry(
+            name="nearest",
+            kind="frames",
+            help="test model",
+            train=nearest_train,
+            load=nearest_load,
+            add_arguments=nearest_arguments,
+            defaults={"B": 2, "T": 2, "size": 32},
+        ),
+        replace=True,
+    )
     yield spec
-    zoo._ZOO.pop("nearest", None)
+    registry.CAPTIONERS.pop("nearest", None)
 
 
-def run_cli(argv, capsys=None) -> str:
-    parser = argparse.ArgumentParser(prog="snapcap")
-    sub = parser.add_subparsers(dest="command")
-    add_caption_commands(sub)
-    args = parser.parse_args([str(a) for a in argv])
-    if capsys is not None:
-        capsys.readouterr()
-    assert args.func(args) == 0
-    return capsys.readouterr().out if capsys is not None else ""
-
-
-def make_h5(path: Path, count: int = 6, B: int = 2, T: int = 2, size: int = 32) -> Path:  # noqa: N803
+def make_h5(path: Path, count: int = 6, B: int = 2, T: int = 2, size: int = 32) -> Path:
     from snapcap.datasets.h5 import DatasetConfig, make_dataset
     from snapcap.datasets.synthetic import SyntheticCorpus
 
-    make_dataset(SyntheticCorpus(count, seed=0), path, DatasetConfig(B=B, T=T, size=(size, size), compression="gzip"), progress=False, workers=1)
+    make_dataset(
+        SyntheticCorpus(count, seed=0),
+        path,
+        DatasetConfig(B=B, T=T, size=(size, size), compression="gzip"),
+        progress=False,
+        workers=1,
+    )
     return path
 
 
 def test_builtin_models_are_registered_on_import():
-    names = zoo.zoo_names()
+    names = registry.zoo_names()
     assert "clip4caption" in names and "clip4videocap" in names
     for name in ("clip4caption", "clip4videocap"):
         assert name in list_captioners()
-        spec = zoo.zoo_model(name)
+        spec = registry.captioner_entry(name)
         assert spec.kind == "frames" and callable(spec.train_fn()) and callable(spec.load_fn())
     assert is_captioner_name("ensemble:clip4caption+teacher") and not is_captioner_name("nope")
 
 
+def test_name_prefixes_reach_their_handler():
+    assert "ensemble:" in registry.prefixes()
+    calls = []
+
+    def handler(name, checkpoints, recon_params=None, device="cpu"):
+        calls.append((name, checkpoints, recon_params, device))
+        return "built"
+
+    registry.register_prefix("mine:", handler)
+    try:
+        assert is_captioner_name("mine:anything") and not is_captioner_name("yours:anything")
+        assert create_captioner("mine:x", "folder") == "built"
+        assert calls == [("mine:x", "folder", None, "cpu")]
+        with pytest.raises(ConfigError, match="already registered"):
+            registry.register_prefix("mine:", handler)
+        with pytest.raises(ConfigError, match="followed by ':'"):
+            registry.register_prefix("mine", handler)
+    finally:
+        registry.PREFIXES.pop("mine:", None)
+
+
+def test_ensemble_names_work_when_only_the_package_is_imported():
+    """The registry imports no ensemble module: the zoo registers the ``ensemble:`` handler by name."""
+    code = (
+        "import sys\n"
+        "import snapcap.caption as caption\n"
+        "assert 'snapcap.caption.zoo.ensemble' not in sys.modules\n"
+        "try:\n"
+        "    caption.create_captioner('ensemble:nope+other', 'folder')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("ConfigError") and "neither a captioner name" in out, out
+
+
 def test_register_rejects_bad_specs(registered):
     with pytest.raises(ConfigError, match="already registered"):
-        zoo.register(registered)
-    with pytest.raises(ConfigError, match="snapcap's own"):
-        zoo.register(zoo.ZooModel(name="teacher", kind="frames", help="", train=nearest_train, load=nearest_load))
+        registry.register(registered)
+    with pytest.raises(ConfigError, match="already registered"):
+        registry.register(registry.CaptionerEntry(name="teacher", kind="frames", help="", train=nearest_train, load=nearest_load))
+    with pytest.raises(ConfigError, match="reserved"):
+        registry.register(registry.CaptionerEntry(name="recon", kind="frames", help="", train=nearest_train, load=nearest_load))
     with pytest.raises(ConfigError, match="kind"):
-        zoo.ZooModel(name="x", kind="pixels", help="", train=nearest_train, load=nearest_load)
+        registry.CaptionerEntry(name="x", kind="pixels", help="", train=nearest_train, load=nearest_load)
     with pytest.raises(ConfigError, match="name"):
-        zoo.ZooModel(name="a+b", kind="frames", help="", train=nearest_train, load=nearest_load)
-    with pytest.raises(ConfigError, match="unknown zoo model 'nope'"):
-        zoo.zoo_model("nope")
-    broken = zoo.ZooModel(name="broken", kind="frames", help="", train="snapcap.caption.no_such_module:train", load=nearest_load)
+        registry.CaptionerEntry(name="a+b", kind="frames", help="", train=nearest_train, load=nearest_load)
+    with pytest.raises(ConfigError, match="unknown captioner 'nope'"):
+        registry.captioner_entry("nope")
+    broken = registry.CaptionerEntry(
+        name="broken", kind="frames", help="", train="snapcap.caption.no_such_module:train", load=nearest_load
+    )
     with pytest.raises(ConfigError, match="no_such_module"):
         broken.train_fn()
 
@@ -138,15 +200,33 @@ def test_train_verb_eval_and_caption(registered, tmp_path, capsys):
     assert torch.load(path, weights_only=False)["flag"] == "on"
     assert checkpoint_file("nearest", run) == path
 
-    captioner = load_captioner_file(path)
+    captioner = load_captioner(path)
     assert isinstance(captioner, Captioner) and captioner.kind == "frames" and captioner.name == "nearest"
     assert captioner.image_size == 32 and not captioner.needs_fixed_size and (captioner.B, captioner.T) == (2, 2)
     with pytest.raises(ConfigError, match="holds the 'nearest' captioner"):
-        load_captioner_file(path, name="clip4caption")
+        load_captioner(path, name="clip4caption")
 
     data = make_h5(tmp_path / "data.h5")
-    text = run_cli(["eval", "--data", data, "--split", "all", "--model", "nearest", "--checkpoints", run, "--metrics", FAST_METRICS,
-                    "--tokenizer", "regex", "-o", tmp_path / "eval"], capsys)
+    text = run_cli(
+        [
+            "eval",
+            "--data",
+            data,
+            "--split",
+            "all",
+            "--model",
+            "nearest",
+            "--checkpoints",
+            run,
+            "--metrics",
+            FAST_METRICS,
+            "--tokenizer",
+            "regex",
+            "-o",
+            tmp_path / "eval",
+        ],
+        capsys,
+    )
     rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
     assert rows[0]["model"] == "nearest" and "nearest" in text
     assert rows[0]["CIDEr"] > 1.0  # the training videos are the eval videos: memorised

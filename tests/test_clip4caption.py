@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +11,18 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 torch.set_num_threads(1)
 
-from snapcap.caption import clip4caption as c4c  # noqa: E402
-from snapcap.caption.cli import add_caption_commands  # noqa: E402
-from snapcap.caption.registry import create_captioner, load_captioner_file  # noqa: E402
+from caption_helpers import run_cli  # noqa: E402
+
+from snapcap.caption.registry import create_captioner, load_captioner  # noqa: E402
+from snapcap.caption.zoo import clip4caption as c4c  # noqa: E402
+from snapcap.caption.zoo import ensemble  # noqa: E402
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError  # noqa: E402
 
 CAPTIONS = ["a red circle moves left", "a blue square spins slowly", "a green ring grows", "a white bar drifts up"]
 FAST_METRICS = "BLEU,ROUGE-L,CIDEr"
 
 
-def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64):  # noqa: N803
+def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64):
     from snapcap.datasets.h5 import DatasetConfig
     from snapcap.datasets.synthetic import SyntheticCorpus
     from snapcap.datasets.torch_data import SimulatedDataset
@@ -30,17 +30,6 @@ def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64):  # noqa: N
     corpus = SyntheticCorpus(num_videos=count, seed=1, splits=(1.0, 0.0, 0.0))
     dataset = SimulatedDataset(corpus, DatasetConfig(B=B, T=T, size=(size, size)))
     return [dataset[i] for i in range(len(dataset))]
-
-
-def run_cli(argv, capsys=None) -> str:
-    parser = argparse.ArgumentParser(prog="snapcap")
-    sub = parser.add_subparsers(dest="command")
-    add_caption_commands(sub)
-    args = parser.parse_args([str(a) for a in argv])
-    if capsys is not None:
-        capsys.readouterr()
-    assert args.func(args) == 0
-    return capsys.readouterr().out if capsys is not None else ""
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +164,9 @@ def test_teacher_tower_as_frame_encoder(four, tmp_path):
 
     from snapcap.caption.train import CaptionTrainConfig, train_teacher
 
-    teacher = train_teacher(four[:2], tmp_path / "t", tiny_config(), CaptionTrainConfig(epochs=1, batch_size=2, warmup_epochs=0), progress=False)
+    teacher = train_teacher(
+        four[:2], tmp_path / "t", tiny_config(), CaptionTrainConfig(epochs=1, batch_size=2, warmup_epochs=0), progress=False
+    )
     path = c4c.train(four[:2], tmp_path / "c", {"epochs": 1, "batch_size": 2, "teacher": teacher}, progress=False)
     model, config, _ = c4c.load(path)
     assert config.teacher == str(teacher.resolve()) and not config.train_clip
@@ -196,27 +187,30 @@ def test_ensemble_selects_the_consensus_caption():
         "a green tree stands still",
     ]
     for metric in ("cider", "bleu4"):
-        scores = c4c.consensus_scores(candidates, metric)
+        scores = ensemble.consensus_scores(candidates, metric)
         assert int(np.argmax(scores)) == 0, (metric, scores)
         assert scores[3] == min(scores)
     videos = [candidates, ["a man sings", "a dog barks loudly", "a dog barks"], ["x y", "x y", "z"]]
-    assert c4c.ensemble_select(videos, "cider") == [0, 2, 0]
-    assert c4c.ensemble_select(videos, "bleu4") == [0, 2, 0]
-    assert c4c.ensemble_select([["same words", "same words"]]) == [0]  # tie: the earliest model
-    assert c4c.ensemble_select([]) == []
+    assert ensemble.ensemble_select(videos, "cider") == [0, 2, 0]
+    assert ensemble.ensemble_select(videos, "bleu4") == [0, 2, 0]
+    assert ensemble.ensemble_select([candidates]) == [0]  # one video alone: CIDEr-D is not degenerate
+    assert ensemble.ensemble_select([["same words", "same words"]]) == [0]  # tie: the earliest model
+    assert ensemble.ensemble_select([]) == []
 
 
-def test_bleu_and_cider_reference_values():
-    assert c4c.bleu4("a b c d", ["a b c d"]) == pytest.approx(1.0)
-    assert c4c.bleu4("q r s t", ["a b c d"]) == 0.0
-    assert c4c.cider_d("a b c d", ["a b c d"]) == pytest.approx(10.0)
-    df, docs = c4c.document_frequency([["a b c"], ["a d e"]])
-    assert df[("a",)] == 2 and docs == 2
-    assert c4c.cider_d("a", ["a"], df, docs) == 0.0  # a word in every document carries no information
+def test_consensus_reference_values():
+    """pycocoevalcap's scores (snapcap.caption.metrics), in percent."""
+    assert ensemble.consensus_scores(["a b c d", "a b c d"], "bleu4") == pytest.approx([100.0, 100.0])
+    assert ensemble.consensus_scores(["q r s t", "a b c d"], "bleu4") == pytest.approx([0.0, 0.0], abs=1e-6)
+    # CIDEr-D: 10 (x100) against an identical caption, 0 against a disjoint one; the mean of the two
+    assert ensemble.consensus_scores(["a b c d", "a b c d", "e f"], "cider") == pytest.approx([500.0, 500.0, 0.0])
+    # a word in every candidate carries no information
+    assert ensemble.consensus_scores(["a", "a"], "cider") == [0.0, 0.0]
+    assert ensemble.consensus_scores(["", "a b"], "bleu4") == [0.0, 0.0]  # a blank reference scores 0, no error
     with pytest.raises(ConfigError, match="metric"):
-        c4c.consensus_scores(["a", "b"], "spice")
+        ensemble.consensus_scores(["a", "b"], "spice")
     with pytest.raises(InvalidValueError, match="at least 2"):
-        c4c.consensus_scores(["a"], "cider")
+        ensemble.consensus_scores(["a"], "cider")
 
 
 def test_ensemble_captioner_from_files(four, overfit):
@@ -238,7 +232,7 @@ def test_ensemble_captioner_from_files(four, overfit):
 
 
 def test_captioner_checks_the_input(four, overfit):
-    captioner = load_captioner_file(overfit["paths"][0])
+    captioner = load_captioner(overfit["paths"][0])
     assert captioner.name == "clip4caption" and captioner.kind == "frames" and captioner.image_size == 64
     assert captioner.caption(four[0]) == [CAPTIONS[0]]
     bad = dict(four[0], frames=torch.rand(3, 2, 64, 64, 3))
@@ -272,13 +266,60 @@ def test_cli_train_and_eval(tmp_path, capsys):
     from snapcap.datasets.synthetic import SyntheticCorpus
 
     run = tmp_path / "run"
-    run_cli(["train", "clip4caption", "--num-videos", "8", "--split", "all", "--B", "2", "--T", "2", "--epochs", "2", "--batch-size", "4",
-             "--freeze-clip", "--frames", "3", "--no-progress", "--out", run])
+    run_cli(
+        [
+            "train",
+            "clip4caption",
+            "--num-videos",
+            "8",
+            "--split",
+            "all",
+            "--B",
+            "2",
+            "--T",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--freeze-clip",
+            "--frames",
+            "3",
+            "--no-progress",
+            "--out",
+            run,
+        ]
+    )
     assert (run / "clip4caption.pt").is_file() and (run / "clip4caption.data.json").is_file()
-    data = make_dataset(SyntheticCorpus(6, seed=0), tmp_path / "d.h5", DatasetConfig(B=2, T=2, size=(64, 64), compression="gzip"), progress=False, workers=1)
+    data = make_dataset(
+        SyntheticCorpus(6, seed=0),
+        tmp_path / "d.h5",
+        DatasetConfig(B=2, T=2, size=(64, 64), compression="gzip"),
+        progress=False,
+        workers=1,
+    )
     data = tmp_path / "d.h5"
-    text = run_cli(["eval", "--data", data, "--split", "all", "--model", "clip4caption", "ensemble:clip4caption+clip4caption@bleu4",
-                    "--checkpoints", run, "--metrics", FAST_METRICS, "--tokenizer", "regex", "-o", tmp_path / "eval"], capsys)
+    text = run_cli(
+        [
+            "eval",
+            "--data",
+            data,
+            "--split",
+            "all",
+            "--model",
+            "clip4caption",
+            "ensemble:clip4caption+clip4caption@bleu4",
+            "--checkpoints",
+            run,
+            "--metrics",
+            FAST_METRICS,
+            "--tokenizer",
+            "regex",
+            "-o",
+            tmp_path / "eval",
+        ],
+        capsys,
+    )
     rows = {row["model"]: row for row in json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]}
     assert set(rows) == {"clip4caption", "ensemble:clip4caption+clip4caption@bleu4"} and "clip4caption" in text
     assert rows["clip4caption"]["CIDEr"] == pytest.approx(rows["ensemble:clip4caption+clip4caption@bleu4"]["CIDEr"])
@@ -286,8 +327,11 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert out.startswith("synth00000\t")
     model, config, _ = c4c.load(run / "clip4caption.pt")
     assert model.frames == 3 and config.frames == 3
-    parser = argparse.ArgumentParser(prog="snapcap")
-    add_caption_commands(parser.add_subparsers(dest="command"))
+    from snapcap.cli.main import build_parser
+
+    parser = build_parser()
     with pytest.raises(ConfigError, match="--preset"):
-        args = parser.parse_args(["train", "clip4caption", "--preset", "huge", "--num-videos", "2", "--split", "all", "--out", str(tmp_path / "x")])
+        args = parser.parse_args(
+            ["train", "clip4caption", "--preset", "huge", "--num-videos", "2", "--split", "all", "--out", str(tmp_path / "x")]
+        )
         args.func(args)

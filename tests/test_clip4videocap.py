@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -11,9 +10,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 torch.set_num_threads(1)
 
-from snapcap.caption import clip4videocap as c4v  # noqa: E402
-from snapcap.caption.cli import add_caption_commands  # noqa: E402
-from snapcap.caption.registry import load_captioner_file  # noqa: E402
+from caption_helpers import run_cli  # noqa: E402
+
+from snapcap.caption.registry import load_captioner  # noqa: E402
+from snapcap.caption.zoo import clip4videocap as c4v  # noqa: E402
 from snapcap.errors import ConfigError, DataFileError, ShapeError  # noqa: E402
 
 CAPTIONS = ["a red circle moves left", "a blue square spins slowly", "a green ring grows", "a white bar drifts up"]
@@ -26,24 +26,13 @@ ASPECTS = [
 FAST_METRICS = "BLEU,ROUGE-L,CIDEr"
 
 
-def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64):  # noqa: N803
+def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64):
     from snapcap.datasets.h5 import DatasetConfig
     from snapcap.datasets.synthetic import SyntheticCorpus
     from snapcap.datasets.torch_data import SimulatedDataset
 
     corpus = SyntheticCorpus(num_videos=count, seed=1, splits=(1.0, 0.0, 0.0))
     return SimulatedDataset(corpus, DatasetConfig(B=B, T=T, size=(size, size)))
-
-
-def run_cli(argv, capsys=None) -> str:
-    parser = argparse.ArgumentParser(prog="snapcap")
-    sub = parser.add_subparsers(dest="command")
-    add_caption_commands(sub)
-    args = parser.parse_args([str(a) for a in argv])
-    if capsys is not None:
-        capsys.readouterr()
-    assert args.func(args) == 0
-    return capsys.readouterr().out if capsys is not None else ""
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +102,9 @@ def test_model_shapes_losses_and_generation():
     expected = values["l_cap"] + values["l_int"] + values["l_eff"] + values["l_att"] + values["l_distill"]
     assert values["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     weighted = tiny_model(alphas=(2.0, 0.0, 0.5, 0.0), distill_weight=3.0).losses(features, captions, torch.randn(2, 32), aspects)
-    assert weighted["loss"].item() == pytest.approx((2 * weighted["l_cap"] + 0.5 * weighted["l_eff"] + 3 * weighted["l_distill"]).item(), rel=1e-5)
+    assert weighted["loss"].item() == pytest.approx(
+        (2 * weighted["l_cap"] + 0.5 * weighted["l_eff"] + 3 * weighted["l_distill"]).item(), rel=1e-5
+    )
     texts = model.commonsense(features)
     assert set(texts) == set(c4v.ASPECTS) and all(len(v) == 2 for v in texts.values())
     ids = model.caption(frames, method="beam", beam_size=2, max_length=8)
@@ -149,7 +140,13 @@ def test_commonsense_annotations_sources(tmp_path):
     corpus = dataset.corpus
     assert found == [commonsense(describe_scene(corpus.scene(i), corpus.timeline)) for i in range(3)]
     assert c4v.commonsense_annotations(list(rows), rows) is None  # a plain list: no corpus to ask
-    make_dataset(SyntheticCorpus(3, seed=1, splits=(1.0, 0.0, 0.0)), tmp_path / "d.h5", DatasetConfig(B=2, T=2, size=(32, 32), compression="gzip"), progress=False, workers=1)
+    make_dataset(
+        SyntheticCorpus(3, seed=1, splits=(1.0, 0.0, 0.0)),
+        tmp_path / "d.h5",
+        DatasetConfig(B=2, T=2, size=(32, 32), compression="gzip"),
+        progress=False,
+        workers=1,
+    )
     files = MeasurementDataset(tmp_path / "d.h5")
     assert c4v.commonsense_annotations(files, [files[i] for i in range(3)]) == found
     direct = [dict(r, **ASPECTS[0]) for r in rows]
@@ -160,7 +157,15 @@ def test_commonsense_annotations_sources(tmp_path):
 
 
 def test_tiny_overfit_memorises_captions_and_commonsense(four, tmp_path):
-    options = {"epochs": 60, "batch_size": 4, "lr": 3e-3, "warmup_epochs": 0, "freeze_clip": True, "scales": 2, "checkpoint_every": 1000}
+    options = {
+        "epochs": 60,
+        "batch_size": 4,
+        "lr": 3e-3,
+        "warmup_epochs": 0,
+        "freeze_clip": True,
+        "scales": 2,
+        "checkpoint_every": 1000,
+    }
     path = c4v.train(four, tmp_path, options, progress=False)
     model, config, vocab = c4v.load(path)
     assert config.commonsense and config.scales == 2 and config.text_dim == 32
@@ -204,14 +209,67 @@ def test_cli_train_and_eval(tmp_path, capsys):
     from snapcap.datasets.synthetic import SyntheticCorpus
 
     run = tmp_path / "run"
-    run_cli(["train", "clip4videocap", "--num-videos", "8", "--split", "all", "--B", "2", "--T", "2", "--epochs", "1", "--batch-size", "4",
-             "--freeze-clip", "--fusion", "conv", "--scales", "2", "--alphas", "1", "0.5", "0.5", "0.5", "--no-progress", "--out", run])
+    run_cli(
+        [
+            "train",
+            "clip4videocap",
+            "--num-videos",
+            "8",
+            "--split",
+            "all",
+            "--B",
+            "2",
+            "--T",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--freeze-clip",
+            "--fusion",
+            "conv",
+            "--scales",
+            "2",
+            "--alphas",
+            "1",
+            "0.5",
+            "0.5",
+            "0.5",
+            "--no-progress",
+            "--out",
+            run,
+        ]
+    )
     model, config, _ = c4v.load(run / "clip4videocap.pt")
     assert config.commonsense and config.fusion == "conv" and config.alphas == (1.0, 0.5, 0.5, 0.5)
-    make_dataset(SyntheticCorpus(6, seed=0), tmp_path / "d.h5", DatasetConfig(B=2, T=2, size=(64, 64), compression="gzip"), progress=False, workers=1)
-    run_cli(["eval", "--data", tmp_path / "d.h5", "--split", "all", "--model", "clip4videocap", "--checkpoints", run, "--metrics", FAST_METRICS,
-             "--tokenizer", "regex", "-o", tmp_path / "eval"], capsys)
+    make_dataset(
+        SyntheticCorpus(6, seed=0),
+        tmp_path / "d.h5",
+        DatasetConfig(B=2, T=2, size=(64, 64), compression="gzip"),
+        progress=False,
+        workers=1,
+    )
+    run_cli(
+        [
+            "eval",
+            "--data",
+            tmp_path / "d.h5",
+            "--split",
+            "all",
+            "--model",
+            "clip4videocap",
+            "--checkpoints",
+            run,
+            "--metrics",
+            FAST_METRICS,
+            "--tokenizer",
+            "regex",
+            "-o",
+            tmp_path / "eval",
+        ],
+        capsys,
+    )
     rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
     assert rows[0]["model"] == "clip4videocap" and rows[0]["videos"] == 6 and rows[0]["CIDEr"] is not None
-    captioner = load_captioner_file(run / "clip4videocap.pt")
+    captioner = load_captioner(run / "clip4videocap.pt")
     assert captioner.kind == "frames" and captioner.image_size == 64

@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import data_path
 
-from conftest import data_path
 from snapcap.cli import main
 from snapcap.compare import CompareConfig, compare_preset, content_hash, run_compare
 from snapcap.compare.report import findings, report_markdown
@@ -78,7 +77,9 @@ def test_rerun_reuses_the_cache_and_one_more_B_does_only_the_new_work(micro, tmp
     before = json.loads((out / "results.json").read_text())
     again = run_compare(compare_preset("micro", B=(4, 10)), out, progress=False, quiet=True)
     assert all(stage["status"] == "reused" for stage in again["stages"]), [s for s in again["stages"] if s["status"] != "reused"]
-    assert {(r["B"], r["pipeline"]): r["predictions"] for r in again["rows"]} == {(r["B"], r["pipeline"]): r["predictions"] for r in before["rows"]}
+    assert {(r["B"], r["pipeline"]): r["predictions"] for r in again["rows"]} == {
+        (r["B"], r["pipeline"]): r["predictions"] for r in before["rows"]
+    }
     # one more B into another report folder sharing the cache: only B = 2 is new work
     more = run_compare(compare_preset("micro", B=(2, 4, 10)), tmp_path / "more", cache=out / "cache", progress=False, quiet=True)
     fresh = {(stage["stage"], stage["B"]) for stage in more["stages"] if stage["status"] != "reused"}
@@ -88,13 +89,28 @@ def test_rerun_reuses_the_cache_and_one_more_B_does_only_the_new_work(micro, tmp
 
 def test_a_killed_run_resumes(tmp_path):
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "snapcap", "compare", "--preset", "micro", "--B", "4", "-o", str(out), "--no-progress", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "snapcap",
+        "compare",
+        "--preset",
+        "micro",
+        "--B",
+        "4",
+        "-o",
+        str(out),
+        "--no-progress",
+        "--quiet",
+    ]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     try:
         while time.time() < deadline and process.poll() is None:
-            if list((out / "cache" / "models").glob("snapcap-*/snapcap-stage1.ckpt")) or list((out / "cache" / "models").glob("snapcap-*/snapcap.pt")):
+            if list((out / "cache" / "models").glob("snapcap-*/snapcap-stage1.ckpt")) or list(
+                (out / "cache" / "models").glob("snapcap-*/snapcap.pt")
+            ):
                 break
             time.sleep(0.05)
         assert process.poll() is None, "the run finished before it could be killed"
@@ -136,52 +152,99 @@ def test_cli_errors_name_the_argument(tmp_path, capsys):
     assert "--capture" in capsys.readouterr().err
     assert main(["compare", "--preset", "micro", "--size", "48", "-o", str(tmp_path / "y"), "--quiet", "--no-progress"]) == 2
     assert "--size 64" in capsys.readouterr().err
-    assert main(["compare", "--preset", "micro", "--recon", "pnp-ffdnet", "-o", str(tmp_path / "z"), "--quiet", "--no-progress"]) == 2
+    assert (
+        main(["compare", "--preset", "micro", "--recon", "pnp-ffdnet", "-o", str(tmp_path / "z"), "--quiet", "--no-progress"])
+        == 2
+    )
     assert "weights=PATH" in capsys.readouterr().err
     assert main(["compare", "--capture", str(tmp_path / "none.mat"), "-o", str(tmp_path / "w")]) == 2
     assert "--checkpoints" in capsys.readouterr().err
 
 
-def _results(cider: dict[str, dict[int, float]], total: dict[str, float], per_video: dict[str, dict[int, list[float]]] | None = None) -> dict:
+def _results(
+    cider: dict[str, dict[int, float]], total: dict[str, float], per_video: dict[str, dict[int, list[float]]] | None = None
+) -> dict:
     rows = []
     for pipeline, values in cider.items():
-        for B, value in values.items():  # noqa: N806
-            row = {"pipeline": pipeline, "label": pipeline, "B": B, "scores": {"CIDEr": value}, "total_ms": total[pipeline], "videos": 10}
+        for B, value in values.items():
+            row = {
+                "pipeline": pipeline,
+                "label": pipeline,
+                "B": B,
+                "scores": {"CIDEr": value},
+                "total_ms": total[pipeline],
+                "videos": 10,
+            }
             if per_video is not None:
                 row["per_video_cider"] = {f"v{i}": score for i, score in enumerate(per_video[pipeline][B])}
                 row["scores"]["CIDEr"] = float(np.mean(per_video[pipeline][B]))
             rows.append(row)
-    config = dict(CompareConfig(B=tuple(sorted({b for values in cider.values() for b in values}))).to_dict(), reference_B=2, pipelines=PIPELINES)
+    config = dict(
+        CompareConfig(B=tuple(sorted({b for values in cider.values() for b in values}))).to_dict(),
+        reference_B=2,
+        pipelines=PIPELINES,
+    )
     return {"config": config, "rows": rows, "wall_s": 1.0}
 
 
-def _per_video(means: dict[str, dict[int, float]], spread: float, videos: int = 60, seed: int = 0) -> dict[str, dict[int, list[float]]]:
+def _per_video(
+    means: dict[str, dict[int, float]], spread: float, videos: int = 60, seed: int = 0
+) -> dict[str, dict[int, list[float]]]:
     """Per-video CIDEr around the given means: a per-video difficulty shared by every row plus
     independent noise of ``spread``."""
     rng = np.random.default_rng(seed)
     difficulty = rng.normal(0, 20, videos)
-    return {name: {b: list(mean + difficulty + rng.normal(0, spread, videos)) for b, mean in values.items()} for name, values in means.items()}
+    return {
+        name: {b: list(mean + difficulty + rng.normal(0, spread, videos)) for b, mean in values.items()}
+        for name, values in means.items()
+    }
 
 
 def test_findings_state_the_papers_claims_with_their_noise():
     total = {"teacher": 5.0, "snapcap": 10.0, "baseline": 10.0, "two-stage:gap-tv": 60.0}
-    means = {"teacher": {2: 60, 8: 60, 16: 60}, "snapcap": {2: 55, 8: 54, 16: 53}, "baseline": {2: 30, 8: 25, 16: 20}, "two-stage:gap-tv": {2: 55, 8: 45, 16: 35}}
+    means = {
+        "teacher": {2: 60, 8: 60, 16: 60},
+        "snapcap": {2: 55, 8: 54, 16: 53},
+        "baseline": {2: 30, 8: 25, 16: 20},
+        "two-stage:gap-tv": {2: 55, 8: 45, 16: 35},
+    }
     clear = _results(means, total, _per_video(means, spread=2.0))
     lines = findings(clear)
-    assert any(line.startswith("SnapCap degrades least as B grows, as the paper claims") and "beyond the test-set noise" in line for line in lines), lines
+    assert any(
+        line.startswith("SnapCap degrades least as B grows, as the paper claims") and "beyond the test-set noise" in line
+        for line in lines
+    ), lines
     assert any("on the same 60 test videos" in line and "per doubling" in line for line in lines)
     assert any(line.startswith("CIDEr against the traditional pipeline") for line in lines)
     assert any("6.0x" in line for line in lines)
     # the same means, but noisy videos: the difference is not claimed
     noisy = _results(means, total, _per_video(means, spread=200.0))
-    assert any(line.startswith("The paper's claim that SnapCap degrades least as B grows is not shown") and "within the test-set noise" in line for line in findings(noisy))
+    assert any(
+        line.startswith("The paper's claim that SnapCap degrades least as B grows is not shown")
+        and "within the test-set noise" in line
+        for line in findings(noisy)
+    )
     # SnapCap degrading more than two-stage is said so
     worse = {**means, "snapcap": {2: 55, 8: 40, 16: 25}}
-    assert any("not shown" in line and "SnapCap degrades more" in line for line in findings(_results(worse, total, _per_video(worse, spread=2.0))))
+    assert any(
+        "not shown" in line and "SnapCap degrades more" in line
+        for line in findings(_results(worse, total, _per_video(worse, spread=2.0)))
+    )
     # rows without per-video scores (an older cache): the ends of the curve, and the caveat
-    old = _results({"teacher": {2: 60, 16: 58}, "snapcap": {2: 55, 16: 50}, "baseline": {2: 30, 16: 20}, "two-stage:gap-tv": {2: 50, 16: 30}}, total)
+    old = _results(
+        {
+            "teacher": {2: 60, 16: 58},
+            "snapcap": {2: 55, 16: 50},
+            "baseline": {2: 30, 16: 20},
+            "two-stage:gap-tv": {2: 50, 16: 30},
+        },
+        total,
+    )
     lines = findings(old)
-    assert any("SnapCap degrades less than the two-stage pipelines" in line and "CIDEr change -5.0" in line and "noise" in line for line in lines)
+    assert any(
+        "SnapCap degrades less than the two-stage pipelines" in line and "CIDEr change -5.0" in line and "noise" in line
+        for line in lines
+    )
     text = report_markdown(old)
     assert "| snapcap | 55.0 | 50.0 |" in text
 
@@ -198,7 +261,23 @@ def test_compare_on_emulated_captures_in_real_layouts(micro, tmp_path):
     video = (demo_video(20, 96, 96, rgb=False) * 0.6).astype(np.float32)
     written = write_capture(tmp_path / "meas_scene.mat", gray, gray.capture(video, seed=1), "qiao2020-dmd")
     out = tmp_path / "qiao"
-    assert main(["compare", "--capture", str(written.path), "--mask", str(written.mask_path), "--checkpoints", str(checkpoints), "-o", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--capture",
+                str(written.path),
+                "--mask-file",
+                str(written.mask_path),
+                "--checkpoints",
+                str(checkpoints),
+                "-o",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["layout"] == "qiao2020-dmd" and results["B"] == 10
     assert [row["pipeline"] for row in results["rows"]] == ["snapcap", "baseline", "two-stage:gap-tv"]
@@ -210,10 +289,29 @@ def test_compare_on_emulated_captures_in_real_layouts(micro, tmp_path):
     rgb = (demo_video(20, 64, 64, rgb=True) * 0.4).astype(np.float32)
     hammer = write_capture(tmp_path / "hammer_cacti.mat", color, color.capture(rgb), "bayer-real")
     out2 = tmp_path / "hammer"
-    assert main(["compare", "--capture", str(hammer.path), "--checkpoints", str(checkpoints), "-o", str(out2), "--no-progress"]) == 0
+    assert (
+        main(["compare", "--capture", str(hammer.path), "--checkpoints", str(checkpoints), "-o", str(out2), "--no-progress"]) == 0
+    )
     assert json.loads((out2 / "results.json").read_text())["bayer"] == "RGGB"
     # refusing to crop says why
-    assert main(["compare", "--capture", str(written.path), "--mask", str(written.mask_path), "--checkpoints", str(checkpoints), "--crop", "none", "-o", str(tmp_path / "no")]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--capture",
+                str(written.path),
+                "--mask-file",
+                str(written.mask_path),
+                "--checkpoints",
+                str(checkpoints),
+                "--crop",
+                "none",
+                "-o",
+                str(tmp_path / "no"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_compare_on_a_real_qiao2020_capture_with_emulated_masks(micro, tmp_path):
@@ -227,7 +325,23 @@ def test_compare_on_a_real_qiao2020_capture_with_emulated_masks(micro, tmp_path)
     masks = (np.random.default_rng(0).random((10, height, width)) < 0.5).astype(np.float32)
     mask_file = write_mask_file(tmp_path / "emulated_mask.mat", masks)
     out = tmp_path / "duomino"
-    assert main(["compare", "--capture", str(capture), "--mask", str(mask_file), "--checkpoints", str(micro["out"]), "-o", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--capture",
+                str(capture),
+                "--mask-file",
+                str(mask_file),
+                "--checkpoints",
+                str(micro["out"]),
+                "-o",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["layout"] == "qiao2020-dmd" and results["B"] == 10 and results["snapshots"] == probe.num_snapshots
     assert all(len(row["predictions"]) >= 1 for row in results["rows"])
@@ -254,8 +368,25 @@ def test_caption_and_reconstruct_work_on_every_capture_layout(micro, tmp_path, l
     truth = video.reshape((2, 10) + video.shape[1:])
     name = tmp_path / (f"scene_{layout.replace('-', '_')}" + (".dng" if raw else ".mat"))
     written = write_capture(name, rig, meas[:1] if raw else meas, layout, truth=truth)
-    mask = ([] if written.mask_path is None else ["--mask", str(written.mask_path)]) + (["--B", "10"] if raw else [])
-    assert main(["reconstruct", str(written.path), *mask, "--method", "gap-tv", "--iterations", "5", "--video", "none", "-o", str(tmp_path / "recon")]) == 0
+    mask = ([] if written.mask_path is None else ["--mask-file", str(written.mask_path)]) + (["--B", "10"] if raw else [])
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(written.path),
+                *mask,
+                "--method",
+                "gap-tv",
+                "--iterations",
+                "5",
+                "--video",
+                "none",
+                "-o",
+                str(tmp_path / "recon"),
+            ]
+        )
+        == 0
+    )
     assert list((tmp_path / "recon").glob("*.png"))
     rows = json.loads((micro["out"] / "results.json").read_text())["rows"]
     checkpoint = {row["pipeline"]: row["checkpoint"] for row in rows if row["B"] == 10}
@@ -263,21 +394,57 @@ def test_caption_and_reconstruct_work_on_every_capture_layout(micro, tmp_path, l
     assert main(["caption", str(written.path), *mask, "--model", checkpoint["snapcap"], "--json"]) == 0
     one = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert one and all(record["caption"] for record in one)
-    assert main(["caption", str(written.path), *mask, "--model", checkpoint["teacher"], "--recon", "gap-tv", "--recon-param", "iterations=5", "--json"]) == 0
+    assert (
+        main(
+            [
+                "caption",
+                str(written.path),
+                *mask,
+                "--model",
+                checkpoint["teacher"],
+                "--recon",
+                "gap-tv",
+                "--recon-param",
+                "gap-tv:iterations=5",
+                "--json",
+            ]
+        )
+        == 0
+    )
     two = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(two) == len(one) and all(record["recon_ms"] > 0 for record in two)
 
 
 def test_zoo_captioners_are_rows_of_a_comparison(tmp_path):
     out = tmp_path / "zoo"
-    argv = ["compare", "--preset", "micro", "--B", "4", "--zoo", "clip4caption", "clip4videocap", "vccv", "--zoo-epochs", "1", "-o", str(out), "--no-progress", "--quiet"]
+    argv = [
+        "compare",
+        "--preset",
+        "micro",
+        "--B",
+        "4",
+        "--zoo",
+        "clip4caption",
+        "clip4videocap",
+        "vccv",
+        "--zoo-epochs",
+        "1",
+        "-o",
+        str(out),
+        "--no-progress",
+        "--quiet",
+    ]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     rows = {row["pipeline"]: row for row in results["rows"]}
     assert {"clip4caption", "clip4videocap", "vccv"} <= set(rows)
-    assert all(rows[name]["videos"] >= 2 and "CIDEr" in rows[name]["scores"] for name in ("clip4caption", "clip4videocap", "vccv"))
+    assert all(
+        rows[name]["videos"] >= 2 and "CIDEr" in rows[name]["scores"] for name in ("clip4caption", "clip4videocap", "vccv")
+    )
     assert "| clip4caption |" in (out / "report.md").read_text()
-    again = run_compare(compare_preset("micro", B=(4,), zoo=("vccv",), zoo_options={"vccv": {"epochs": 1}}), out, progress=False, quiet=True)
+    again = run_compare(
+        compare_preset("micro", B=(4,), zoo=("vccv",), zoo_options={"vccv": {"epochs": 1}}), out, progress=False, quiet=True
+    )
     assert all(stage["status"] == "reused" for stage in again["stages"])
     with pytest.raises(ConfigError, match="--zoo"):
         CompareConfig(zoo=("clip5caption",))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import data_path
 
-from conftest import data_path
 from snapcap.datasets.base import VideoItem
 from snapcap.datasets.corpora import CORPORA, MSRVTT, MSVD, SCIBenchmark, VideoFolder, open_corpus
 from snapcap.datasets.video import clip_indices
@@ -50,9 +50,33 @@ def msrvtt_tree(root: Path) -> Path:
     train_val = {
         "info": {"year": 2016},
         "videos": [
-            {"category": 9, "url": "https://www.youtube.com/watch?v=a", "video_id": "video0", "start time": 137.72, "end time": 149.44, "split": "train", "id": 0},
-            {"category": 16, "url": "https://www.youtube.com/watch?v=b", "video_id": "video1", "start time": 1.0, "end time": 9.0, "split": "train", "id": 1},
-            {"category": 3, "url": "https://www.youtube.com/watch?v=c", "video_id": "video2", "start time": 2.0, "end time": 12.0, "split": "validate", "id": 2},
+            {
+                "category": 9,
+                "url": "https://www.youtube.com/watch?v=a",
+                "video_id": "video0",
+                "start time": 137.72,
+                "end time": 149.44,
+                "split": "train",
+                "id": 0,
+            },
+            {
+                "category": 16,
+                "url": "https://www.youtube.com/watch?v=b",
+                "video_id": "video1",
+                "start time": 1.0,
+                "end time": 9.0,
+                "split": "train",
+                "id": 1,
+            },
+            {
+                "category": 3,
+                "url": "https://www.youtube.com/watch?v=c",
+                "video_id": "video2",
+                "start time": 2.0,
+                "end time": 12.0,
+                "split": "validate",
+                "id": 2,
+            },
         ],
         "sentences": [
             {"caption": "a cartoon shows a dog", "video_id": "video0", "sen_id": 2},
@@ -133,7 +157,10 @@ def test_msrvtt_bad_annotations(tmp_path):
         MSRVTT(tmp_path, annotations=no_sentences)
     unknown = write_json(
         tmp_path / "unknown.json",
-        {"videos": [{"video_id": "video0", "split": "train"}], "sentences": [{"video_id": "video0", "caption": "ok"}, {"video_id": "video77", "caption": "x"}]},
+        {
+            "videos": [{"video_id": "video0", "split": "train"}],
+            "sentences": [{"video_id": "video0", "caption": "ok"}, {"video_id": "video77", "caption": "x"}],
+        },
     )
     with pytest.raises(DataFileError, match=r"unknown\.json: sentences\[1\]: video_id 'video77'"):
         MSRVTT(tmp_path, annotations=unknown)
@@ -201,7 +228,12 @@ def test_msvd_csv_captions_with_mapping(tmp_path):
     )
     corpus = MSVD(tmp_path)
     assert corpus.captions_file == csv_path
-    assert [item.video_id for item in corpus.items] == ["-4wsuPCjDBc_5_15", "not_downloaded_1_2", "-7KMZQEsJW4_205_208", "zv2RIbUsnSw_335_341"]
+    assert [item.video_id for item in corpus.items] == [
+        "-4wsuPCjDBc_5_15",
+        "not_downloaded_1_2",
+        "-7KMZQEsJW4_205_208",
+        "zv2RIbUsnSw_335_341",
+    ]
     assert [item.split for item in corpus.items] == ["train", "train", "val", "test"]
     assert corpus["-7KMZQEsJW4_205_208"].extra["vid"] == "vid1250"
     assert corpus["-4wsuPCjDBc_5_15"].captions == ("A squirrel is eating a peanut.", "A chipmunk, eating.")  # English only
@@ -258,10 +290,7 @@ def test_video_folder_csv(tmp_path):
     root = folder_tree(tmp_path / "videos")
     captions = tmp_path / "captions.csv"
     captions.write_text(
-        "video_id,caption,split\n"
-        "cats/cat01,a cat sleeps,test\n"
-        "cats/cat01,a kitten naps,\n"
-        "./dog.AVI,a dog barks,validation\n"
+        "video_id,caption,split\ncats/cat01,a cat sleeps,test\ncats/cat01,a kitten naps,\n./dog.AVI,a dog barks,validation\n"
     )
     corpus = VideoFolder(root, captions)
     assert corpus.name == "folder"
@@ -320,7 +349,9 @@ def test_video_folder_bad_captions(tmp_path):
     bad_json.write_text('{"dog": ["a"')
     with pytest.raises(DataFileError, match=r"bad\.json: malformed JSON at line 1"):
         VideoFolder(root, bad_json)
-    unknown_json = write_json(tmp_path / "unknown.json", [{"video_id": "dog", "caption": "a"}, {"video_id": "cow", "caption": "b"}])
+    unknown_json = write_json(
+        tmp_path / "unknown.json", [{"video_id": "dog", "caption": "a"}, {"video_id": "cow", "caption": "b"}]
+    )
     with pytest.raises(DataFileError, match=r"unknown\.json: \[1\]: video 'cow'"):
         VideoFolder(root, unknown_json)
     not_list = write_json(tmp_path / "num.json", {"dog": 3})

@@ -13,7 +13,29 @@ from snapcap.datasets.h5 import dataset_info
 
 def test_synthetic_make_info_verify(tmp_path, capsys):
     out = tmp_path / "synth.h5"
-    assert main(["dataset", "make", "--corpus", "synthetic", "--num-videos", "6", "--B", "4", "--T", "2", "--size", "32", "--noise", "poisson:photons=500", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "dataset",
+                "make",
+                "--corpus",
+                "synthetic",
+                "--num-videos",
+                "6",
+                "--B",
+                "4",
+                "--T",
+                "2",
+                "--size",
+                "32",
+                "--noise",
+                "poisson:photons=500",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     info = dataset_info(out)
     assert info["num_samples"] == 6 and info["corpus"]["name"] == "synthetic"
     assert info["datasets"]["frames"]["shape"] == [6, 2, 4, 32, 32, 3]
@@ -21,7 +43,7 @@ def test_synthetic_make_info_verify(tmp_path, capsys):
     assert main(["dataset", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "num_samples: 6" in text and "meas: (6, 2, 32, 32) float32" in text
-    assert main(["dataset", "verify", str(out), "--samples", "3"]) == 0
+    assert main(["dataset", "verify", str(out), "--resimulate", "3"]) == 0
     assert ": OK;" in capsys.readouterr().out
     assert main(["dataset", "info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["B"] == 4
@@ -55,7 +77,29 @@ def test_folder_corpus_with_a_corrupt_video(tmp_path, capsys):
     captions = tmp_path / "captions.csv"
     captions.write_text("video_id,caption,split\na,a bright fade,train\nb,another fade,test\nbroken,never decoded,train\n")
     out = tmp_path / "folder.h5"
-    assert main(["dataset", "make", "--corpus", "folder", "--root", str(videos), "--captions", str(captions), "--B", "4", "--T", "2", "--size", "16", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "dataset",
+                "make",
+                "--corpus",
+                "folder",
+                "--root",
+                str(videos),
+                "--captions",
+                str(captions),
+                "--B",
+                "4",
+                "--T",
+                "2",
+                "--size",
+                "16",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "1 video(s) skipped" in printed and "broken" in printed
     info = dataset_info(out)
@@ -66,7 +110,9 @@ def test_folder_corpus_with_a_corrupt_video(tmp_path, capsys):
 def test_bad_annotations_are_reported(tmp_path, capsys):
     root = tmp_path / "msrvtt"
     root.mkdir()
-    (root / "videodatainfo.json").write_text('{"videos": [{"video_id": "video0", "split": "train"}], "sentences": [{"video_id": "video9", "caption": "x"}]}')
+    (root / "videodatainfo.json").write_text(
+        '{"videos": [{"video_id": "video0", "split": "train"}], "sentences": [{"video_id": "video9", "caption": "x"}]}'
+    )
     assert main(["dataset", "make", "--corpus", "msrvtt", "--root", str(root), "-o", str(tmp_path / "x.h5")]) == 2
     err = capsys.readouterr().err
     assert "videodatainfo.json" in err and "video9" in err

@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import hdf5plugin  # noqa: F401 - the Blosc filter of the default compression
 import h5py
+import hdf5plugin  # noqa: F401 - the Blosc filter of the default compression
 import numpy as np
 import pytest
-
 from dataset_fixtures import TinyCorpus
+
 from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset, merge_shards, open_dataset, shard_path, verify_dataset
 from snapcap.errors import ConfigError, DataFileError
 
@@ -156,7 +156,9 @@ def test_dataloader_two_workers_reads_everything_once(tmp_path):
 
 
 def test_per_sample_masks(tmp_path):
-    config = DatasetConfig(B=4, T=2, size=(24, 24), gray=True, per_sample_masks=True, mask="shifting", part_size=2, compression="gzip")
+    config = DatasetConfig(
+        B=4, T=2, size=(24, 24), gray=True, per_sample_masks=True, mask="shifting", part_size=2, compression="gzip"
+    )
     path = make_dataset(TinyCorpus(5), tmp_path / "p.h5", config, progress=False).path
     data = read_all(path)
     assert data["masks"].shape == (5, 4, 24, 24)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
+from helpers import data_path, to_backend
 
-from conftest import data_path, to_backend
 from snapcap.errors import ConfigError, DataFileError, DTypeError, InvalidValueError, ShapeError
 from snapcap.matfile import load_mat
 from snapcap.recon.denoisers.base import Denoiser
@@ -209,17 +207,6 @@ def test_ffdnet_wrapped_checkpoint_round_trip(tmp_path, rng):
     assert isinstance(load_ffdnet(path), FFDNetKAIR)
 
 
-def test_ffdnet_timing(gray_model, rng):
-    """Not asserted: the wall time of net_gray on (8, 256, 256) float32 frames on this machine."""
-    x = rng.random((8, 256, 256)).astype(np.float32)
-    denoiser = FFDNetDenoiser(gray_model)
-    denoiser(x[:1, :64, :64], SIGMA)  # warm up
-    start = time.perf_counter()
-    denoiser(x, SIGMA)
-    elapsed = time.perf_counter() - start
-    print(f"\nFFDNetDenoiser(net_gray) on (8, 256, 256) float32: {elapsed:.2f} s ({torch.get_num_threads()} threads)")
-
-
 # --- FastDVDnet ------------------------------------------------------------------------------
 
 
@@ -349,7 +336,9 @@ def test_fastdvdnet_checkpoint_errors(tmp_path):
     sd.pop("temp2.outc.convblock.3.weight")
     sd["temp2.extra.weight"] = torch.zeros(1)
     torch.save(sd, partial)
-    with pytest.raises(DataFileError, match=r"1 missing key\(s\): temp2\.outc\.convblock\.3\.weight.*1 unexpected key\(s\): temp2\.extra\.weight"):
+    with pytest.raises(
+        DataFileError, match=r"1 missing key\(s\): temp2\.outc\.convblock\.3\.weight.*1 unexpected key\(s\): temp2\.extra\.weight"
+    ):
         load_fastdvdnet(partial)
 
 

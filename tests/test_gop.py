@@ -12,7 +12,9 @@ from snapcap.datasets.gop import block_motion, decode_gops, encode_gops, gop_inp
 from snapcap.errors import ConfigError, DTypeError, InvalidValueError, ShapeError, SnapcapError
 
 
-def moving_patch(frames: int = 8, size: int = 64, step: tuple[int, int] = (1, -2), color: bool = True, seed: int = 0) -> np.ndarray:
+def moving_patch(
+    frames: int = 8, size: int = 64, step: tuple[int, int] = (1, -2), color: bool = True, seed: int = 0
+) -> np.ndarray:
     """A textured patch moving by whole pixels over a flat background, staying inside the frame."""
     rng = np.random.default_rng(seed)
     patch = rng.integers(0, 256, size=(12, 12, 3) if color else (12, 12), dtype=np.uint8)

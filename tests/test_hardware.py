@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import zipfile
@@ -11,8 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import DATA, data_path
 
-from conftest import DATA, data_path
 from snapcap.cacti.masks import dmd, shifting
 from snapcap.errors import (
     ConfigError,
@@ -40,7 +39,6 @@ from snapcap.hardware import (
     write_mat_v5,
     write_mat_v73,
 )
-from snapcap.hardware.cli import add_capture_parser
 from snapcap.matfile import load_mat
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -50,10 +48,10 @@ GRAY_FILES = ["drop40_cacti.mat", "runner40_cacti.mat", "drop8_cacti.mat", "runn
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="snapcap")
-    sub = parser.add_subparsers(dest="command")
-    add_capture_parser(sub)
-    args = parser.parse_args(list(argv))
+    """The snapcap command, with SnapcapErrors raised (as the library raises them) instead of printed."""
+    from snapcap.cli.main import build_parser
+
+    args = build_parser().parse_args(list(argv))
     return int(args.func(args) or 0)
 
 
@@ -74,7 +72,15 @@ def real_mask_file(tmp_path_factory) -> Path:
 def test_layout_table_is_complete():
     names = [layout.name for layout in LAYOUTS]
     assert len(names) == len(set(names))
-    assert {"qiao2020-dmd", "bayer-real", "bayer-midscale", "gray-benchmark", "raw-frame", "snapcap-meas", "snapcap-dataset"} <= set(names)
+    assert {
+        "qiao2020-dmd",
+        "bayer-real",
+        "bayer-midscale",
+        "gray-benchmark",
+        "raw-frame",
+        "snapcap-meas",
+        "snapcap-dataset",
+    } <= set(names)
     for layout in LAYOUTS:
         for text in (layout.detect, layout.orientation, layout.normalisation, layout.mask):
             assert isinstance(text, str) and text
@@ -90,8 +96,8 @@ def test_real_qiao_files(path, real_mask_file):
     if path is None:
         data_path("real_qiao2020/cr10/meas_duomino_cr_10.mat")
     match = re.match(r"meas_(\w+?)_cr_(\d+)\.mat", path.name)
-    scene, B = match.group(1), int(match.group(2))  # noqa: N806
-    N = QIAO_FRAMES[scene]  # noqa: N806
+    scene, B = match.group(1), int(match.group(2))
+    N = QIAO_FRAMES[scene]
     capture = load_capture(path, mask=real_mask_file)
     assert capture.layout == "qiao2020-dmd" and capture.bayer is None and capture.B == B
     assert capture.meas.shape == (N, 512, 512) and capture.meas.dtype == np.float32
@@ -384,6 +390,7 @@ def test_dng_writer_refuses_what_librar_cannot_read(tmp_path):
 
 def test_snapcap_measurement_and_dataset_files(tmp_path):
     from dataset_fixtures import TinyCorpus
+
     from snapcap.cacti.simulate import simulate
     from snapcap.cacti.store import save_measurements
     from snapcap.datasets.h5 import DatasetConfig, make_dataset
@@ -511,7 +518,9 @@ def fuzz_seeds(tmp_path_factory) -> dict[str, bytes]:
     meas = rig.capture(video)
     files = {
         "qiao": write_capture(root / "q.mat", rig, meas, "qiao2020-dmd").path,
-        "qiao73": write_capture(root / "q73_cr_4.mat", rig, meas, "qiao2020-dmd", version="v7.3", mask_path=root / "m73.mat").path,
+        "qiao73": write_capture(
+            root / "q73_cr_4.mat", rig, meas, "qiao2020-dmd", version="v7.3", mask_path=root / "m73.mat"
+        ).path,
         "bayer": write_capture(root / "h.mat", rig, meas, "bayer-real").path,
         "mid": write_capture(root / "mid.mat", rig, meas, "bayer-midscale", truth=video.reshape(2, 4, 24, 24, 3)).path,
         "dng": write_capture(root / "f.dng", rig, meas[:1], "raw-frame").path,
@@ -548,11 +557,19 @@ def test_fuzz_truncated_and_mislabelled(tmp_path_factory, fuzz_seeds, which, cut
         blob[flip % len(blob)] ^= 0xFF
     path = tmp_path_factory.mktemp("fuzz") / f"meas_f_cr_4{suffix}"
     path.write_bytes(bytes(blob))
-    _must_only_raise_snapcap(path, mask=np.full((4, 24, 24), 0.5, np.float32) if with_mask else None, B=4 if which == "dng" else None)
+    _must_only_raise_snapcap(
+        path, mask=np.full((4, 24, 24), 0.5, np.float32) if with_mask else None, B=4 if which == "dng" else None
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.binary(min_size=0, max_size=2048), suffix=st.sampled_from(SUFFIXES), head=st.sampled_from([b"", b"MATLAB 5.0 MAT-file", b"MATLAB 7.3 MAT-file", b"\x93NUMPY", b"PK\x03\x04", b"II*\x00", b"\x89HDF\r\n\x1a\n"]))
+@given(
+    data=st.binary(min_size=0, max_size=2048),
+    suffix=st.sampled_from(SUFFIXES),
+    head=st.sampled_from(
+        [b"", b"MATLAB 5.0 MAT-file", b"MATLAB 7.3 MAT-file", b"\x93NUMPY", b"PK\x03\x04", b"II*\x00", b"\x89HDF\r\n\x1a\n"]
+    ),
+)
 def test_fuzz_random_bytes(tmp_path_factory, data, suffix, head):
     path = tmp_path_factory.mktemp("bytes") / f"random_cr_8{suffix}"
     path.write_bytes(head + data)
@@ -602,7 +619,12 @@ def test_npz_with_pickled_or_oversized_members(tmp_path):
         load_capture(pickled, require_mask=False)
     # a member whose header announces far more data than it holds
     lying = tmp_path / "lie.npz"
-    header = b"\x93NUMPY\x01\x00" + b"v\x00" + b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }".ljust(118) + b"\n"
+    header = (
+        b"\x93NUMPY\x01\x00"
+        + b"v\x00"
+        + b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }".ljust(118)
+        + b"\n"
+    )
     with zipfile.ZipFile(lying, "w") as archive:
         archive.writestr("meas.npy", header + b"\x00" * 64)
     with pytest.raises(DataFileError, match="truncated"):
@@ -710,13 +732,26 @@ def test_estimate_mismatch_bayer_and_array_nominal():
 def test_cli_info_and_preview(tmp_path, capsys):
     rig = Rig(H=32, W=32, B=8)
     written = write_capture(tmp_path / "meas_c.mat", rig, rig.capture(_video(False)), "qiao2020-dmd")
-    assert run_cli("capture", "info", str(written.path), "--mask", str(written.mask_path)) == 0
+    assert run_cli("capture", "info", str(written.path), "--mask-file", str(written.mask_path)) == 0
     out = capsys.readouterr().out
     assert "qiao2020-dmd" in out and "(8, 32, 32)" in out
     out_png = tmp_path / "prev.png"
     assert run_cli("capture", "preview", str(written.path), "-o", str(out_png)) == 0
     assert out_png.read_bytes()[:8] == PNG and "no reconstruction preview" in capsys.readouterr().out
-    assert run_cli("capture", "preview", str(written.path), "--mask", str(written.mask_path), "-o", str(out_png), "--iterations", "5") == 0
+    assert (
+        run_cli(
+            "capture",
+            "preview",
+            str(written.path),
+            "--mask-file",
+            str(written.mask_path),
+            "-o",
+            str(out_png),
+            "--iterations",
+            "5",
+        )
+        == 0
+    )
     recon = tmp_path / "prev_recon.png"
     assert recon.read_bytes()[:8] == PNG
     with pytest.raises(ConfigError, match="image"):
@@ -726,9 +761,20 @@ def test_cli_info_and_preview(tmp_path, capsys):
     wrong_size = tmp_path / "wrong_size.mat"
     write_mask_file(wrong_size, shifting(8, 16, 16))
     with pytest.raises(ShapeError, match="16×16"):
-        run_cli("capture", "preview", str(written.path), "--mask", str(wrong_size), "-o", str(out_png))
+        run_cli("capture", "preview", str(written.path), "--mask-file", str(wrong_size), "-o", str(out_png))
     capsys.readouterr()
-    args = ("--mask", str(written.mask_path), "--mask-key", "mask", "--B", "8", "--layout", "qiao2020-dmd", "--normalisation", "fullscale:255")
+    args = (
+        "--mask-file",
+        str(written.mask_path),
+        "--mask-key",
+        "mask",
+        "--B",
+        "8",
+        "--layout",
+        "qiao2020-dmd",
+        "--normalisation",
+        "fullscale:255",
+    )
     assert run_cli("capture", "info", str(written.path), *args, "--json") == 0
     assert json.loads(capsys.readouterr().out)["masks_shape"] == [8, 32, 32]
 

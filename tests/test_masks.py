@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from helpers import data_path
 
-from conftest import data_path
 from snapcap.cacti.masks import MaskSpec, dmd, gray, load_masks, make_masks, pixel_overlap, random_binary, shifting
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, MissingKeyError, ShapeError
 
@@ -19,7 +19,9 @@ def write_mat_v73(path, **variables):
         for name, value in variables.items():
             value = np.asarray(value)
             dataset = handle.create_dataset(name, data=value.transpose())
-            dataset.attrs["MATLAB_class"] = np.bytes_({"uint8": "uint8", "float32": "single", "float64": "double"}.get(value.dtype.name, "double"))
+            dataset.attrs["MATLAB_class"] = np.bytes_(
+                {"uint8": "uint8", "float32": "single", "float64": "double"}.get(value.dtype.name, "double")
+            )
     header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
     with open(path, "r+b") as handle:
         handle.write(header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02IM")

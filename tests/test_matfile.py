@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.io
+from helpers import data_path
+from test_masks import write_mat_v73
 
-from conftest import data_path
 from snapcap.errors import DataFileError, MissingKeyError
 from snapcap.matfile import is_mat_v73, list_mat_variables, load_mat
-from test_masks import write_mat_v73
 
 
 def test_v5_and_v73_give_the_same_matlab_order(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -227,8 +228,9 @@ def test_same_seed_same_output_different_seed_differs(model):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("model", ALL_RANDOM + [FixedPattern(0.1, 0.05, 2), ADC(bits=8, gain=1.5, black_level=3)],
-                         ids=lambda m: m.to_spec())
+@pytest.mark.parametrize(
+    "model", ALL_RANDOM + [FixedPattern(0.1, 0.05, 2), ADC(bits=8, gain=1.5, black_level=3)], ids=lambda m: m.to_spec()
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numpy_and_torch_identical(model, dtype):
     torch = pytest.importorskip("torch")
@@ -420,8 +422,16 @@ def test_to_dict_contents():
         "kind": "compose",
         "models": [{"kind": "poisson", "photons": 10.0}, {"kind": "gaussian", "sigma": 0.1}],
     }
-    assert set(NOISE_MODELS) == {"none", "gaussian", "poisson", "poisson_gaussian", "dark_current",
-                                 "fixed_pattern", "adc", "compose"}
+    assert set(NOISE_MODELS) == {
+        "none",
+        "gaussian",
+        "poisson",
+        "poisson_gaussian",
+        "dark_current",
+        "fixed_pattern",
+        "adc",
+        "compose",
+    }
 
 
 def test_parse_noise_examples():
@@ -530,6 +540,6 @@ def test_parameters_normalised_and_frozen():
     assert isinstance(g.sigma, float) and g == Gaussian(1.0)
     a = ADC(bits=np.int64(8))
     assert type(a.bits) is int
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         g.sigma = 0.2  # type: ignore[misc]
     assert hash(Gaussian(0.1)) == hash(Gaussian(0.1))

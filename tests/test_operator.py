@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers import to_backend
 from scipy.sparse.linalg import LinearOperator, cg
 
-from conftest import to_backend
 from snapcap.backend import backend_name, to_numpy
 from snapcap.cacti import BayerMosaic, CactiOperator
 from snapcap.cacti.masks import gray, random_binary
@@ -135,7 +135,12 @@ def test_conformance(backend, dtype, bayer, rng):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     reference = CactiOperator(random_binary(4, 6, 8, seed=12), bayer=bayer)
     np.testing.assert_allclose(to_numpy(outputs["A"]), reference.A(x_np.astype(np.float64)), rtol=tol, atol=tol)
-    np.testing.assert_allclose(to_numpy(outputs["gap"]), reference.prox_l2(x_np.astype(np.float64), y_np.astype(np.float64)), rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-4 if dtype == np.float32 else 1e-10)
+    np.testing.assert_allclose(
+        to_numpy(outputs["gap"]),
+        reference.prox_l2(x_np.astype(np.float64), y_np.astype(np.float64)),
+        rtol=1e-4 if dtype == np.float32 else 1e-10,
+        atol=1e-4 if dtype == np.float32 else 1e-10,
+    )
 
 
 def test_torch_autograd_flows_through_the_operator():

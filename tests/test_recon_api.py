@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from conftest import data_path
+from helpers import data_path
 from recon_fixtures import samples, train_config
+
 from snapcap.cacti import CactiOperator, simulate
 from snapcap.cacti.masks import random_binary
 from snapcap.errors import ConfigError, DataFileError, ShapeError
@@ -185,11 +185,35 @@ def test_reconstruct_cli_on_benchmark_and_dataset(tmp_path):
     assert metrics["frames_shape"] == [1, 8, 256, 256] and metrics["mean_psnr"] > 20
     for name in ("frames.npy", "montage.png", "recon.gif"):
         assert (tmp_path / "bench" / name).stat().st_size > 0
-    dataset = make_dataset(SyntheticCorpus(num_videos=3, seed=1), tmp_path / "d.h5", DatasetConfig(B=4, T=2, size=(32, 32)), progress=False, workers=1).path
-    assert main(["reconstruct", str(dataset), "--samples", "0:2", "--tv-weight", "0.05", "--format", "h5", "--video", "mp4", "-o", str(tmp_path / "ds")]) == 0
+    dataset = make_dataset(
+        SyntheticCorpus(num_videos=3, seed=1),
+        tmp_path / "d.h5",
+        DatasetConfig(B=4, T=2, size=(32, 32)),
+        progress=False,
+        workers=1,
+    ).path
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(dataset),
+                "--samples",
+                "0:2",
+                "--tv-weight",
+                "0.05",
+                "--format",
+                "h5",
+                "--video",
+                "mp4",
+                "-o",
+                str(tmp_path / "ds"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "ds" / "metrics.json").read_text())
     assert metrics["frames_shape"] == [4, 4, 32, 32, 3] and "mean_ssim" in metrics
     assert (tmp_path / "ds" / "recon.mp4").stat().st_size > 0
     wrong_mask = tmp_path / "wrong.npy"
     np.save(wrong_mask, random_binary(8, 16, 16, seed=0))
-    assert main(["reconstruct", str(source), "--mask", str(wrong_mask), "-o", str(tmp_path / "bad")]) == 2
+    assert main(["reconstruct", str(source), "--mask-file", str(wrong_mask), "-o", str(tmp_path / "bad")]) == 2

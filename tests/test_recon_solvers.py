@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import data_path, to_backend
+from helpers import data_path, to_backend
 
 from snapcap.backend import backend_name, to_numpy
 from snapcap.cacti import CactiOperator, demosaic, load_masks, mosaic, simulate
@@ -253,7 +253,9 @@ def test_gap_acc_start_keeps_a_consistent_warm_start(tiny):
     np.testing.assert_allclose(op.A(lost.frames), 0.0, atol=1e-12)
     # the same y_acc = y on the generic (non-fused) path: torch input
     torch = pytest.importorskip("torch")
-    kept_t = gap(torch.from_numpy(y0), op, Identity(), GapParams(iterations=(3,), acc_start="measurement"), x0=torch.from_numpy(x0))
+    kept_t = gap(
+        torch.from_numpy(y0), op, Identity(), GapParams(iterations=(3,), acc_start="measurement"), x0=torch.from_numpy(x0)
+    )
     np.testing.assert_allclose(to_numpy(kept_t.frames), x0, atol=1e-10)
 
 

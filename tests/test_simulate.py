@@ -5,8 +5,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from helpers import data_path, to_backend
 
-from conftest import data_path, to_backend
 from snapcap.backend import backend_name, to_numpy
 from snapcap.cacti import CactiOperator, MaskSpec, make_masks, mosaic, simulate, simulate_iter
 from snapcap.cacti.noise import parse_noise

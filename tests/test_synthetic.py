@@ -131,7 +131,9 @@ def test_bounce_speed_spin_growth_facts():
     (b,) = describe_scene(scene_of(bouncing), F).objects
     assert b.direction == "right" and b.bounces and b.bounces[0][1] == "right" and b.final_direction == "left"
     slow = describe_scene(scene_of(SceneObject("circle", "red", 0.1, (0.5, 0.4), (0.0, 0.15 / (F - 1)))), F).objects[0]
-    fast = describe_scene(scene_of(SceneObject("circle", "red", 0.1, (0.5, 0.15), (0.0, 0.7 / (F - 1)), bounce=False)), F).objects[0]
+    fast = describe_scene(
+        scene_of(SceneObject("circle", "red", 0.1, (0.5, 0.15), (0.0, 0.7 / (F - 1)), bounce=False)), F
+    ).objects[0]
     assert slow.speed == "slow" and fast.speed == "fast"
     cw = describe_scene(scene_of(SceneObject("bar", "red", 0.15, spin=3.0 / F)), F).objects[0]
     ccw = describe_scene(scene_of(SceneObject("square", "red", 0.15, spin=-3.0 / F)), F).objects[0]
@@ -170,7 +172,13 @@ def test_random_scenes_balance_temporal_facts():
             flips[e.kind] = flips.get(e.kind, 0) + 1
     total = sum(directions.values())
     assert all(directions[d] > 0.15 * total for d in ("right", "left", "up", "down")), directions
-    for a, b in [("clockwise", "counter-clockwise"), ("growing", "shrinking"), ("accelerating", "decelerating"), ("appears", "disappears"), ("starts", "stops")]:
+    for a, b in [
+        ("clockwise", "counter-clockwise"),
+        ("growing", "shrinking"),
+        ("accelerating", "decelerating"),
+        ("appears", "disappears"),
+        ("starts", "stops"),
+    ]:
         assert flips.get(a, 0) > 5 and flips.get(b, 0) > 5, flips
         assert 0.5 < flips[a] / flips[b] < 2.0, flips
     assert flips.get("bounces", 0) > 5 and flips.get("enters", 0) + flips.get("leaves", 0) > 5
@@ -204,7 +212,14 @@ def _order_claims(caption: str) -> list[tuple[str, str]]:
         present = [c for c in colours if c in part.split()]
         return present[0] if len(present) == 1 else None
 
-    for marker, reverse in ((" and after that ", False), (" and then ", False), (" then ", False), (" and later ", False), (" before ", False), (" after ", True)):
+    for marker, reverse in (
+        (" and after that ", False),
+        (" and then ", False),
+        (" then ", False),
+        (" and later ", False),
+        (" before ", False),
+        (" after ", True),
+    ):
         if marker in text:
             left, right = text.split(marker, 1)
             a, b = only(left), only(right)
@@ -254,10 +269,16 @@ def test_single_object_appears_then_moves_and_reverse_moves_then_disappears():
 
 REVERSIBLE = {
     "direction": (scene_of(mover("right")), "direction"),
-    "vertical + acceleration": (scene_of(SceneObject("square", "green", 0.1, (0.2, 0.5), (0.1 / (F - 1), 0.0), acceleration=(0.8 / (F - 1) ** 2, 0.0))), "speed_change"),
+    "vertical + acceleration": (
+        scene_of(SceneObject("square", "green", 0.1, (0.2, 0.5), (0.1 / (F - 1), 0.0), acceleration=(0.8 / (F - 1) ** 2, 0.0))),
+        "speed_change",
+    ),
     "spin": (scene_of(SceneObject("bar", "yellow", 0.2, spin=2.5 / F)), "spin"),
     "growth": (scene_of(SceneObject("triangle", "purple", 0.08, growth=2.2 ** (1 / (F - 1)) - 1)), "growth"),
-    "appearance": (scene_of(mover("down", "ring", "cyan"), SceneObject("square", "white", 0.08, (0.2, 0.8), appear=20)), "appear"),
+    "appearance": (
+        scene_of(mover("down", "ring", "cyan"), SceneObject("square", "white", 0.08, (0.2, 0.8), appear=20)),
+        "appear",
+    ),
     "late start": (scene_of(SceneObject("circle", "orange", 0.1, (0.5, 0.2), (0.0, 0.5 / 20), start=11)), "start"),
     "entering": (scene_of(SceneObject("square", "red", 0.1, (0.5, -0.15), (0.0, 0.8 / (F - 1)), bounce=False)), "enter"),
 }

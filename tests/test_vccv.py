@@ -9,8 +9,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from caption_helpers import run_cli
 
-from snapcap.caption.vccv import (
+from snapcap.caption.decoding import next_token_logprobs
+from snapcap.caption.zoo.vccv import (
     VARIANTS,
     VCCV_DEFAULTS,
     LstmDecoder,
@@ -20,7 +22,7 @@ from snapcap.caption.vccv import (
     VccvCaptioner,
     VccvConfig,
     VccvTrainConfig,
-    load_vccv,
+    load,
     train_vccv,
     vccv_preset,
 )
@@ -85,7 +87,9 @@ def test_temporal_gate_shapes_and_limits():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_encoder_variants(variant):
     torch.manual_seed(0)
-    encoder = ResidualsAssistedEncoder(image_dim=12, residual_dim=6, grid=(4, 4), hidden_dim=10, gate_dim=8, visual_dim=20, dropout=0.0, variant=variant)
+    encoder = ResidualsAssistedEncoder(
+        image_dim=12, residual_dim=6, grid=(4, 4), hidden_dim=10, gate_dim=8, visual_dim=20, dropout=0.0, variant=variant
+    )
     v_i, a_r = torch.randn(3, 5, 12, 4, 4), torch.randn(3, 5, 6, 4, 4)
     hidden = torch.randn(3, 10)
     context = encoder.prepare(v_i, a_r)
@@ -217,7 +221,7 @@ def _all_scores(model, context, max_words: int, min_length: int = 1) -> dict[tup
             total = 0.0
             for position in range(len(tokens) - 1):
                 state, logits = model._advance(context, state, torch.tensor([tokens[position]]))
-                total += float(model._logprobs(logits, position, min_length)[0, tokens[position + 1]])
+                total += float(next_token_logprobs(logits, position, min_length)[0, tokens[position + 1]])
             out[sequence] = total
     return out
 
@@ -273,7 +277,7 @@ def overfit_run(tmp_path_factory):
 
 def test_tiny_overfit_memorises_captions(overfit_run):
     samples, path = overfit_run
-    model, config, vocab = load_vccv(path)
+    model, config, vocab = load(path)
     assert (config.B, config.T, config.variant) == (4, 2, "rae")
     frames = torch.stack([sample["frames"] for sample in samples])
     for method in ("greedy", "beam"):
@@ -305,8 +309,16 @@ def test_learns_from_the_video_instead_of_collapsing(tmp_path):
     The collapse this guards against: before batch normalisation in the CNNs (``cnn_norm="none"``,
     the paper's dropout 0.5), the same run gave one caption for every video (accuracy 2/12)."""
     train, test = _square_videos(36, seed=0), _square_videos(12, seed=1)
-    options = {"epochs": 20, "batch_size": 6, "min_count": 1, "image_size": 32, "image_widths": (8, 16), "residual_widths": (8, 16), "lr": 3e-3}
-    model, _, vocab = load_vccv(train_vccv(train, tmp_path, options, progress=False))
+    options = {
+        "epochs": 20,
+        "batch_size": 6,
+        "min_count": 1,
+        "image_size": 32,
+        "image_widths": (8, 16),
+        "residual_widths": (8, 16),
+        "lr": 3e-3,
+    }
+    model, _, vocab = load(train_vccv(train, tmp_path, options, progress=False))
     predicted = [vocab.decode(ids) for ids in model.caption(torch.stack([s["frames"] for s in test]), method="greedy")]
     correct = sum(p == s["captions"][0] for p, s in zip(predicted, test))
     assert len(set(predicted)) >= 4 and correct >= 8, predicted
@@ -321,8 +333,10 @@ def test_loads_checkpoints_from_before_cnn_norm_and_init_state(tmp_path):
     del config["cnn_norm"], config["init_state"]  # the fields an older checkpoint lacks
     vocab = Vocabulary.build(["a b c"], min_count=1)
     path = tmp_path / "vccv.pt"
-    save_checkpoint(path, "vccv", {"config": config, "train": {}, "vocab": vocab.to_dict(), "state": old.state_dict(), "history": []})
-    model, loaded, _ = load_vccv(path)
+    save_checkpoint(
+        path, "vccv", {"config": config, "train": {}, "vocab": vocab.to_dict(), "state": old.state_dict(), "history": []}
+    )
+    model, loaded, _ = load(path)
     assert (loaded.cnn_norm, loaded.init_state) == ("none", False)
     frames = random_video(1)
     assert model.caption(frames, method="greedy", max_length=6) == old.caption(frames, method="greedy", max_length=6)
@@ -334,8 +348,13 @@ def test_vocabulary_min_count_three_by_default(tmp_path):
     samples = tiny_samples(2, B=2, T=1, size=32)
     samples[0]["captions"] = ["a red circle", "a red square", "a red ring"]
     samples[1]["captions"] = ["a blue bar"]
-    path = train_vccv(samples, tmp_path, {"epochs": 1, "batch_size": 2, "image_size": 32, "image_widths": (8, 8), "residual_widths": (4, 4)}, progress=False)
-    _, config, vocab = load_vccv(path)
+    path = train_vccv(
+        samples,
+        tmp_path,
+        {"epochs": 1, "batch_size": 2, "image_size": 32, "image_widths": (8, 8), "residual_widths": (4, 4)},
+        progress=False,
+    )
+    _, config, vocab = load(path)
     assert vocab.tokens[4:] == ["a", "red"]  # words seen at least 3 times
     assert config.image_size == 32 and config.max_length == 50
 
@@ -346,7 +365,7 @@ def test_train_with_a_frozen_clip_backbone(tmp_path):
     samples = tiny_samples(2, B=2, T=2, size=48)
     options = {"epochs": 1, "batch_size": 2, "min_count": 1, "backbone": "clip", "clip_model": "snapcap-tiny-vit"}
     path = train_vccv(samples, tmp_path, options, progress=False)
-    model, config, vocab = load_vccv(path)
+    model, config, vocab = load(path)
     assert config.backbone == "clip" and model.image_size == 64
     frames = torch.stack([sample["frames"] for sample in samples])
     assert len(model.caption(frames, beam_size=2, max_length=8)) == 2
@@ -386,31 +405,17 @@ def test_bad_input_names_the_argument(tmp_path):
     with pytest.raises(DataFileError, match="frames"):
         train_vccv([{"captions": ["a b"]}], tmp_path, {})
     with pytest.raises(DataFileError, match="no such VCCV checkpoint"):
-        load_vccv(tmp_path / "missing.pt")
+        load(tmp_path / "missing.pt")
     foreign = tmp_path / "teacher.pt"
     torch.save({"kind": "snapcap-captioner", "name": "teacher"}, foreign)
     with pytest.raises(DataFileError, match="not a zoo captioner checkpoint"):
-        load_vccv(foreign)
+        load(foreign)
     with pytest.raises(ShapeError, match="captions"):
         model.loss(*model.compress(random_video(2)), torch.tensor([[1, 2]]))
     assert np.isfinite(float(model.loss(*model.compress(random_video(1)), torch.tensor([[1, 5, 2]]))))
 
 
 # --- command line (through the zoo) ---------------------------------------------------------------
-
-
-def run_cli(argv, capsys=None) -> str:
-    import argparse
-
-    from snapcap.caption.cli import add_caption_commands
-
-    parser = argparse.ArgumentParser(prog="snapcap")
-    add_caption_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args([str(a) for a in argv])
-    if capsys is not None:
-        capsys.readouterr()
-    assert args.func(args) == 0
-    return capsys.readouterr().out if capsys is not None else ""
 
 
 def test_cli_train_and_eval(tmp_path, capsys):
@@ -422,16 +427,65 @@ def test_cli_train_and_eval(tmp_path, capsys):
 
     assert "vccv" in list_captioners()
     run = tmp_path / "run"
-    run_cli(["train", "vccv", "--num-videos", "8", "--split", "all", "--B", "2", "--T", "2", "--epochs", "2", "--batch-size", "4",
-             "--variant", "rae-no-gate", "--gop-size", "2", "--no-progress", "--out", run])
+    run_cli(
+        [
+            "train",
+            "vccv",
+            "--num-videos",
+            "8",
+            "--split",
+            "all",
+            "--B",
+            "2",
+            "--T",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--variant",
+            "rae-no-gate",
+            "--gop-size",
+            "2",
+            "--no-progress",
+            "--out",
+            run,
+        ]
+    )
     assert (run / "vccv.pt").is_file() and (run / "vccv.data.json").is_file()
-    model, config, vocab = load_vccv(run / "vccv.pt")
+    model, config, vocab = load(run / "vccv.pt")
     assert (config.variant, config.gop_size, config.B, config.T) == ("rae-no-gate", 2, 2, 2)
     assert all(vocab.counts[word] >= 3 for word in vocab.tokens[4:])  # the paper's min count by default
-    data = make_dataset(SyntheticCorpus(6, seed=0), tmp_path / "d.h5", DatasetConfig(B=2, T=2, size=(48, 48), compression="gzip"), progress=False, workers=1)
+    data = make_dataset(
+        SyntheticCorpus(6, seed=0),
+        tmp_path / "d.h5",
+        DatasetConfig(B=2, T=2, size=(48, 48), compression="gzip"),
+        progress=False,
+        workers=1,
+    )
     data = tmp_path / "d.h5"
-    text = run_cli(["eval", "--data", data, "--split", "all", "--model", "vccv", "--checkpoints", run, "--metrics", "BLEU,ROUGE-L,CIDEr",
-                    "--tokenizer", "regex", "--beam", "5", "-o", tmp_path / "eval"], capsys)
+    text = run_cli(
+        [
+            "eval",
+            "--data",
+            data,
+            "--split",
+            "all",
+            "--model",
+            "vccv",
+            "--checkpoints",
+            run,
+            "--metrics",
+            "BLEU,ROUGE-L,CIDEr",
+            "--tokenizer",
+            "regex",
+            "--beam",
+            "5",
+            "-o",
+            tmp_path / "eval",
+        ],
+        capsys,
+    )
     rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
     assert [row["model"] for row in rows] == ["vccv"] and "vccv" in text
     out = run_cli(["caption", data, "--model", run / "vccv.pt", "--samples", "0", "--beam", "2"], capsys)

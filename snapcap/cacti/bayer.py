@@ -83,9 +83,7 @@ def normalize_pattern(pattern: str | None, name: str = "pattern") -> str | None:
     if canonical == "NONE":
         return None
     if canonical not in PATTERNS:
-        raise ConfigError(
-            f"{name} must be one of {', '.join(PATTERNS)} (case-insensitive) or None, got {pattern!r}"
-        )
+        raise ConfigError(f"{name} must be one of {', '.join(PATTERNS)} (case-insensitive) or None, got {pattern!r}")
     return canonical
 
 
@@ -263,10 +261,7 @@ def mosaic(rgb: Any, pattern: str) -> Any:
     _check_even_image(rgb, "rgb", (-3, -2), "(..., H, W, 3)")
     if not xp.isdtype(rgb.dtype, ("real floating", "integral")):
         raise DTypeError(f"rgb must be a real numeric array, got dtype {rgb.dtype}")
-    planes = tuple(
-        rgb[..., row::2, col::2, _CHANNEL_OF_PLANE[site]]
-        for site, (row, col) in zip(PLANE_NAMES, _offsets(pattern))
-    )
+    planes = tuple(rgb[..., row::2, col::2, _CHANNEL_OF_PLANE[site]] for site, (row, col) in zip(PLANE_NAMES, _offsets(pattern)))
     return _assemble(xp, pattern, planes)  # type: ignore[arg-type]
 
 
@@ -454,9 +449,11 @@ def demosaic(m: Any, pattern: str, method: str = "malvar") -> Any:
 
         G@R,B: \\begin{bmatrix}0&0&-1&0&0\\\\0&0&2&0&0\\\\-1&2&4&2&-1\\\\0&0&2&0&0\\\\0&0&-1&0&0\\end{bmatrix}
         \\quad
-        R@G_{R\\,row}: \\begin{bmatrix}0&0&\\tfrac12&0&0\\\\0&-1&0&-1&0\\\\-1&4&5&4&-1\\\\0&-1&0&-1&0\\\\0&0&\\tfrac12&0&0\\end{bmatrix}
+        R@G_{R\\,row}: \\begin{bmatrix}0&0&\\tfrac12&0&0\\\\0&-1&0&-1&0\\\\-1&4&5&4&-1\\\\
+        0&-1&0&-1&0\\\\0&0&\\tfrac12&0&0\\end{bmatrix}
         \\quad
-        R@B: \\begin{bmatrix}0&0&-\\tfrac32&0&0\\\\0&2&0&2&0\\\\-\\tfrac32&0&6&0&-\\tfrac32\\\\0&2&0&2&0\\\\0&0&-\\tfrac32&0&0\\end{bmatrix}
+        R@B: \\begin{bmatrix}0&0&-\\tfrac32&0&0\\\\0&2&0&2&0\\\\-\\tfrac32&0&6&0&-\\tfrac32\\\\
+        0&2&0&2&0\\\\0&0&-\\tfrac32&0&0\\end{bmatrix}
 
     with the transpose of the second for R at a green of a blue row, and the same filters with R
     and B swapped for blue.
@@ -551,11 +548,11 @@ class BayerMosaic:
         """(row, col) of the R, G1, G2 and B sites in the 2x2 cell (see :func:`channel_offsets`)."""
         return channel_offsets(self._pattern)
 
-    def A(self, rgb: Any) -> Any:  # noqa: N802 - operator notation
+    def A(self, rgb: Any) -> Any:
         """Forward model :math:`m = M x`: (..., H, W, 3) -> (..., H, W); see :func:`mosaic`."""
         return mosaic(rgb, self._pattern)
 
-    def A_adjoint(self, m: Any) -> Any:  # noqa: N802 - operator notation
+    def A_adjoint(self, m: Any) -> Any:
         """Adjoint :math:`M^\\top m`: (..., H, W) -> (..., H, W, 3); see :func:`mosaic_adjoint`."""
         return mosaic_adjoint(m, self._pattern)
 

@@ -35,7 +35,7 @@ __all__ = [
 MASK_KEYS = ("mask", "masks", "mask_bayer", "Phi", "phi", "C")
 
 
-def _check_size(B: int, H: int, W: int) -> None:  # noqa: N803
+def _check_size(B: int, H: int, W: int) -> None:
     for name, value in (("B", B), ("H", H), ("W", W)):
         if int(value) != value or value < 1:
             raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
@@ -46,7 +46,7 @@ def _check_duty(duty: float) -> None:
         raise InvalidValueError(f"duty must be in [0, 1] (the fraction of open pixels), got {duty!r}")
 
 
-def random_binary(B: int, H: int, W: int, duty: float = 0.5, seed: int = 0) -> np.ndarray:  # noqa: N803
+def random_binary(B: int, H: int, W: int, duty: float = 0.5, seed: int = 0) -> np.ndarray:
     """I.i.d. binary masks: C_k(i, j) = 1 with probability ``duty``, else 0."""
     _check_size(B, H, W)
     _check_duty(duty)
@@ -55,9 +55,9 @@ def random_binary(B: int, H: int, W: int, duty: float = 0.5, seed: int = 0) -> n
 
 
 def shifting(
-    B: int,  # noqa: N803
-    H: int,  # noqa: N803
-    W: int,  # noqa: N803
+    B: int,
+    H: int,
+    W: int,
     duty: float = 0.5,
     seed: int = 0,
     step: int = 1,
@@ -97,9 +97,9 @@ def shifting(
 
 
 def gray(
-    B: int,  # noqa: N803
-    H: int,  # noqa: N803
-    W: int,  # noqa: N803
+    B: int,
+    H: int,
+    W: int,
     low: float = 0.0,
     high: float = 1.0,
     levels: int | None = None,
@@ -134,9 +134,9 @@ def pixel_overlap(n_pixels: int, pixel_pitch: float, n_cells: int, cell_pitch: f
 
 
 def dmd(
-    B: int,  # noqa: N803
-    H: int,  # noqa: N803
-    W: int,  # noqa: N803
+    B: int,
+    H: int,
+    W: int,
     duty: float = 0.5,
     seed: int = 0,
     patterns: np.ndarray | None = None,
@@ -196,7 +196,7 @@ def _pick_key(path: Path, available: dict[str, Any], key: str | None) -> str:
     raise MissingKeyError(f"{path}: no mask variable (looked for {', '.join(MASK_KEYS)}); the file holds {listing}; pass key=")
 
 
-def load_masks(path: str | Path, key: str | None = None, B: int | None = None, layout: str | None = None) -> np.ndarray:  # noqa: N803
+def load_masks(path: str | Path, key: str | None = None, B: int | None = None, layout: str | None = None) -> np.ndarray:
     """Read masks from a file and return float32 ``(B, H, W)``.
 
     Args:
@@ -221,7 +221,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
     elif suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/EOFError/OSError
+        except Exception as exc:
             raise DataFileError(f"{path}: not a readable .npy file ({exc.__class__.__name__}: {exc})") from exc
         name = "(array)"
         default_layout = "BHW"
@@ -232,7 +232,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
                 array = data[name]
         except DataFileError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataFileError(f"{path}: not a readable .npz file ({exc.__class__.__name__}: {exc})") from exc
         default_layout = "BHW"
     elif suffix in (".h5", ".hdf5"):
@@ -245,7 +245,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
                 array = handle[name][()]
         except DataFileError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataFileError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc})") from exc
         default_layout = "BHW"
     else:
@@ -256,7 +256,9 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
     if array.ndim == 2:
         array = array[None] if (layout or default_layout).upper() == "BHW" else array[:, :, None]
     if array.ndim != 3:
-        raise ShapeError(f"{path}: mask {name!r} has shape {array.shape}; expected 3 axes (H x W x B in .mat, B x H x W otherwise)")
+        raise ShapeError(
+            f"{path}: mask {name!r} has shape {array.shape}; expected 3 axes (H x W x B in .mat, B x H x W otherwise)"
+        )
     if (layout or default_layout).upper() == "HWB":
         array = np.transpose(array, (2, 0, 1))
     if B is not None:
@@ -275,6 +277,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
 
 
 # --- specifications -------------------------------------------------------------------------
+
 
 def shifting_roll(B: int, H: int, W: int, duty: float = 0.5, seed: int = 0, step: int = -1) -> np.ndarray:
     """:func:`shifting` with a circular shift (``boundary="roll"``), by default one pixel left per frame."""
@@ -300,9 +303,9 @@ class MaskSpec:
     """
 
     kind: str
-    B: int  # noqa: N815
-    H: int  # noqa: N815
-    W: int  # noqa: N815
+    B: int
+    H: int
+    W: int
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -312,7 +315,14 @@ class MaskSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MaskSpec:
         try:
-            return cls(kind=data["kind"], B=int(data["B"]), H=int(data["H"]), W=int(data["W"]), seed=int(data.get("seed", 0)), params=dict(data.get("params", {})))
+            return cls(
+                kind=data["kind"],
+                B=int(data["B"]),
+                H=int(data["H"]),
+                W=int(data["W"]),
+                seed=int(data.get("seed", 0)),
+                params=dict(data.get("params", {})),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"mask spec {data!r} lacks or mistypes {exc}; expected kind, B, H, W, seed, params") from exc
 

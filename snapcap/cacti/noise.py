@@ -111,8 +111,7 @@ def _check_rng(rng: Any) -> None:
 def _need_rng(rng: np.random.Generator | None, kind: str) -> np.random.Generator:
     if rng is None:
         raise InvalidValueError(
-            f"noise model {kind!r} is random and needs a numpy.random.Generator, "
-            "e.g. rng=np.random.default_rng(seed); got None"
+            f"noise model {kind!r} is random and needs a numpy.random.Generator, e.g. rng=np.random.default_rng(seed); got None"
         )
     return rng
 
@@ -524,7 +523,8 @@ def _build(cls: type[NoiseModel], kind: str, params: Mapping[str, Any], where: s
         accepted = ", ".join(fields) or "none"
         raise ConfigError(f"{where}: unknown parameter(s) {unknown} for noise model {kind!r}; accepted: {accepted}")
     missing = [
-        n for n, f in fields.items()
+        n
+        for n, f in fields.items()
         if n not in params and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:

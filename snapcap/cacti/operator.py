@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from snapcap.backend import LazyArray, namespace, require_float, to_numpy
+from snapcap.backend import LazyArray, require_float, to_numpy
 from snapcap.cacti import functional as F
 from snapcap.cacti.bayer import mosaic, mosaic_adjoint, normalize_pattern
 from snapcap.errors import DTypeError, InvalidValueError, ShapeError
@@ -33,7 +33,9 @@ def _host_masks(masks: Any) -> np.ndarray:
     dtype = np.float64 if host.dtype == np.float64 else np.float32
     host = host.astype(dtype, copy=True)
     if not np.all(np.isfinite(host)):
-        raise InvalidValueError(f"masks hold {int(np.sum(~np.isfinite(host)))} NaN or infinite value(s); expected finite transmissions")
+        raise InvalidValueError(
+            f"masks hold {int(np.sum(~np.isfinite(host)))} NaN or infinite value(s); expected finite transmissions"
+        )
     if np.any(host < 0):
         raise InvalidValueError(f"masks hold negative values (min {host.min():g}); expected transmissions >= 0")
     return host
@@ -76,7 +78,7 @@ class CactiOperator:
         return self._masks.host
 
     @property
-    def B(self) -> int:  # noqa: N802 - the field's name for the compression ratio
+    def B(self) -> int:
         """Compression ratio: frames per snapshot."""
         return int(self._masks.host.shape[-3])
 
@@ -119,15 +121,19 @@ class CactiOperator:
     def _check_frames(self, frames: Any, name: str = "frames") -> None:
         require_float(frames, name)
         expected = self.frame_shape
-        if tuple(frames.shape[-len(expected):]) != expected or frames.ndim < len(expected):
+        if tuple(frames.shape[-len(expected) :]) != expected or frames.ndim < len(expected):
             layout = "(..., B, H, W, 3)" if self._bayer else "(..., B, H, W)"
-            raise ShapeError(f"{name} must have shape {layout} = (..., {', '.join(map(str, expected))}), got {tuple(frames.shape)}")
+            raise ShapeError(
+                f"{name} must have shape {layout} = (..., {', '.join(map(str, expected))}), got {tuple(frames.shape)}"
+            )
         self._check_batch(tuple(frames.shape[: frames.ndim - len(expected)]), name)
 
     def _check_meas(self, meas: Any, name: str = "meas") -> None:
         require_float(meas, name)
         if meas.ndim < 2 or tuple(meas.shape[-2:]) != self.meas_shape:
-            raise ShapeError(f"{name} must have shape (..., H, W) = (..., {self.meas_shape[0]}, {self.meas_shape[1]}), got {tuple(meas.shape)}")
+            raise ShapeError(
+                f"{name} must have shape (..., H, W) = (..., {self.meas_shape[0]}, {self.meas_shape[1]}), got {tuple(meas.shape)}"
+            )
         self._check_batch(tuple(meas.shape[:-2]), name)
 
     def _check_batch(self, lead: tuple[int, ...], name: str) -> None:
@@ -144,7 +150,7 @@ class CactiOperator:
         return self._masks.like(like)
 
     # --- the operator ------------------------------------------------------------------
-    def A(self, frames: Any):  # noqa: N802 - operator vocabulary
+    def A(self, frames: Any):
         """Forward model: frames ``(..., B, H, W[, 3])`` -> measurement ``(..., H, W)``.
 
         Y = Σ_k C_k ⊙ X_k (after the Bayer mosaic M when the operator has a pattern).
@@ -157,13 +163,13 @@ class CactiOperator:
     def __call__(self, frames: Any):
         return self.A(frames)
 
-    def A_adjoint(self, meas: Any):  # noqa: N802
+    def A_adjoint(self, meas: Any):
         """Adjoint: X_k = C_k ⊙ Y (then Mᵀ with a Bayer pattern)."""
         self._check_meas(meas)
         frames = F.adjoint(meas, self._m(meas))
         return mosaic_adjoint(frames, self._bayer) if self._bayer else frames
 
-    def AAt_diag(self, like: Any = None):  # noqa: N802
+    def AAt_diag(self, like: Any = None):
         """D = Σ_k C_k², the diagonal of A Aᵀ, ``(..., H, W)``; in ``like``'s backend if given."""
         return self._diag.host if like is None else self._diag.like(like)
 
@@ -171,7 +177,7 @@ class CactiOperator:
         """Σ_k C_k, ``(..., H, W)``; in ``like``'s backend if given."""
         return self._mask_sum.host if like is None else self._mask_sum.like(like)
 
-    def A_dagger(self, meas: Any):  # noqa: N802
+    def A_dagger(self, meas: Any):
         """Minimum-norm inverse A⁺y = Aᵀ(y ⊘ D), zero where D = 0."""
         self._check_meas(meas)
         frames = F.dagger(meas, self._m(meas), self._diag.like(meas))

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from snapcap import __version__
 from snapcap.backend import backend_name, is_array_object, is_numpy, namespace, require_finite, to_numpy
 from snapcap.cacti.bayer import mosaic, normalize_pattern
 from snapcap.cacti.masks import MaskSpec, make_masks
@@ -50,8 +52,8 @@ class SimulationPlan:
     rgb: bool
     scale: float
     per_video_masks: bool
-    N: int  # noqa: N815
-    T: int  # noqa: N815
+    N: int
+    T: int
 
 
 @dataclass
@@ -87,13 +89,15 @@ def _resolve_noise(noise: Any) -> NoiseModel:
         return parse_noise(noise)
     if isinstance(noise, dict):
         return noise_from_dict(noise)
-    raise ConfigError(f"noise must be a NoiseModel, a spec string like 'gaussian:sigma=0.01', a dict or None; got {type(noise).__name__}")
+    raise ConfigError(
+        f"noise must be a NoiseModel, a spec string like 'gaussian:sigma=0.01', a dict or None; got {type(noise).__name__}"
+    )
 
 
 def plan_simulation(
     video_shape: tuple[int, ...],
     video_dtype: Any,
-    B: int | None = None,  # noqa: N803
+    B: int | None = None,
     masks: Any = None,
     bayer: str | None = None,
     noise: Any = None,
@@ -118,7 +122,11 @@ def plan_simulation(
     mask_record: dict[str, Any]
     per_video = False
     if masks is None or isinstance(masks, (str, MaskSpec)):
-        spec = masks if isinstance(masks, MaskSpec) else MaskSpec(kind=masks or "random", B=int(B or 8), H=height, W=width, seed=int(seed))
+        spec = (
+            masks
+            if isinstance(masks, MaskSpec)
+            else MaskSpec(kind=masks or "random", B=int(B or 8), H=height, W=width, seed=int(seed))
+        )
         host_masks = make_masks(spec)
         mask_record = spec.to_dict()
     else:
@@ -151,7 +159,6 @@ def plan_simulation(
     if not (math.isfinite(full_scale) and full_scale > 0):
         raise InvalidValueError(f"full_scale must be a positive number, got {full_scale!r}")
     n_snapshots = n_frames // b_masks
-    from snapcap import __version__
 
     params = {
         "B": b_masks,
@@ -174,7 +181,7 @@ def plan_simulation(
     return SimulationPlan(operator, noise_model, params, rgb, scale, per_video, n_videos, n_snapshots)
 
 
-def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: SimulationPlan):  # noqa: N803
+def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: SimulationPlan):
     """Frames of snapshots t0..t1 of video n as float ``(t1 - t0, B, H, W)`` (mosaicked if RGB)."""
     raw = video[n, t0 * B : t1 * B, ...]
     if not is_array_object(raw) or is_numpy(raw):
@@ -195,7 +202,7 @@ def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: Simulation
 
 def simulate_iter(
     video: Any,
-    B: int | None = None,  # noqa: N803
+    B: int | None = None,
     masks: Any = None,
     bayer: str | None = None,
     noise: Any = None,
@@ -231,14 +238,17 @@ def simulate_iter(
             meas = op.A(frames)
             if not isinstance(plan.noise, NoNoise):
                 xp = namespace(meas)
-                noisy = [plan.noise.apply(meas[i, ...], snapshot_rng(nseed, index_offset + n, t0 + i), full_scale=fs) for i in range(t1 - t0)]
+                noisy = [
+                    plan.noise.apply(meas[i, ...], snapshot_rng(nseed, index_offset + n, t0 + i), full_scale=fs)
+                    for i in range(t1 - t0)
+                ]
                 meas = xp.stack(noisy)
             yield SimulatedChunk(video=n, start=t0, meas=meas)
 
 
 def simulate(
     video: Any,
-    B: int | None = None,  # noqa: N803
+    B: int | None = None,
     masks: Any = None,
     bayer: str | None = None,
     noise: Any = None,
@@ -289,7 +299,6 @@ def simulate(
     elif tuple(target.shape) != (plan.N, plan.T, height, width):
         raise ShapeError(f"out must have shape (N, T, H, W) = {(plan.N, plan.T, height, width)}, got {tuple(target.shape)}")
     total = plan.N * plan.T
-    from tqdm.auto import tqdm
 
     with tqdm(total=total, desc="simulate", unit="snapshot", disable=not progress) as bar:
         for chunk in simulate_iter(video, chunk_size=chunk_size, plan=plan):
@@ -308,4 +317,3 @@ def simulate(
     params = dict(plan.params)
     params["backend"] = backend_name(meas) if is_array_object(meas) else "array-like"
     return SimulationResult(meas=meas, masks=np.array(plan.operator.masks), operator=plan.operator, params=params)
-

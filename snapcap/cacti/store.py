@@ -2,34 +2,28 @@
 
 A file holds ``meas (N, T, H, W)``, ``masks (B, H, W)`` or ``(N, B, H, W)``, optionally the
 frames, and ``params`` (the JSON record of :func:`snapcap.cacti.simulate`). ``.npz`` and ``.h5``
-are both supported; files are written to a temporary name and renamed, so a file that exists
-is complete.
+are both supported; files are written through :func:`snapcap.fileio.atomic_write` (a temporary
+name, then a rename), so a file that exists is complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from snapcap.backend import to_numpy
 from snapcap.errors import DataFileError, MissingKeyError
+from snapcap.fileio import atomic_write
+from snapcap.files import MEASUREMENTS_FORMAT
 
 __all__ = ["save_measurements", "load_measurements", "FORMAT_NAME"]
 
-FORMAT_NAME = "snapcap-measurements"
+FORMAT_NAME = MEASUREMENTS_FORMAT
 FORMAT_VERSION = 1
-
-
-def _atomic_target(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    return tmp
 
 
 def save_measurements(path: str | Path, meas: Any, masks: Any, params: dict[str, Any], frames: Any = None) -> Path:
@@ -42,24 +36,20 @@ def save_measurements(path: str | Path, meas: Any, masks: Any, params: dict[str,
     if frames is not None:
         arrays["frames"] = to_numpy(frames)
     record = json.dumps(params, sort_keys=True)
-    tmp = _atomic_target(path)
-    try:
+
+    def write(tmp: str) -> None:
         if suffix == ".npz":
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, params=np.array(record), format=np.array(FORMAT_NAME), **arrays)
         else:
-            import h5py
-
             with h5py.File(tmp, "w") as handle:
                 handle.attrs["format"] = FORMAT_NAME
                 handle.attrs["format_version"] = FORMAT_VERSION
                 handle.attrs["params"] = record
                 for name, value in arrays.items():
                     handle.create_dataset(name, data=value, compression="gzip", shuffle=True, fletcher32=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(path, write)
     return path
 
 
@@ -73,12 +63,12 @@ def load_measurements(path: str | Path) -> dict[str, Any]:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 if "meas" not in data.files or "params" not in data.files:
-                    raise MissingKeyError(f"{path}: not a snapcap measurement file (holds {', '.join(data.files)}; expected meas, masks, params)")
+                    raise MissingKeyError(
+                        f"{path}: not a snapcap measurement file (holds {', '.join(data.files)}; expected meas, masks, params)"
+                    )
                 out = {name: data[name] for name in data.files if name not in ("params", "format")}
                 out["params"] = json.loads(str(data["params"]))
                 return out
-        import h5py
-
         with h5py.File(path, "r") as handle:
             if handle.attrs.get("format") != FORMAT_NAME:
                 raise MissingKeyError(f"{path}: not a snapcap measurement file (attribute format={handle.attrs.get('format')!r})")
@@ -87,5 +77,5 @@ def load_measurements(path: str | Path) -> dict[str, Any]:
             return out
     except DataFileError:
         raise
-    except Exception as exc:  # noqa: BLE001 - zip/HDF5 errors on truncated files
+    except Exception as exc:
         raise DataFileError(f"{path}: cannot read ({exc.__class__.__name__}: {exc}); the file may be truncated") from exc

@@ -2,7 +2,7 @@
 
 The names below are imported on first use (so ``import snapcap.caption.text`` stays light)::
 
-    from snapcap.caption import create_captioner, evaluate_captioner, list_captioners
+    from snapcap.caption import create_captioner, evaluate_captioner, list_captioners, load_captioner
 
 (``snapcap.caption.evaluate`` is the module; its ``evaluate`` function is exported as
 ``evaluate_captioner``.)
@@ -14,20 +14,23 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str | tuple[str, str]] = {
-    # registry
-    "CAPTIONER_PRESETS": "snapcap.caption.registry",
+    # the registry
+    "CAPTIONERS": "snapcap.caption.registry",
+    "CaptionerEntry": "snapcap.caption.registry",
     "Captioner": "snapcap.caption.registry",
-    "captioner_preset": "snapcap.caption.registry",
+    "register_captioner": ("snapcap.caption.registry", "register"),
     "create_captioner": "snapcap.caption.registry",
+    "load_captioner": "snapcap.caption.registry",
+    "open_captioner": "snapcap.caption.registry",
     "list_captioners": "snapcap.caption.registry",
-    "load_captioner_file": "snapcap.caption.registry",
+    "zoo_names": "snapcap.caption.registry",
+    # snapcap's own captioners
+    "CAPTIONER_PRESETS": "snapcap.caption.native",
+    "captioner_preset": "snapcap.caption.native",
     # evaluation
     "EvalResult": "snapcap.caption.evaluate",
     "evaluate_captioner": ("snapcap.caption.evaluate", "evaluate"),
     "results_markdown": "snapcap.caption.evaluate",
-    # command line
-    "add_caption_commands": "snapcap.caption.cli",
-    "add_train_verbs": "snapcap.caption.cli",
     # models and training
     "CaptionerConfig": "snapcap.caption.models",
     "TeacherCaptioner": "snapcap.caption.models",
@@ -37,16 +40,12 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "STUDENT_MODES": "snapcap.caption.train",
     "train_teacher": "snapcap.caption.train",
     "train_student": "snapcap.caption.train",
-    "load_captioner": "snapcap.caption.train",
-    # the model zoo (CLIP4Caption, CLIP4VideoCap, ...)
-    "ZooModel": "snapcap.caption.zoo",
-    "register_zoo_model": ("snapcap.caption.zoo", "register"),
-    "zoo_names": "snapcap.caption.zoo",
-    "ensemble_select": "snapcap.caption.clip4caption",
-    "EnsembleCaptioner": "snapcap.caption.clip4caption",
+    # CLIP4Caption's consensus ensemble
+    "ensemble_select": "snapcap.caption.zoo.ensemble",
+    "EnsembleCaptioner": "snapcap.caption.zoo.ensemble",
     # building blocks
     "Vocabulary": "snapcap.caption.text",
-    "caption_metrics": "snapcap.caption.text",
+    "caption_metrics": "snapcap.caption.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

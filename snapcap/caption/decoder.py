@@ -14,19 +14,20 @@ pre-LayerNorm transformer over that concatenated sequence::
 prefix tokens attend to each other bidirectionally but never to text, and text tokens attend to
 all prefix tokens and to themselves and earlier text tokens; see :func:`prefix_lm_mask`.
 
-**Padding.** Token ids follow the vocabulary convention ``PAD=0, BOS=1, EOS=2, UNK=3``; rows are
-``BOS w_1 .. w_n EOS PAD ..``. Padding is right padding only (a PAD may not be followed by a real
-token; checked), so under the causal mask no real token ever attends to a PAD and no key padding
-mask is needed; PAD positions produce logits that are simply ignored, and PAD targets are left out
-of :meth:`CaptionDecoder.loss`.
+**Padding.** Token ids follow the vocabulary convention ``PAD=0, BOS=1, EOS=2, UNK=3`` (the ids
+of :mod:`snapcap.caption.decoding`); rows are ``BOS w_1 .. w_n EOS PAD ..``. Padding is right
+padding only (a PAD may not be followed by a real token; checked), so under the causal mask no
+real token ever attends to a PAD and no key padding mask is needed; PAD positions produce logits
+that are simply ignored, and PAD targets are left out of :meth:`CaptionDecoder.loss`.
 
 **Teacher forcing.** ``forward(prefix, tokens)[:, i]`` are the logits of token ``i + 1``: the BOS
 position predicts the first word and the last word's position predicts EOS.
 
-**Generation.** Greedy decoding and beam search run batched over the ``N`` samples (``N · beam``
-rows for beam search), one decoder call per step for the whole batch, with a key/value cache (the
-prefix keys/values do not depend on the text, so the cache is exact; ``use_cache=False`` recomputes
-the whole sequence every step through :meth:`CaptionDecoder.forward` as a reference). See
+**Generation.** Greedy decoding and beam search are those of :mod:`snapcap.caption.decoding`
+(beam style ``"shrinking"``), batched over the ``N`` samples (``N · beam`` rows for beam
+search), one decoder call per step for the whole batch, with a key/value cache (the prefix
+keys/values do not depend on the text, so the cache is exact; ``use_cache=False`` recomputes the
+whole sequence every step through :meth:`CaptionDecoder.forward` as a reference). See
 :meth:`CaptionDecoder.beam_search` for the exact search and scoring rule.
 """
 
@@ -40,24 +41,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snapcap.caption.decoding import (
+    NUM_SPECIAL,
+    PAD,
+    Hypothesis,
+    ReorderFn,
+    StepFn,
+    beam_search,
+    check_beam_options,
+    check_lengths,
+    greedy_search,
+)
 from snapcap.errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 
 __all__ = [
-    "PAD",
-    "BOS",
-    "EOS",
-    "UNK",
     "DecoderConfig",
     "DECODER_PRESETS",
-    "Hypothesis",
     "CaptionDecoder",
     "prefix_lm_mask",
 ]
-
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-"""Special token ids shared with the vocabulary."""
-
-_NUM_SPECIAL = 4
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,12 @@ class DecoderConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"decoder config: {name} must be an int, got {value!r}")
-        if self.vocab_size < _NUM_SPECIAL:
-            raise ConfigError(f"decoder config: vocab_size={self.vocab_size} must be at least {_NUM_SPECIAL} (PAD, BOS, EOS, UNK)")
+        if self.vocab_size < NUM_SPECIAL:
+            raise ConfigError(f"decoder config: vocab_size={self.vocab_size} must be at least {NUM_SPECIAL} (PAD, BOS, EOS, UNK)")
         if self.width < 1 or self.layers < 1 or self.heads < 1:
-            raise ConfigError(f"decoder config: width, layers and heads must be positive, got {self.width}, {self.layers}, {self.heads}")
+            raise ConfigError(
+                f"decoder config: width, layers and heads must be positive, got {self.width}, {self.layers}, {self.heads}"
+            )
         if self.width % self.heads:
             raise ConfigError(f"decoder config: width={self.width} is not a multiple of heads={self.heads}")
         if not (isinstance(self.mlp_ratio, (int, float)) and self.mlp_ratio > 0 and round(self.width * self.mlp_ratio) >= 1):
@@ -166,26 +170,6 @@ DECODER_PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named architectures (everything but ``vocab_size``); build one with :meth:`DecoderConfig.preset`.
 ``"paper"`` has the decoder width D = 1024 of the SnapCap paper."""
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One finished beam-search hypothesis.
-
-    Attributes:
-        tokens: the word ids, without BOS and EOS.
-        logprob: sum of the log-probabilities of every generated token (EOS included when ``ended``).
-        length: number of generated tokens the log-probability sums over:
-            ``len(tokens) + 1`` when ``ended``, else ``len(tokens)`` (at least 1).
-        score: ``logprob / length ** length_penalty``, the quantity hypotheses are ranked by.
-        ended: whether the hypothesis ended with EOS (``False``: stopped at the length limit).
-    """
-
-    tokens: list[int]
-    logprob: float
-    length: int
-    score: float
-    ended: bool
 
 
 def prefix_lm_mask(prefix_length: int, text_length: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -295,7 +279,10 @@ class CaptionDecoder(nn.Module):
         if prefix.shape[1] < 1:
             raise ShapeError(f"prefix has shape {tuple(prefix.shape)}; expected at least one prefix token")
         if prefix.shape[1] > config.max_prefix:
-            raise ShapeError(f"prefix has {prefix.shape[1]} tokens (shape {tuple(prefix.shape)}); this decoder takes at most max_prefix={config.max_prefix}")
+            raise ShapeError(
+                f"prefix has {prefix.shape[1]} tokens (shape {tuple(prefix.shape)}); "
+                f"this decoder takes at most max_prefix={config.max_prefix}"
+            )
 
     def _check_tokens(self, tokens: torch.Tensor, rows: int) -> None:
         config = self.config
@@ -310,14 +297,22 @@ class CaptionDecoder(nn.Module):
         if tokens.shape[1] < 1:
             raise ShapeError(f"tokens has shape {tuple(tokens.shape)}; expected at least one token (BOS)")
         if tokens.shape[1] > config.max_length:
-            raise ShapeError(f"tokens has length {tokens.shape[1]} (shape {tuple(tokens.shape)}); this decoder takes at most max_length={config.max_length}")
+            raise ShapeError(
+                f"tokens has length {tokens.shape[1]} (shape {tuple(tokens.shape)}); "
+                f"this decoder takes at most max_length={config.max_length}"
+            )
         if tokens.numel():
             low, high = int(tokens.min()), int(tokens.max())
             if low < 0 or high >= config.vocab_size:
-                raise InvalidValueError(f"tokens hold ids in [{low}, {high}]; expected ids in [0, {config.vocab_size - 1}] (vocab_size={config.vocab_size})")
+                raise InvalidValueError(
+                    f"tokens hold ids in [{low}, {high}]; "
+                    f"expected ids in [0, {config.vocab_size - 1}] (vocab_size={config.vocab_size})"
+                )
             real = tokens != PAD
             if bool((real[:, 1:] & ~real[:, :-1]).any()):
-                raise InvalidValueError("tokens have a PAD followed by a real token; only right padding (BOS w1 .. wn EOS PAD ..) is supported")
+                raise InvalidValueError(
+                    "tokens have a PAD followed by a real token; only right padding (BOS w1 .. wn EOS PAD ..) is supported"
+                )
 
     # ------------------------------------------------------------------ teacher forcing
 
@@ -396,10 +391,9 @@ class CaptionDecoder(nn.Module):
 
     # ------------------------------------------------------------------ incremental decoding
 
-    def _start(self, prefix: torch.Tensor, use_cache: bool) -> tuple[Any, torch.Tensor]:
-        """Run prefix + BOS; return the decoding state and the logits ``(N, V)`` after BOS."""
-        rows = prefix.shape[0]
-        bos = torch.full((rows, 1), BOS, dtype=torch.long, device=prefix.device)
+    def _start(self, prefix: torch.Tensor, bos: torch.Tensor, use_cache: bool) -> tuple[Any, torch.Tensor]:
+        """Run prefix + BOS ``(N,)``; return the decoding state and the logits ``(N, V)`` after BOS."""
+        bos = bos[:, None]
         if not use_cache:
             return (prefix, bos), self(prefix, bos)[:, -1]
         prefix_length = prefix.shape[1]
@@ -428,115 +422,33 @@ class CaptionDecoder(nn.Module):
         logits = F.linear(self.norm(x[:, -1]), self.token_embedding.weight)
         return (new_cache, position + 1), logits
 
-    @staticmethod
-    def _select(state: Any, index: torch.Tensor, use_cache: bool) -> Any:
-        """Reorder/duplicate the rows of a decoding state."""
-        if not use_cache:
-            prefix, text = state
-            return prefix.index_select(0, index), text.index_select(0, index)
-        cache, position = state
-        return [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache], position
+    def _search_functions(self, prefix: torch.Tensor, use_cache: bool) -> tuple[StepFn, ReorderFn]:
+        """The ``step`` and ``reorder`` of :mod:`snapcap.caption.decoding` for this prefix.
 
-    @staticmethod
-    def _logprobs(logits: torch.Tensor, words: int, min_length: int) -> torch.Tensor:
-        """Float64 log-probabilities of the next token with PAD and BOS (and EOS before ``min_length`` words) removed."""
-        logprobs = torch.log_softmax(logits.double(), dim=-1)
-        logprobs[:, PAD] = -math.inf
-        logprobs[:, BOS] = -math.inf
-        if words < min_length:
-            logprobs[:, EOS] = -math.inf
-        return logprobs
+        The state is None before the first step (which runs the prefix and BOS), then the key/value
+        cache and the next position (``use_cache``) or the prefix and the tokens so far.
+        """
+
+        def step(tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+            if state is None:
+                state, logits = self._start(prefix, tokens, use_cache)
+            else:
+                state, logits = self._advance(state, tokens, use_cache)
+            return logits, state
+
+        def reorder(state: Any, index: torch.Tensor) -> Any:
+            if not use_cache:
+                rows, text = state
+                return rows.index_select(0, index), text.index_select(0, index)
+            cache, position = state
+            return [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache], position
+
+        return step, reorder
 
     def _check_generation(self, prefix: torch.Tensor, max_length: int | None, min_length: int) -> int:
         """Validate generation arguments; return the largest number of words to generate."""
         self._check_prefix(prefix)
-        config = self.config
-        if max_length is None:
-            max_length = config.max_length
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= config.max_length:
-            raise InvalidValueError(f"max_length must be an int in [3, {config.max_length}] (tokens incl. BOS and EOS), got {max_length!r}")
-        if isinstance(min_length, bool) or not isinstance(min_length, int) or not 0 <= min_length <= max_length - 2:
-            raise InvalidValueError(f"min_length must be an int in [0, max_length - 2 = {max_length - 2}] words, got {min_length!r}")
-        return max_length - 2
-
-    def _greedy(self, prefix: torch.Tensor, max_words: int, min_length: int, use_cache: bool) -> list[list[int]]:
-        rows = prefix.shape[0]
-        state, logits = self._start(prefix, use_cache)
-        done = torch.zeros(rows, dtype=torch.bool, device=prefix.device)
-        chosen: list[torch.Tensor] = []
-        for step in range(max_words):
-            best = self._logprobs(logits, step, min_length).argmax(dim=-1)
-            best = torch.where(done, torch.full_like(best, EOS), best)
-            chosen.append(best)
-            done = done | (best == EOS)
-            if bool(done.all()) or step == max_words - 1:
-                break
-            state, logits = self._advance(state, best, use_cache)
-        sequences = torch.stack(chosen, dim=1).tolist() if chosen else [[] for _ in range(rows)]
-        return [seq[: seq.index(EOS)] if EOS in seq else seq for seq in sequences]
-
-    def _beam(
-        self,
-        prefix: torch.Tensor,
-        beam_size: int,
-        length_penalty: float,
-        max_words: int,
-        min_length: int,
-        use_cache: bool,
-    ) -> list[list[Hypothesis]]:
-        samples, width = prefix.shape[0], beam_size
-        device = prefix.device
-        state, logits = self._start(prefix, use_cache)
-        expand = torch.arange(samples, device=device).repeat_interleave(width)
-        state = self._select(state, expand, use_cache)
-        logits = logits.index_select(0, expand)
-        vocab = logits.shape[-1]
-
-        def score(logprob: float, length: int) -> float:
-            return logprob / (max(length, 1) ** length_penalty)
-
-        # Cumulative log-probabilities of the live beams; -inf marks an empty slot. At the start
-        # only the first slot of each sample is live so that the first step does not pick duplicates.
-        cumulative = torch.full((samples, width), -math.inf, dtype=torch.float64, device=device)
-        cumulative[:, 0] = 0.0
-        words = torch.zeros((samples * width, 0), dtype=torch.long, device=device)
-        slots = [width] * samples  # beam slots not yet taken by finished hypotheses
-        finished: list[list[Hypothesis]] = [[] for _ in range(samples)]
-        base = (torch.arange(samples, device=device) * width)[:, None]
-        for step in range(max_words):
-            logprobs = self._logprobs(logits, step, min_length)
-            candidates = (cumulative.reshape(-1, 1) + logprobs).reshape(samples, width * vocab)
-            # Stable sort: equal scores keep the lowest (beam, token) index, as argmax does.
-            top_scores, top_index = torch.sort(candidates, dim=1, descending=True, stable=True)
-            top_scores, top_index = top_scores[:, :width], top_index[:, :width]
-            origin_beam, token = top_index // vocab, top_index % vocab
-            rank = torch.arange(width, device=device)[None, :]
-            keep = (rank < torch.tensor(slots, device=device)[:, None]) & torch.isfinite(top_scores)
-            ends = keep & (token == EOS)
-            origin = (base + origin_beam).reshape(-1)
-            if bool(ends.any()):
-                for sample, slot in ends.nonzero().tolist():
-                    row = int(origin[sample * width + slot])
-                    logprob = float(top_scores[sample, slot])
-                    hyp_tokens = words[row].tolist()
-                    length = len(hyp_tokens) + 1
-                    finished[sample].append(Hypothesis(hyp_tokens, logprob, length, score(logprob, length), True))
-                    slots[sample] -= 1
-            live = keep & ~ends
-            cumulative = torch.where(live, top_scores, torch.full_like(top_scores, -math.inf))
-            token = torch.where(live, token, torch.full_like(token, EOS))  # empty slots carry EOS
-            words = torch.cat([words.index_select(0, origin), token.reshape(-1, 1)], dim=1)
-            if not bool(live.any()) or step == max_words - 1:
-                break
-            state = self._select(state, origin, use_cache)
-            state, logits = self._advance(state, token.reshape(-1), use_cache)
-        # Beams still live at the length limit finish without EOS.
-        for sample, slot in torch.isfinite(cumulative).nonzero().tolist():
-            logprob = float(cumulative[sample, slot])
-            hyp_tokens = words[sample * width + slot].tolist()
-            finished[sample].append(Hypothesis(hyp_tokens, logprob, max(len(hyp_tokens), 1), score(logprob, len(hyp_tokens)), False))
-        # sorted() is stable: among equal scores the hypothesis found first wins.
-        return [sorted(hyps, key=lambda h: -h.score) for hyps in finished]
+        return check_lengths(self.config.max_length if max_length is None else max_length, min_length, self.config.max_length)
 
     @torch.no_grad()
     def beam_search(
@@ -593,14 +505,22 @@ class CaptionDecoder(nn.Module):
             InvalidValueError: bad beam_size, length_penalty, max_length or min_length.
         """
         max_words = self._check_generation(prefix, max_length, min_length)
-        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
-            raise InvalidValueError(f"beam_size must be a positive int, got {beam_size!r}")
-        if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
-            raise InvalidValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+        check_beam_options(beam_size, length_penalty)
         was_training = self.training
         self.eval()
         try:
-            return self._beam(prefix, beam_size, float(length_penalty), max_words, min_length, use_cache)
+            step, reorder = self._search_functions(prefix, use_cache)
+            return beam_search(
+                step,
+                reorder,
+                None,
+                prefix.shape[0],
+                beam_size,
+                max_words,
+                min_length,
+                float(length_penalty),
+                device=prefix.device,
+            )
         finally:
             self.train(was_training)
 
@@ -650,6 +570,7 @@ class CaptionDecoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self._greedy(prefix, max_words, min_length, use_cache)
+            step, _ = self._search_functions(prefix, use_cache)
+            return greedy_search(step, None, prefix.shape[0], max_words, min_length, device=prefix.device)
         finally:
             self.train(was_training)

@@ -3,7 +3,7 @@
 :func:`evaluate` runs video by video (batch size 1, as the SnapCap paper measures latency),
 collects the predictions and references, the latency of every video (and, for two-stage
 captioners, its reconstruction and captioning parts), the peak memory, and the COCO caption
-metrics of :func:`snapcap.caption.text.caption_metrics`. :func:`results_markdown` formats the
+metrics of :func:`snapcap.caption.metrics.caption_metrics`. :func:`results_markdown` formats the
 rows of several :class:`EvalResult` as the paper's Table 3.
 
 Peak memory:
@@ -26,7 +26,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
+from snapcap.caption.metrics import caption_metrics
 from snapcap.errors import InvalidValueError
 
 __all__ = ["EvalResult", "evaluate", "results_markdown", "MemoryMeter"]
@@ -92,8 +95,6 @@ class MemoryMeter:
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         if self.device.startswith("cuda"):
-            import torch
-
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         return self
@@ -122,8 +123,6 @@ class MemoryMeter:
             "peak_cuda_mb": None,
         }
         if self.device.startswith("cuda"):
-            import torch
-
             torch.cuda.synchronize(self.device)
             report["peak_cuda_mb"] = torch.cuda.max_memory_allocated(self.device) / _MB
         return report
@@ -153,8 +152,8 @@ class EvalResult:
     references: dict[str, list[str]]
     videos: list[dict[str, Any]]
     memory: dict[str, Any]
-    B: int  # noqa: N815
-    T: int  # noqa: N815
+    B: int
+    T: int
     beam_size: int = 1
     device: str = "cpu"
     checkpoint: str | None = None
@@ -217,7 +216,15 @@ def results_markdown(rows: Iterable[dict[str, Any] | EvalResult], digits: int = 
     and, when any row has them, the reconstruction / captioning split and the peak memory.
     """
     rows = [row.to_row() if isinstance(row, EvalResult) else dict(row) for row in rows]
-    columns = [("model", "model"), ("B", "B"), ("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE-L"), ("CIDEr", "CIDEr"), ("latency_ms", "latency (ms)")]
+    columns = [
+        ("model", "model"),
+        ("B", "B"),
+        ("BLEU-4", "BLEU-4"),
+        ("METEOR", "METEOR"),
+        ("ROUGE-L", "ROUGE-L"),
+        ("CIDEr", "CIDEr"),
+        ("latency_ms", "latency (ms)"),
+    ]
     if any(row.get("recon_ms") is not None for row in rows):
         columns += [("recon_ms", "recon (ms)"), ("caption_ms", "caption (ms)")]
     if any(row.get("peak_cuda_mb") is not None for row in rows):
@@ -280,7 +287,7 @@ def evaluate(
             :class:`~snapcap.datasets.torch_data.SimulatedDataset` or a list).
         beam_size: 1 for greedy decoding, more for beam search.
         metrics: names among BLEU, METEOR, ROUGE-L, CIDEr.
-        tokenizer: see :func:`snapcap.caption.text.caption_metrics`.
+        tokenizer: see :func:`snapcap.caption.metrics.caption_metrics`.
         warmup: videos captioned once before timing starts (not counted), so one-off costs
             (lazy initialisation, CUDA kernels) do not land on the first video.
         progress: show a progress bar.
@@ -289,10 +296,6 @@ def evaluate(
     Returns:
         :class:`EvalResult`.
     """
-    from tqdm.auto import tqdm
-
-    from snapcap.caption.text import caption_metrics
-
     if beam_size < 1:
         raise InvalidValueError(f"beam_size must be >= 1, got {beam_size}")
     options = dict(generate or {})
@@ -311,7 +314,9 @@ def evaluate(
     notes: list[str] = []
     meter = MemoryMeter(captioner.device).start()
     try:
-        for position, sample in enumerate(tqdm(_iterate(samples), total=total, desc=f"eval {captioner.name}", unit="video", disable=not progress)):
+        for position, sample in enumerate(
+            tqdm(_iterate(samples), total=total, desc=f"eval {captioner.name}", unit="video", disable=not progress)
+        ):
             caption = captioner.caption(sample, beam_size=beam_size, **options)[0]
             if data_b is None:
                 data_b = _frames_per_snapshot(sample)

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from snapcap.cacti.operator import CactiOperator
 from snapcap.errors import ConfigError, ShapeError
+from snapcap.recon.api import make_params, reconstruct
 
 __all__ = ["CaptionerConfig", "TeacherCaptioner", "SnapCapCaptioner", "TwoStageCaptioner", "frames_to_rgb"]
 
@@ -47,8 +49,8 @@ class CaptionerConfig:
     train_encoder: bool = True
     decoder: dict[str, Any] = field(default_factory=dict)
     student: dict[str, Any] = field(default_factory=dict)
-    B: int = 8  # noqa: N815
-    T: int = 8  # noqa: N815
+    B: int = 8
+    T: int = 8
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,7 +126,6 @@ class TwoStageCaptioner:
     """
 
     def __init__(self, teacher: TeacherCaptioner, method: str, params: Any = None, bayer: str | None = None):
-        from snapcap.recon.api import make_params
 
         self.teacher = teacher
         self.method = method
@@ -135,8 +136,6 @@ class TwoStageCaptioner:
 
     def reconstruct(self, meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """``(N, T, H, W)`` snapshots -> frames ``(N, T, B, H, W[, 3])`` in [0, 1]."""
-        from snapcap.cacti.operator import CactiOperator
-        from snapcap.recon.api import reconstruct
 
         start = time.perf_counter()
         masks_np = masks.detach().cpu().numpy()

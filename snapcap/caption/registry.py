@@ -1,159 +1,310 @@
-"""Captioners by name, in the manner of open_clip's factory.
+"""Captioners by name: the one registry of every captioner, in the manner of open_clip's factory.
 
-Configurations are data (:data:`CAPTIONER_PRESETS`); trained weights are files in a folder, one
-per captioner, as ``snapcap train ...`` writes them::
+Each captioner is a :class:`CaptionerEntry` in :data:`CAPTIONERS` — snapcap's own (the teacher,
+the SnapCap student, its baseline and ablations: :mod:`snapcap.caption.native`) and the other
+papers' models (:mod:`snapcap.caption.zoo`) alike: its kind (``frames`` or ``snapshot``), its
+``train`` and ``load`` functions, its own training options and its data defaults. From the
+entry follow a ``snapcap train NAME`` verb, a name for :func:`create_captioner` (``eval
+--model``, ``caption --model``, ``compare --zoo``, ``ensemble:``) and the reading of its
+checkpoints by :func:`load_captioner`. Trained weights are files in a folder, one per
+captioner, ``<folder>/<stem>.pt``::
 
     <folder>/teacher.pt          snapcap train teacher --out <folder>
     <folder>/snapcap.pt          snapcap train snapcap --out <folder>          (needs teacher.pt)
     <folder>/baseline.pt         snapcap train baseline --out <folder>
     <folder>/reg-only.pt         snapcap train snapcap-reg-only --out <folder>
     <folder>/dis-only.pt         snapcap train snapcap-dis-only --out <folder>
+    <folder>/clip4caption.pt     snapcap train clip4caption --out <folder>     (and the other zoo models)
 
-:func:`create_captioner` turns a name of :func:`list_captioners` and those files into a
-:class:`Captioner`, one interface for the three pipelines of the paper (Fig. 1):
+Names with a registered prefix are built by the prefix's handler (:func:`register_prefix`):
+``two-stage:<method>`` (snapshot -> :mod:`snapcap.recon` method -> teacher) and
+``ensemble:<a>+<b>+...[@metric]`` (CLIP4Caption's consensus ensemble,
+:mod:`snapcap.caption.zoo.ensemble`).
 
-* ``teacher`` — true frames -> CLIP teacher captioner (``kind == "frames"``);
-* ``snapcap``, ``baseline``, ``snapcap-reg-only``, ``snapcap-dis-only`` — coded snapshot and
-  masks -> one-stage student (``kind == "snapshot"``);
-* ``two-stage:<method>`` — snapshot -> :mod:`snapcap.recon` method -> teacher (``kind ==
-  "snapshot"``), e.g. ``two-stage:gap-tv``;
-* the models of :mod:`snapcap.caption.zoo` (``clip4caption``, ``clip4videocap``...: files
-  ``<folder>/<name>.pt`` from ``snapcap train <name> --out <folder>``), with their zoo kind;
-* ``ensemble:<a>+<b>+...[@metric]`` — CLIP4Caption's consensus ensemble of any of the above
-  (or checkpoint files): each video gets the member caption that scores best against the other
-  members' captions (:func:`snapcap.caption.clip4caption.ensemble_select`; metric ``cider``,
-  the default, or ``bleu4``).
+How to add a captioner
+======================
+
+1. Write a module (another paper's model: ``snapcap/caption/zoo/mymodel.py``) with::
+
+       def train(samples, out_dir: Path, options: Mapping[str, Any], progress: bool) -> Path:
+           ...  # train on the sample dicts; write out_dir / "mymodel.pt" atomically; return it
+
+       def load(path: Path, device: str) -> tuple[model, config, vocab]:
+           ...  # rebuild the trained model in eval mode
+
+   * ``samples``: a sequence of the sample dicts of :mod:`snapcap.datasets.torch_data`
+     (``frames (T, B, H, W[, 3])`` in [0, 1], ``meas (T, H, W)``, ``masks (B, H, W)``,
+     ``captions``, ``video_id``, ``bayer``...).
+   * ``options``: the parsed ``snapcap train NAME`` arguments by ``dest`` (``epochs``,
+     ``batch_size``, ``lr``, ``warmup_epochs``, ``min_count``, ``seed``, ``device``,
+     ``checkpoint_every``, ``preset``, ``pretrained``, ``B``, ``T``, ``out``... and the model's
+     own); None means "the model's default". From Python, any mapping.
+   * Resumable: :func:`snapcap.caption.train.fit` checkpoints every ``checkpoint_every`` steps;
+     :func:`snapcap.caption.zoo.save_checkpoint` writes the final file atomically.
+   * ``model.caption(*inputs, **generate) -> list[list[int]]`` (token ids per video), inputs as
+     :meth:`Captioner.frames_input` or :meth:`Captioner.snapshot_input` give them; ``config``
+     has ``B`` and ``T``; ``vocab`` is a :class:`snapcap.caption.text.Vocabulary`. Decode with
+     :mod:`snapcap.caption.decoding`.
+
+2. Register it: a line in :func:`_register_builtins` below, or from your own code::
+
+       register(CaptionerEntry(
+           name="mymodel", kind="frames", help="my captioner (resumable)",
+           train="snapcap.caption.zoo.mymodel:train", load="snapcap.caption.zoo.mymodel:load",
+           add_arguments="snapcap.caption.zoo.mymodel:add_arguments",   # optional: its own options
+           defaults={"B": 8, "T": 4, "size": 64},                      # optional data defaults
+       ))
 
 Example::
 
     captioner = create_captioner("snapcap", "runs/tiny")
     captioner.caption(dataset[0])          # -> ["a red circle moves to the right"]
+    captioner = load_captioner("runs/tiny/clip4caption.pt")
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 
-from snapcap.caption.models import CaptionerConfig
+from snapcap.caption import native
+from snapcap.caption.models import CaptionerConfig, TwoStageCaptioner
+from snapcap.caption.native import CAPTIONER_PRESETS, STUDENT_NAMES, captioner_preset
+from snapcap.caption.train import load_native
+from snapcap.caption.zoo import checkpoint_name
+from snapcap.datasets.torch_data import collate_samples
 from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.recon.api import METHODS
 
 __all__ = [
+    "CAPTIONERS",
     "CAPTIONER_PRESETS",
-    "STUDENT_NAMES",
+    "CaptionerEntry",
     "Captioner",
+    "register",
+    "captioner_entry",
+    "trainable_captioners",
+    "zoo_names",
+    "register_prefix",
+    "prefix_handler",
+    "prefixes",
     "list_captioners",
     "is_captioner_name",
     "create_captioner",
-    "load_captioner_file",
+    "load_captioner",
+    "open_captioner",
+    "two_stage",
     "captioner_preset",
-    "teacher_image_size",
     "checkpoint_file",
 ]
 
-STUDENT_NAMES: dict[str, str] = {
-    "snapcap": "snapcap",
-    "baseline": "baseline",
-    "snapcap-reg-only": "reg-only",
-    "snapcap-dis-only": "dis-only",
-}
-"""Registry name -> student mode of :data:`snapcap.caption.train.STUDENT_MODES` (and file stem)."""
+TrainFn = Callable[[Any, Path, Mapping[str, Any], bool], Path]
+LoadFn = Callable[[Path, str], tuple[Any, Any, Any]]
+PrefixHandler = Callable[..., Any]
 
-_TINY_STUDENT = {"B": 8, "image_size": 64, "widths": [16, 24, 32, 48], "blocks": [1, 1, 1, 1], "token_dim": 64}
-_SMALL_STUDENT = {"B": 8, "image_size": 112, "widths": [32, 48, 64, 96], "blocks": [2, 2, 2, 2], "token_dim": 256}
-_PAPER_STUDENT = {"B": 8, "image_size": 224, "widths": [64, 128, 256, 256], "blocks": [4, 6, 6, 6], "token_dim": 1024}
 
-CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
-    # Trained from scratch in seconds on a CPU: the offline default and the tests' size.
-    "tiny": CaptionerConfig(
-        teacher="snapcap-tiny-vit",
-        pretrained=None,
-        train_encoder=True,
-        decoder={"width": 64, "layers": 2, "heads": 4, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
-        student=_TINY_STUDENT,
-        B=8,
-        T=8,
-    ),
-    # A CPU-trainable step up (112 x 112).
-    "small": CaptionerConfig(
-        teacher="snapcap-small-vit",
-        pretrained=None,
-        train_encoder=True,
-        decoder={"width": 256, "layers": 4, "heads": 8, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
-        student=_SMALL_STUDENT,
-        B=8,
-        T=8,
-    ),
-    # The SnapCap paper: frozen OpenAI CLIP ViT-B/16, decoder width D = 1024, N1..N4 = 4, 6, 6, 6.
-    "paper": CaptionerConfig(
-        teacher="ViT-B-16",
-        pretrained="openai",
-        train_encoder=False,
-        decoder={"width": 1024, "layers": 6, "heads": 16, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
-        student=_PAPER_STUDENT,
-        B=8,
-        T=8,
-    ),
-}
-"""Named captioner configurations (architecture only; B and T are set from the data)."""
+def resolve(value: Any, what: str, name: str) -> Any:
+    """A callable, or the function a ``"module:function"`` string names (imported now)."""
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str) and ":" in value:
+        module, attribute = value.split(":", 1)
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"captioner {name!r}: cannot import its {what} {value!r} ({exc})") from exc
+    raise ConfigError(f"captioner {name!r}: {what} must be a callable or 'module:function', got {value!r}")
+
+
+@dataclass(frozen=True)
+class CaptionerEntry:
+    """One named captioner of the registry.
+
+    Attributes:
+        name: registry name and ``snapcap train`` verb.
+        kind: ``"frames"`` (captions video frames) or ``"snapshot"`` (coded snapshots + masks).
+        help: one line for ``snapcap train --help``.
+        train: ``(samples, out_dir, options, progress) -> Path`` or ``"module:function"``.
+        load: ``(path, device) -> (model, config, vocab)`` or ``"module:function"``.
+        add_arguments: optional ``(argument group) -> None`` (or ``"module:function"``): the
+            model's own ``snapcap train NAME`` options.
+        defaults: data defaults of the ``train`` verb: ``B``, ``T`` and ``size`` (S: S x S).
+        image_size: optional ``(options) -> int`` (or ``"module:function"``): the frame size of
+            simulated training data for these options (e.g. 224 for a paper preset).
+        data_defaults: optional ``(options) -> (B, T, size)`` (or ``"module:function"``), in place
+            of ``defaults``/``image_size`` (a student: its teacher's).
+        check_data: optional ``(B, T, (H, W), options) -> None`` (or ``"module:function"``):
+            refuse data the model cannot train on.
+        description: more text for ``snapcap train NAME --help``.
+        stem: checkpoint file stem (default: ``name``).
+        group: ``"snapcap"`` (the paper's own captioners) or ``"zoo"`` (other papers' models,
+            ``compare --zoo`` rows).
+    """
+
+    name: str
+    kind: str
+    help: str
+    train: TrainFn | str
+    load: LoadFn | str
+    add_arguments: Callable[[Any], None] | str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=lambda: {"B": 8, "T": 4, "size": 64})
+    image_size: Callable[[Mapping[str, Any]], int] | str | None = None
+    data_defaults: Callable[[Mapping[str, Any]], tuple[int, int, int]] | str | None = None
+    check_data: Callable[..., None] | str | None = None
+    description: str = ""
+    stem: str | None = None
+    group: str = "zoo"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in " :+/"):
+            raise ConfigError(f"a captioner name must be a non-empty word without spaces, ':', '+' or '/', got {self.name!r}")
+        if self.kind not in ("frames", "snapshot"):
+            raise ConfigError(f"captioner {self.name!r}: kind must be 'frames' or 'snapshot', got {self.kind!r}")
+        if self.group not in ("snapcap", "zoo"):
+            raise ConfigError(f"captioner {self.name!r}: group must be 'snapcap' or 'zoo', got {self.group!r}")
+
+    @property
+    def file_stem(self) -> str:
+        """The checkpoint file's stem: ``<folder>/<file_stem>.pt``."""
+        return self.stem or self.name
+
+    def train_fn(self) -> TrainFn:
+        return resolve(self.train, "train function", self.name)
+
+    def load_fn(self) -> LoadFn:
+        return resolve(self.load, "load function", self.name)
+
+    def arguments_fn(self) -> Callable[[Any], None] | None:
+        return resolve(self.add_arguments, "add_arguments function", self.name)
+
+    def size_for(self, options: Mapping[str, Any]) -> int:
+        """The frame size S of simulated training data for these options."""
+        fn = resolve(self.image_size, "image_size function", self.name)
+        if fn is not None:
+            return int(fn(options))
+        return int(self.defaults.get("size", 64))
+
+    def shape_for(self, options: Mapping[str, Any]) -> tuple[int, int, int]:
+        """``(B, T, S)`` of the data to simulate for these options (explicit ``B``/``T`` options win)."""
+        fn = resolve(self.data_defaults, "data_defaults function", self.name)
+        if fn is not None:
+            B, T, size = fn(options)
+        else:
+            B, T, size = int(self.defaults.get("B", 8)), int(self.defaults.get("T", 4)), self.size_for(options)
+        return int(options.get("B") or B), int(options.get("T") or T), int(size)
+
+    def check(self, B: int, T: int, size: tuple[int, int], options: Mapping[str, Any]) -> None:
+        """Refuse training data the captioner cannot use (explicit ``B``/``T`` must match)."""
+        fn = resolve(self.check_data, "check_data function", self.name)
+        if fn is not None:
+            fn(B, T, size, options)
+            return
+        given_b, given_t = options.get("B"), options.get("T")
+        if given_b is not None and given_b != B or given_t is not None and given_t != T:
+            raise ConfigError(f"--B {given_b} --T {given_t} do not match the data (B={B}, T={T}); leave them out with --data")
+
+    def run_training(self, samples: Any, out: str | Path, options: Mapping[str, Any], progress: bool = True) -> Path:
+        """Train on ``samples`` into ``out``; returns the checkpoint written."""
+        return Path(self.train_fn()(samples, Path(out), options, progress))
+
+
+CAPTIONERS: dict[str, CaptionerEntry] = {}
+"""Name -> :class:`CaptionerEntry`: every captioner, in registration order."""
+
+_RESERVED = {"recon", "ensemble", "two-stage"}
+
+
+def register(entry: CaptionerEntry, replace: bool = False) -> CaptionerEntry:
+    """Add a captioner (``replace=True`` to redefine a name); returns it.
+
+    Raises:
+        ConfigError: not an entry, a reserved word, or a name already registered.
+    """
+    if not isinstance(entry, CaptionerEntry):
+        raise ConfigError(f"register() takes a CaptionerEntry, got {type(entry).__name__}")
+    if entry.name in _RESERVED:
+        raise ConfigError(f"{entry.name!r} is reserved (train recon, name prefixes); choose another name")
+    if entry.name in CAPTIONERS and not replace:
+        raise ConfigError(f"captioner {entry.name!r} is already registered (pass replace=True to redefine it)")
+    CAPTIONERS[entry.name] = entry
+    return entry
+
+
+def captioner_entry(name: str) -> CaptionerEntry:
+    """The :class:`CaptionerEntry` of ``name``; ConfigError naming the known ones otherwise."""
+    if name not in CAPTIONERS:
+        raise ConfigError(f"unknown captioner {name!r}; expected one of {', '.join(CAPTIONERS)}")
+    return CAPTIONERS[name]
+
+
+def trainable_captioners() -> list[CaptionerEntry]:
+    """Every registered captioner (each is a ``snapcap train`` verb), in registration order."""
+    return list(CAPTIONERS.values())
+
+
+def zoo_names() -> list[str]:
+    """Names of the other papers' captioners (``compare --zoo`` rows), in registration order."""
+    return [name for name, entry in CAPTIONERS.items() if entry.group == "zoo"]
+
+
+PREFIXES: dict[str, PrefixHandler | str] = {}
+"""Captioner name prefix (``two-stage:``, ``ensemble:``) -> its handler."""
+
+
+def register_prefix(prefix: str, handler: PrefixHandler | str, replace: bool = False) -> None:
+    """Let captioner names that start with ``prefix`` (e.g. ``"ensemble:"``) be built by ``handler``.
+
+    Args:
+        prefix: a word followed by ``:``.
+        handler: ``(name, checkpoints, recon_params=None, device="cpu") -> Captioner``, or its
+            ``"module:function"`` (imported on first use).
+        replace: redefine a registered prefix.
+
+    Raises:
+        ConfigError: a malformed prefix, or one already registered.
+    """
+    if not isinstance(prefix, str) or not prefix.endswith(":") or len(prefix) < 2 or any(c in prefix[:-1] for c in " :+/"):
+        raise ConfigError(f"a captioner name prefix is a word followed by ':', got {prefix!r}")
+    if prefix in PREFIXES and not replace:
+        raise ConfigError(f"captioner name prefix {prefix!r} is already registered (pass replace=True to redefine it)")
+    PREFIXES[prefix] = handler
+
+
+def prefixes() -> list[str]:
+    """The registered captioner name prefixes, in registration order."""
+    return list(PREFIXES)
+
+
+def prefix_handler(name: str) -> PrefixHandler | None:
+    """The handler of the registered prefix ``name`` starts with, or None."""
+    for prefix, handler in PREFIXES.items():
+        if name.startswith(prefix):
+            return resolve(handler, "prefix handler", prefix)
+    return None
 
 
 def list_captioners() -> list[str]:
-    """The names :func:`create_captioner` accepts."""
-    from snapcap.recon.api import METHODS
-
-    from snapcap.caption.zoo import zoo_names
-
-    return ["teacher", *STUDENT_NAMES, *(f"two-stage:{method}" for method in METHODS), *zoo_names()]
+    """The names :func:`create_captioner` accepts (besides ``ensemble:...``)."""
+    return [*CAPTIONERS, *(f"two-stage:{method}" for method in METHODS)]
 
 
 def is_captioner_name(name: str) -> bool:
-    """Whether ``name`` is a name :func:`create_captioner` takes (``ensemble:...`` included)."""
-    return name.startswith("ensemble:") or name in list_captioners()
-
-
-def teacher_image_size(name: str) -> int:
-    """The input size S (S x S) of an open_clip ViT config, without building the model."""
-    from snapcap.caption.teacher import _open_clip
-
-    open_clip = _open_clip()
-    config = open_clip.get_model_config(name)
-    if not config:
-        raise ConfigError(f"unknown teacher model {name!r} (not an open_clip or snapcap model config)")
-    size = config.get("vision_cfg", {}).get("image_size", 224)
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
-
-
-def captioner_preset(name: str, B: int | None = None, T: int | None = None, **overrides: Any) -> CaptionerConfig:  # noqa: N803
-    """A copy of :data:`CAPTIONER_PRESETS` ``[name]`` for the data's B and T.
-
-    The student's ``image_size`` always follows the teacher's (the student works at the
-    teacher's patch grid); ``overrides`` replace fields (``pretrained=None``...).
-    """
-    if name not in CAPTIONER_PRESETS:
-        raise ConfigError(f"unknown captioner preset {name!r}; expected one of {', '.join(CAPTIONER_PRESETS)}")
-    config = replace(CAPTIONER_PRESETS[name], **overrides)
-    B = config.B if B is None else int(B)  # noqa: N806
-    T = config.T if T is None else int(T)  # noqa: N806
-    student = dict(config.student, B=B, image_size=teacher_image_size(config.teacher))
-    decoder = dict(config.decoder)
-    decoder["max_prefix"] = max(int(decoder.get("max_prefix", 16)), T)
-    return replace(config, B=B, T=T, student=student, decoder=decoder)
-
-
-# --- the uniform interface --------------------------------------------------------------------
+    """Whether ``name`` is a name :func:`create_captioner` takes (prefixed names included)."""
+    return name in CAPTIONERS or any(name.startswith(prefix) and len(name) > len(prefix) for prefix in PREFIXES)
 
 
 def _train_command(name: str, folder: Path) -> str:
-    from snapcap.caption.zoo import is_zoo_name
-
-    if name == "teacher" or is_zoo_name(name):
-        return f"snapcap train {name} --out {folder}"
-    return f"snapcap train {name} --teacher {folder / 'teacher.pt'} --out {folder}"
+    entry = CAPTIONERS.get(name)
+    if entry is not None and entry.data_defaults is not None and name != "teacher":
+        return f"snapcap train {name} --teacher {folder / 'teacher.pt'} --out {folder}"
+    return f"snapcap train {name} --out {folder}"
 
 
 def checkpoint_file(name: str, checkpoints: str | Path | Mapping[str, Any]) -> Path:
@@ -168,17 +319,14 @@ def checkpoint_file(name: str, checkpoints: str | Path | Mapping[str, Any]) -> P
     Raises:
         DataFileError: the file is missing (the message gives the command that makes it).
     """
-    from snapcap.caption.zoo import is_zoo_name
-
-    if is_zoo_name(name):
-        stem = name
-    else:
-        stem = "teacher" if name == "teacher" or name.startswith("two-stage:") else STUDENT_NAMES[name]
-    key = "teacher" if stem == "teacher" else name
+    key = "teacher" if name.startswith("two-stage:") else name
+    stem = captioner_entry(key).file_stem
     if isinstance(checkpoints, Mapping):
         value = checkpoints.get(key, checkpoints.get(stem))
         if value is None:
-            raise DataFileError(f"no checkpoint for {key!r} among {sorted(checkpoints)}; make one with `{_train_command(key, Path('RUN'))}`")
+            raise DataFileError(
+                f"no checkpoint for {key!r} among {sorted(checkpoints)}; make one with `{_train_command(key, Path('RUN'))}`"
+            )
         path = Path(value)
         folder = path.parent
     else:
@@ -190,13 +338,13 @@ def checkpoint_file(name: str, checkpoints: str | Path | Mapping[str, Any]) -> P
     if not path.is_file():
         partial = folder / f"{stem}.ckpt"
         hint = f" (an unfinished run left {partial}: rerun the same command to finish it)" if partial.exists() else ""
-        raise DataFileError(f"{path}: no such checkpoint for captioner {key!r}; make it with `{_train_command(key, folder)}`{hint}")
+        raise DataFileError(
+            f"{path}: no such checkpoint for captioner {key!r}; make it with `{_train_command(key, folder)}`{hint}"
+        )
     return path
 
 
 def _as_tensor(value: Any):
-    import torch
-
     if isinstance(value, torch.Tensor):
         return value
     return torch.as_tensor(np.asarray(value))
@@ -219,7 +367,14 @@ class Captioner:
     """
 
     def __init__(
-        self, name: str, model: Any, config: CaptionerConfig, vocab: Any, checkpoint: Path | None = None, device: str = "cpu", kind: str | None = None
+        self,
+        name: str,
+        model: Any,
+        config: CaptionerConfig,
+        vocab: Any,
+        checkpoint: Path | None = None,
+        device: str = "cpu",
+        kind: str | None = None,
     ):
         self.name = name
         self.model = model
@@ -228,23 +383,24 @@ class Captioner:
         self.checkpoint = checkpoint
         self.device = str(device)
         if kind is None:
-            from snapcap.caption.zoo import is_zoo_name, zoo_model
-
-            kind = "frames" if name == "teacher" else zoo_model(name).kind if is_zoo_name(name) else "snapshot"
+            kind = CAPTIONERS[name].kind if name in CAPTIONERS else "snapshot"
         self.kind = kind
         self.timings: dict[str, float] = {"total": 0.0, "recon": 0.0, "caption": 0.0}
 
     def __repr__(self) -> str:
-        return f"Captioner({self.name!r}, kind={self.kind!r}, B={self.B}, T={self.T}, image_size={self.image_size}, checkpoint={str(self.checkpoint)!r})"
+        return (
+            f"Captioner({self.name!r}, kind={self.kind!r}, B={self.B}, T={self.T}, image_size={self.image_size}, "
+            f"checkpoint={str(self.checkpoint)!r})"
+        )
 
     # -- what the checkpoint expects ----------------------------------------------------------
 
     @property
-    def B(self) -> int:  # noqa: N802
+    def B(self) -> int:
         return int(self.config.B)
 
     @property
-    def T(self) -> int:  # noqa: N802
+    def T(self) -> int:
         return int(self.config.T)
 
     @property
@@ -279,24 +435,27 @@ class Captioner:
         if isinstance(sample_or_batch, Mapping):
             return dict(sample_or_batch)
         if isinstance(sample_or_batch, Sequence) and sample_or_batch and isinstance(sample_or_batch[0], Mapping):
-            from snapcap.datasets.torch_data import collate_samples
-
             return collate_samples(list(sample_or_batch))
-        raise ConfigError(f"{self._where()}: expected a sample dict (meas/masks/frames), a batch of them or a list of them, got {type(sample_or_batch).__name__}")
+        raise ConfigError(
+            f"{self._where()}: expected a sample dict (meas/masks/frames), a batch of them or a list of them, "
+            f"got {type(sample_or_batch).__name__}"
+        )
 
-    def _check_T(self, count: int, what: str) -> None:  # noqa: N802
+    def _check_T(self, count: int, what: str) -> None:
         if count != self.T:
-            raise ShapeError(f"{self._where()} was trained on T={self.T} snapshots per video; the {what} has T={count} (make the data with --T {self.T})")
+            raise ShapeError(
+                f"{self._where()} was trained on T={self.T} snapshots per video; the {what} has T={count} "
+                f"(make the data with --T {self.T})"
+            )
 
     def frames_input(self, batch: Mapping[str, Any]):
         """``(N, T, B, H, W[, 3])`` float frames of a sample or batch, on the model's device."""
         if "frames" not in batch or batch["frames"] is None:
             raise DataFileError(
                 f"{self._where()} captions true video frames and this input holds none "
-                "(a dataset made with --no-frames, or a capture); use a snapshot captioner (snapcap, baseline, two-stage:<method>)"
+                "(a dataset made with --no-frames, or a capture); "
+                "use a snapshot captioner (snapcap, baseline, two-stage:<method>)"
             )
-        import torch
-
         frames = _as_tensor(batch["frames"])
         if frames.dtype == torch.uint8:
             frames = frames.float() / 255.0
@@ -304,18 +463,20 @@ class Captioner:
         if frames.ndim == (5 if rgb else 4):
             frames = frames.unsqueeze(0)
         if frames.ndim != (6 if rgb else 5):
-            raise ShapeError(f"{self._where()}: frames must be (T, B, H, W[, 3]) or (N, T, B, H, W[, 3]), got {tuple(frames.shape)}")
+            raise ShapeError(
+                f"{self._where()}: frames must be (T, B, H, W[, 3]) or (N, T, B, H, W[, 3]), got {tuple(frames.shape)}"
+            )
         self._check_T(int(frames.shape[1]), "input")
         return frames.to(self.device, dtype=torch.float32)
 
     def snapshot_input(self, batch: Mapping[str, Any]):
         """``(meas (N, T, H, W), masks (B, H, W) or (N, B, H, W))`` checked against the checkpoint."""
-        import torch
-
         if "meas" not in batch or batch["meas"] is None:
             raise DataFileError(f"{self._where()} captions coded snapshots and this input holds no 'meas'")
         if batch.get("masks") is None:
-            raise DataFileError(f"{self._where()} needs the coding masks of the snapshots and this input holds none (pass --mask)")
+            raise DataFileError(
+                f"{self._where()} needs the coding masks of the snapshots and this input holds none (pass --mask)"
+            )
         meas = _as_tensor(batch["meas"]).to(torch.float32)
         masks = _as_tensor(batch["masks"]).to(torch.float32)
         if meas.ndim == 3:
@@ -325,9 +486,13 @@ class Captioner:
         if masks.ndim == 4 and masks.shape[0] == meas.shape[0] and (masks.shape[0] == 1 or bool((masks == masks[:1]).all())):
             masks = masks[0]  # a collated batch of shared masks
         if masks.ndim not in (3, 4) or (masks.ndim == 4 and masks.shape[0] != meas.shape[0]):
-            raise ShapeError(f"{self._where()}: masks must be (B, H, W) or (N, B, H, W) for meas {tuple(meas.shape)}, got {tuple(masks.shape)}")
+            raise ShapeError(
+                f"{self._where()}: masks must be (B, H, W) or (N, B, H, W) for meas {tuple(meas.shape)}, got {tuple(masks.shape)}"
+            )
         if tuple(masks.shape[-2:]) != tuple(meas.shape[-2:]):
-            raise ShapeError(f"{self._where()}: masks are {tuple(masks.shape[-2:])} but the snapshots are {tuple(meas.shape[-2:])}")
+            raise ShapeError(
+                f"{self._where()}: masks are {tuple(masks.shape[-2:])} but the snapshots are {tuple(meas.shape[-2:])}"
+            )
         self._check_T(int(meas.shape[1]), "input")
         frames_per = int(masks.shape[-3])
         if not self.two_stage:
@@ -357,8 +522,6 @@ class Captioner:
         Returns:
             One caption per video.
         """
-        import torch
-
         batch = self._batch(sample_or_batch)
         method = method or ("beam" if beam_size > 1 else "greedy")
         options = dict(generate, method=method)
@@ -386,27 +549,62 @@ class Captioner:
     caption_batch = caption
 
 
-def load_captioner_file(path: str | Path, device: str = "cpu", name: str | None = None) -> Captioner:
-    """A :class:`Captioner` from one checkpoint file (``teacher.pt``, ``snapcap.pt``...)."""
-    from snapcap.caption.train import load_captioner
-    from snapcap.caption.zoo import checkpoint_name, zoo_model
+def load_captioner(path: str | Path, device: str = "cpu", name: str | None = None) -> Captioner:
+    """A :class:`Captioner` from any snapcap captioner checkpoint (``teacher.pt``, ``snapcap.pt``, ``vccv.pt``...).
 
+    Args:
+        path: the checkpoint file.
+        device: torch device of the networks.
+        name: when given, the captioner the file must hold.
+
+    Raises:
+        DataFileError: a missing, unreadable or foreign file.
+        ConfigError: the file holds another captioner than ``name``.
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataFileError(f"{path}: no such checkpoint; make one with `snapcap train teacher|snapcap|baseline ... --out {path.parent}`")
+        raise DataFileError(f"{path}: no such checkpoint; make one with `snapcap train NAME --out {path.parent}`")
     zoo_name = checkpoint_name(path)
     if zoo_name is not None:
-        if name is not None and name != zoo_name:
-            raise ConfigError(f"{path}: holds the {zoo_name!r} captioner, not {name!r}")
-        spec = zoo_model(zoo_name)
-        model, config, vocab = spec.load_fn()(path, str(device))
-        return Captioner(zoo_name, model, config, vocab, checkpoint=path, device=str(device), kind=spec.kind)
-    model, config, vocab = load_captioner(path, device=device)
-    stored = getattr(model, "name", "teacher")
-    registry_name = {mode: key for key, mode in STUDENT_NAMES.items()}.get(stored, stored)
-    if name is not None and name != registry_name:
-        raise ConfigError(f"{path}: holds the {registry_name!r} captioner, not {name!r}")
-    return Captioner(registry_name, model, config, vocab, checkpoint=path, device=str(device))
+        entry = captioner_entry(zoo_name)
+    else:  # snapcap's own captioners share one file format; the file says which one it is
+        entry = CAPTIONERS["teacher"]
+    model, config, vocab = entry.load_fn()(path, str(device))
+    if zoo_name is None:
+        stem = getattr(model, "name", "teacher")
+        entry = next((e for e in CAPTIONERS.values() if e.group == "snapcap" and e.file_stem == stem), entry)
+    if name is not None and name != entry.name:
+        raise ConfigError(f"{path}: holds the {entry.name!r} captioner, not {name!r}")
+    return Captioner(entry.name, model, config, vocab, checkpoint=path, device=str(device), kind=entry.kind)
+
+
+def create_two_stage(
+    name: str, checkpoints: str | Path | Mapping[str, Any], recon_params: Any = None, device: str = "cpu"
+) -> Captioner:
+    """``two-stage:<method>``: reconstruct with a :data:`snapcap.recon.api.METHODS` method, then the teacher."""
+    path = checkpoint_file(name, checkpoints)
+    return two_stage(load_captioner(path, device=device, name="teacher"), name.split(":", 1)[1], recon_params=recon_params)
+
+
+def two_stage(teacher: Captioner, method: str, recon_params: Any = None) -> Captioner:
+    """The two-stage captioner of a loaded ``teacher``: reconstruct with ``method``, then caption the frames."""
+    if method not in METHODS:
+        raise ConfigError(
+            f"unknown captioner 'two-stage:{method}': {method!r} is not a reconstruction method ({', '.join(METHODS)})"
+        )
+    if teacher.name != "teacher":
+        raise ConfigError(
+            f"two-stage:{method}: two-stage captioning needs a teacher checkpoint; {teacher.checkpoint} holds {teacher.name!r}"
+        )
+    params = recon_params
+    if isinstance(params, Mapping):
+        params = dict(params)
+        if method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold") and "device" not in params and teacher.device.startswith("cuda"):
+            params["device"] = teacher.device
+    model = TwoStageCaptioner(teacher.model, method, params=params)
+    return Captioner(
+        f"two-stage:{method}", model, teacher.config, teacher.vocab, checkpoint=teacher.checkpoint, device=teacher.device
+    )
 
 
 def create_captioner(
@@ -418,9 +616,8 @@ def create_captioner(
     """Build a captioner of :func:`list_captioners` from its trained weights.
 
     Args:
-        name: ``teacher``, ``snapcap``, ``baseline``, ``snapcap-reg-only``,
-            ``snapcap-dis-only``, ``two-stage:<method>`` (a :data:`snapcap.recon.api.METHODS` name),
-            a zoo model (``clip4caption``...) or ``ensemble:<a>+<b>+...[@metric]``.
+        name: a registered name (``teacher``, ``snapcap``, ``baseline``, ``clip4caption``...), or
+            a prefixed one: ``two-stage:<method>``, ``ensemble:<a>+<b>+...[@metric]``.
         checkpoints: the training folder (``teacher.pt``, ``snapcap.pt``...), a mapping name ->
             file, or the one ``.pt`` file of this captioner (the teacher's for two-stage).
         recon_params: two-stage only: the reconstruction method's parameters (a dict of
@@ -431,26 +628,126 @@ def create_captioner(
         ConfigError: unknown name (the message lists the known ones) or bad recon parameters.
         DataFileError: missing or unreadable checkpoint (the message gives the command that makes it).
     """
-    from snapcap.caption.models import TwoStageCaptioner
-
-    if name.startswith("ensemble:"):
-        from snapcap.caption.clip4caption import create_ensemble
-
-        return create_ensemble(name, checkpoints, recon_params=recon_params, device=device)
-    known = list_captioners()
-    if name not in known:
-        raise ConfigError(f"unknown captioner {name!r}; expected one of {', '.join(known)}")
-    if recon_params is not None and not name.startswith("two-stage:"):
+    handler = prefix_handler(name)
+    if handler is not None:
+        return handler(name, checkpoints, recon_params=recon_params, device=device)
+    if name not in CAPTIONERS:
+        raise ConfigError(f"unknown captioner {name!r}; expected one of {', '.join(list_captioners())} or ensemble:A+B...")
+    if recon_params is not None:
         raise ConfigError(f"recon_params apply to two-stage captioners only, not {name!r}")
-    path = checkpoint_file(name, checkpoints)
-    if not name.startswith("two-stage:"):
-        return load_captioner_file(path, device=device, name=name)
-    teacher = load_captioner_file(path, device=device, name="teacher")
-    method = name.split(":", 1)[1]
-    params = recon_params
-    if isinstance(params, Mapping):
-        params = dict(params)
-        if method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold") and "device" not in params and str(device).startswith("cuda"):
-            params["device"] = str(device)
-    model = TwoStageCaptioner(teacher.model, method, params=params)
-    return Captioner(name, model, teacher.config, teacher.vocab, checkpoint=path, device=str(device))
+    return load_captioner(checkpoint_file(name, checkpoints), device=device, name=name)
+
+
+def open_captioner(
+    model: str, checkpoints: str | Path | None = None, recon: str | None = None, recon_params: Any = None, device: str = "cpu"
+) -> Captioner:
+    """A captioner from what a user names: a registered (or prefixed) name, or a checkpoint file.
+
+    Args:
+        model: a name of :func:`list_captioners` / ``ensemble:...`` (then ``checkpoints`` is the
+            training folder), or a checkpoint file.
+        recon: with a teacher checkpoint file: caption snapshots through this reconstruction
+            method (two-stage); with a name, use ``two-stage:<method>`` instead.
+        recon_params: the reconstruction parameters of two-stage captioning.
+    """
+    if is_captioner_name(model):
+        if checkpoints is None and prefix_handler(model) is None:
+            raise ConfigError(f"--model {model}: a captioner name needs --checkpoints DIR (the training folder)")
+        if recon:
+            raise ConfigError("--recon goes with a teacher checkpoint; with a name use --model two-stage:METHOD")
+        return create_captioner(model, checkpoints, recon_params=recon_params, device=device)
+    path = Path(model)
+    if path.suffix in (".pt", ".pth") or path.exists():
+        if recon:
+            return two_stage(load_captioner(path, device=device), recon, recon_params=recon_params)
+        if recon_params:
+            raise ConfigError("--recon-param applies to two-stage captioning only (--recon METHOD)")
+        return load_captioner(path, device=device)
+    raise ConfigError(f"--model {model!r}: neither a checkpoint file nor a captioner name ({', '.join(list_captioners())})")
+
+
+# --- the built-in captioners --------------------------------------------------------------------
+
+
+def _register_builtins() -> None:
+    register(
+        CaptionerEntry(
+            name="teacher",
+            kind="frames",
+            group="snapcap",
+            help="train the CLIP teacher captioner on true frames (resumable)",
+            description="Writes OUT/teacher.pt.",
+            train=native.train_teacher_entry,
+            load=load_native,
+            data_defaults=native.teacher_data_defaults,
+            check_data=native.check_teacher_data,
+        )
+    )
+    helps = {
+        "snapcap": "train the one-stage SnapCap student: stage 1 L_reg, stage 2 L_dis + beta L_cap (resumable)",
+        "baseline": "train the baseline student: caption loss only (resumable)",
+        "snapcap-reg-only": "ablation: the student with L_reg (stage 1) and the caption loss",
+        "snapcap-dis-only": "ablation: the student with L_dis and the caption loss, no stage 1",
+    }
+    for name, mode in STUDENT_NAMES.items():
+        register(
+            CaptionerEntry(
+                name=name,
+                kind="snapshot",
+                group="snapcap",
+                stem=mode,
+                help=helps[name],
+                description=f"{helps[name]}. Needs the teacher (--teacher, default OUT/teacher.pt); writes OUT/{mode}.pt.",
+                train=functools.partial(native.train_student_entry, mode=mode),
+                load=load_native,
+                add_arguments=native.add_student_arguments,
+                data_defaults=native.student_data_defaults,
+                check_data=native.check_student_data,
+            )
+        )
+    zoo = "snapcap.caption.zoo"
+    register(
+        CaptionerEntry(
+            name="clip4caption",
+            kind="frames",
+            help=(
+                "train CLIP4Caption: CLIP frame features, 1-layer transformer encoder, 3-layer decoder, cross-entropy (resumable)"
+            ),
+            train=f"{zoo}.clip4caption:train",
+            load=f"{zoo}.clip4caption:load",
+            add_arguments=f"{zoo}.clip4caption:add_arguments",
+            image_size=f"{zoo}.clip4caption:image_size",
+            description="Writes OUT/clip4caption.pt.",
+        )
+    )
+    register(
+        CaptionerEntry(
+            name="clip4videocap",
+            kind="frames",
+            help="train CLIP4VideoCap: multi-scale temporal fusion, Vis2Text distillation, commonsense sub-decoders (resumable)",
+            train=f"{zoo}.clip4videocap:train",
+            load=f"{zoo}.clip4videocap:load",
+            add_arguments=f"{zoo}.clip4videocap:add_arguments",
+            image_size=f"{zoo}.clip4videocap:image_size",
+            description="Writes OUT/clip4videocap.pt.",
+        )
+    )
+    register(
+        CaptionerEntry(
+            name="vccv",
+            kind="frames",
+            help="train VCCV: GOPs (I-frames + residuals) of the video, residuals-assisted encoder, LSTM decoder (resumable)",
+            train=f"{zoo}.vccv:train",
+            load=f"{zoo}.vccv:load",
+            add_arguments=f"{zoo}.vccv:add_arguments",
+            image_size=f"{zoo}.vccv:image_size",
+            description="Compresses the true video itself (block-matching P-frame emulation, "
+            "or a real codec with --source codec). "
+            "Writes OUT/vccv.pt.",
+        )
+    )
+    register_prefix("two-stage:", create_two_stage)
+    register_prefix("ensemble:", f"{zoo}.ensemble:create_ensemble")
+
+
+_register_builtins()

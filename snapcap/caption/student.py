@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snapcap.cacti.bayer import mosaic
 from snapcap.errors import ConfigError, ShapeError
 
 __all__ = ["StudentConfig", "STUDENT_PRESETS", "SnapCapStudent", "initial_estimate"]
@@ -57,7 +58,7 @@ class StudentConfig:
             paper's configuration.
     """
 
-    B: int = 8  # noqa: N815
+    B: int = 8
     image_size: int = 224
     widths: tuple[int, int, int, int] = (64, 128, 256, 256)
     blocks: tuple[int, int, int, int] = (4, 6, 6, 6)
@@ -97,7 +98,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.Tanh(), nn.Conv2d(channels, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.Tanh(), nn.Conv2d(channels, channels, 3, padding=1)
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,10 +152,10 @@ class SnapCapStudent(nn.Module):
         widths = config.widths
         self.factor = factor
         self.stem = nn.Sequential(nn.Conv2d((config.B + 1) * factor * factor, widths[0], 3, padding=1), nn.ReLU(inplace=True))
-        self.encoder = nn.ModuleList(
-            _stage(widths[max(i - 1, 0)], widths[i], config.blocks[i], down_flags[i]) for i in range(4)
+        self.encoder = nn.ModuleList(_stage(widths[max(i - 1, 0)], widths[i], config.blocks[i], down_flags[i]) for i in range(4))
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(widths[-1], widths[-1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(widths[-1], conv_channels, 1)
         )
-        self.conv2 = nn.Sequential(nn.Conv2d(widths[-1], widths[-1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(widths[-1], conv_channels, 1))
         self.tail = tail
         self.patch: nn.Conv2d | None = None
         if config.shortcut:
@@ -164,7 +167,9 @@ class SnapCapStudent(nn.Module):
             nn.init.zeros_(self.patch.bias)
             nn.init.zeros_(self.conv2[-1].weight)
             nn.init.zeros_(self.conv2[-1].bias)
-        self.proj = nn.Sequential(nn.Linear(embed_dim, config.token_dim), nn.GELU(), nn.Linear(config.token_dim, config.token_dim))
+        self.proj = nn.Sequential(
+            nn.Linear(embed_dim, config.token_dim), nn.GELU(), nn.Linear(config.token_dim, config.token_dim)
+        )
         decoder = []
         for i in reversed(range(4)):
             decoder.append(_up_stage(widths[i], widths[max(i - 1, 0)], config.blocks[i], down_flags[i]))
@@ -174,7 +179,10 @@ class SnapCapStudent(nn.Module):
     def _check(self, meas: torch.Tensor, masks: torch.Tensor) -> None:
         size = self.config.image_size
         if tuple(meas.shape[-2:]) != (size, size):
-            raise ShapeError(f"the student works at {size}x{size}; got measurements of {tuple(meas.shape[-2:])} (resize or simulate at that size)")
+            raise ShapeError(
+                f"the student works at {size}x{size}; got measurements of {tuple(meas.shape[-2:])} "
+                "(resize or simulate at that size)"
+            )
         if masks.shape[-3] != self.config.B:
             raise ShapeError(f"the student was built for B={self.config.B}; the masks have B={masks.shape[-3]}")
 
@@ -222,7 +230,9 @@ class SnapCapStudent(nn.Module):
         x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
         y = targets.double().flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
         gram = x.T @ x
-        gram += ridge * x.shape[0] * torch.eye(gram.shape[0], dtype=gram.dtype) * (torch.arange(gram.shape[0]) < size * size).double()
+        gram += (
+            ridge * x.shape[0] * torch.eye(gram.shape[0], dtype=gram.dtype) * (torch.arange(gram.shape[0]) < size * size).double()
+        )
         solution = torch.linalg.solve(gram, x.T @ y)  # (p² + 1, c)
         self.patch.weight.copy_(solution[:-1].T.reshape(self.patch.weight.shape).to(self.patch.weight))
         self.patch.bias.copy_(solution[-1].to(self.patch.bias))
@@ -246,8 +256,6 @@ class SnapCapStudent(nn.Module):
         if bayer is None:
             kernel = scaled.sum(dim=1, keepdim=True)
         else:
-            from snapcap.cacti.bayer import mosaic
-
             if size % 2:
                 raise ConfigError(f"the shortcut needs an even patch size with a Bayer mosaic, got {size}")
             index = torch.arange(3, dtype=torch.float32).view(1, 1, 3).expand(size, size, 3).contiguous()

@@ -44,7 +44,17 @@ from torch import nn
 
 from snapcap.errors import BackendUnavailableError, ConfigError, DataFileError, DTypeError, ShapeError, SnapcapError
 
-__all__ = ["CONFIG_DIR", "ClipTeacher", "ViTTail", "list_teacher_models", "snapcap_model_names"]
+__all__ = [
+    "CONFIG_DIR",
+    "ClipTeacher",
+    "ViTTail",
+    "list_teacher_models",
+    "snapcap_model_names",
+    "open_clip_module",
+    "resolve_pretrained",
+    "quiet_random_init",
+    "teacher_image_size",
+]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 """The folder of snapcap's own open_clip model configs (JSON, one model a file)."""
@@ -83,20 +93,35 @@ def quiet_random_init(source: Any):
         root.removeFilter(quiet)
 
 
-def _open_clip() -> Any:
-    """``open_clip`` with snapcap's model configs registered (once)."""
+def open_clip_module() -> Any:
+    """The ``open_clip`` module, with snapcap's model configs registered (once).
+
+    Raises:
+        BackendUnavailableError: open_clip is not installed.
+    """
     global _registered
     try:
         import open_clip
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise BackendUnavailableError(
-            "the CLIP teacher needs open_clip; install it with `pip install open_clip_torch`"
-        ) from exc
+        raise BackendUnavailableError("the CLIP teacher needs open_clip; install it with `pip install open_clip_torch`") from exc
     with _register_lock:
         if not _registered:
             open_clip.add_model_config(CONFIG_DIR)
             _registered = True
     return open_clip
+
+
+def teacher_image_size(name: str) -> int:
+    """The input size S (S x S) of an open_clip ViT config, without building the model.
+
+    Raises:
+        ConfigError: ``name`` is not an open_clip or snapcap model config.
+    """
+    config = open_clip_module().get_model_config(name)
+    if not config:
+        raise ConfigError(f"unknown teacher model {name!r} (not an open_clip or snapcap model config)")
+    size = config.get("vision_cfg", {}).get("image_size", 224)
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
 def snapcap_model_names() -> list[str]:
@@ -122,13 +147,12 @@ def list_teacher_models(include_open_clip: bool = True) -> list[str]:
         snapcap's shipped configs first, then (optionally) every open_clip config whose image tower
         is an open_clip ViT (timm and ResNet towers have no ``conv1`` patch embedding to distil).
     """
-    open_clip = _open_clip()
+    open_clip = open_clip_module()
     ours = snapcap_model_names()
     if not include_open_clip:
         return ours
     others = [
-        name for name in open_clip.list_models()
-        if name not in ours and _is_plain_vit_config(open_clip.get_model_config(name))
+        name for name in open_clip.list_models() if name not in ours and _is_plain_vit_config(open_clip.get_model_config(name))
     ]
     return ours + others
 
@@ -252,7 +276,8 @@ def _read_state_dict(path: Path) -> Mapping[str, Any]:
 def _visual_prefix(state: Mapping[str, Any], path: Path) -> str:
     """The key prefix of the ViT image tower in a state dict: ``''``, ``'visual.'``, ``'module.visual.'``..."""
     prefixes = sorted(
-        key[: -len("conv1.weight")] for key in state
+        key[: -len("conv1.weight")]
+        for key in state
         if key.endswith("conv1.weight") and key[: -len("conv1.weight")] + "class_embedding" in state
     )
     if len(prefixes) == 1:
@@ -307,7 +332,7 @@ class ClipTeacher(nn.Module):
         frozen: bool = True,
     ):
         super().__init__()
-        _open_clip()
+        open_clip_module()
         from open_clip.transformer import VisionTransformer
 
         if not isinstance(visual, VisionTransformer):
@@ -379,10 +404,10 @@ class ClipTeacher(nn.Module):
             DataFileError: weights missing from the cache, or a bad ``pretrained``/``checkpoint`` file.
             BackendUnavailableError: open_clip is not installed.
         """
-        open_clip = _open_clip()
+        open_clip = open_clip_module()
         if not isinstance(name, str) or not name:
             raise ConfigError(f"name must be an open_clip model name, got {name!r}")
-        source, extra = _resolve_source(open_clip, name, pretrained, cache_dir, allow_download)
+        source, extra = resolve_pretrained(open_clip, name, pretrained, cache_dir, allow_download)
         try:
             with quiet_random_init(source):
                 model = open_clip.create_model(
@@ -421,13 +446,14 @@ class ClipTeacher(nn.Module):
         path = Path(path)
         state = _read_state_dict(path)
         prefix = _visual_prefix(state, path)
-        tower = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        tower = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         own = self.visual.state_dict()
         missing = [k for k in own if k not in tower]
         unexpected = [k for k in tower if k not in own]
         wrong = [
             f"{k} {tuple(tower[k].shape)} (expected {tuple(own[k].shape)})"
-            for k in own if k in tower and tuple(tower[k].shape) != tuple(own[k].shape)
+            for k in own
+            if k in tower and tuple(tower[k].shape) != tuple(own[k].shape)
         ]
         if missing or unexpected or wrong:
             kind = f"under prefix {prefix!r}" if prefix else "(visual tower only)"
@@ -530,7 +556,7 @@ class ClipTeacher(nn.Module):
         if not rgb and len(shape) < 2:
             raise ShapeError(f"gray frames must have shape (..., H, W), got {shape}")
         lead = shape[: -3 if rgb else -2]
-        pixel = shape[len(lead):]
+        pixel = shape[len(lead) :]
         if min(pixel[:2]) < 1:
             raise ShapeError(f"frames must not be empty in H or W, got {shape}")
         dtype = frames.dtype
@@ -570,7 +596,7 @@ class ClipTeacher(nn.Module):
             if target != (height, width):
                 x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=True)
             top, left = (target[0] - size) // 2, (target[1] - size) // 2
-            return x[..., top: top + size, left: left + size]
+            return x[..., top : top + size, left : left + size]
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
     @staticmethod
@@ -631,7 +657,7 @@ class ClipTeacher(nn.Module):
         self._check_options(fit, chunk_size)
         flat, lead, rgb = self._flatten(frames, rgb)
         count = flat.shape[0]
-        parts = [self._tower(self._prepare(flat[i: i + chunk_size], rgb, fit)) for i in range(0, count, chunk_size)]
+        parts = [self._tower(self._prepare(flat[i : i + chunk_size], rgb, fit)) for i in range(0, count, chunk_size)]
         out = torch.cat(parts) if parts else torch.empty((0, self.embed_dim), device=self.device, dtype=self.dtype)
         if normalize:
             out = F.normalize(out, dim=-1)
@@ -652,7 +678,7 @@ class ClipTeacher(nn.Module):
         self._check_options(fit, chunk_size)
         flat, lead, rgb = self._flatten(frames, rgb)
         count = flat.shape[0]
-        parts = [self.visual.conv1(self._prepare(flat[i: i + chunk_size], rgb, fit)) for i in range(0, count, chunk_size)]
+        parts = [self.visual.conv1(self._prepare(flat[i : i + chunk_size], rgb, fit)) for i in range(0, count, chunk_size)]
         shape = (self.conv_channels, *self.grid)
         out = torch.cat(parts) if parts else torch.empty((0, *shape), device=self.device, dtype=self.dtype)
         return out.reshape(lead + shape)
@@ -723,7 +749,7 @@ class ClipTeacher(nn.Module):
         with torch.no_grad():
             for start in range(0, total, step):
                 stop = min(total, start + step)
-                x = self._prepare(flat[start * per: stop * per], rgb, fit)
+                x = self._prepare(flat[start * per : stop * per], rgb, fit)
                 conv = self.visual.conv1(x)
                 embed = _vit_after_conv1(self.visual, conv)
                 convs.append(conv.reshape((stop - start, per, *conv_shape)).mean(dim=1).to(device))
@@ -755,7 +781,7 @@ class ClipTeacher(nn.Module):
 # --- name and weight resolution ----------------------------------------------------------------
 
 
-def _resolve_source(
+def resolve_pretrained(
     open_clip: Any,
     name: str,
     pretrained: str | None,
@@ -766,19 +792,37 @@ def _resolve_source(
 
     Checks the model name and the pretrained tag, and (unless ``allow_download``) swaps a tag for
     the cached file of its weights, so that open_clip never reaches the network.
+
+    Args:
+        open_clip: the module of :func:`open_clip_module`.
+        name: an open_clip model name (``ViT-B-16``, ``snapcap-tiny-vit``, ``hf-hub:...``,
+            ``local-dir:...``).
+        pretrained: a pretrained tag, a weights file, or None (random initialisation).
+        cache_dir: where open_clip caches downloaded weights (None: its default).
+        allow_download: let open_clip fetch a tag's weights.
+
+    Returns:
+        ``(pretrained, extra)``: the ``pretrained=`` argument (a tag, a file or None) and extra
+        keyword arguments of ``open_clip.create_model``.
+
+    Raises:
+        ConfigError: unknown model, a non-ViT image tower, or an unknown pretrained tag.
+        DataFileError: the tag's weights are not in the local cache (without ``allow_download``).
     """
     if pretrained is not None and (not isinstance(pretrained, str) or not pretrained):
         raise ConfigError(f"pretrained must be a tag, a file path or None, got {pretrained!r}")
     if name.startswith((_HF_HUB, _LOCAL_DIR)):
         if pretrained is not None:
-            raise ConfigError(f"pretrained= is not used with {name!r} (the weights come from there); use checkpoint= to override them")
+            raise ConfigError(
+                f"pretrained= is not used with {name!r} (the weights come from there); use checkpoint= to override them"
+            )
         if name.startswith(_HF_HUB) and not (allow_download or _hf_offline()):
             raise ConfigError(
                 f"{name!r} is fetched from the Hugging Face Hub; pass allow_download=True, or set HF_HUB_OFFLINE=1 "
                 "to use the local cache, or use 'local-dir:PATH'"
             )
         if name.startswith(_LOCAL_DIR):
-            folder = Path(name[len(_LOCAL_DIR):])
+            folder = Path(name[len(_LOCAL_DIR) :])
             if not (folder / "open_clip_config.json").is_file():
                 raise DataFileError(f"{name!r}: {str(folder / 'open_clip_config.json')!r} does not exist")
         return None, {}
@@ -845,7 +889,7 @@ def _cached_weights(name: str, tag: str, tag_cfg: Mapping[str, Any], cache_dir: 
                     cache_dir=None if cache_dir is None else str(cache_dir),
                     local_files_only=True,
                 )
-            except Exception:
+            except Exception:  # noqa: BLE001 - a hub cache lookup may fail in any way; try the next candidate
                 continue
     url = tag_cfg.get("url", "")
     if url:

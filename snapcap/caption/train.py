@@ -22,16 +22,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
+from snapcap.cacti.bayer import mosaic
+from snapcap.caption.decoder import DECODER_PRESETS, CaptionDecoder, DecoderConfig
+from snapcap.caption.decoding import UNK
+from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCaptioner, copy_module
+from snapcap.caption.student import SnapCapStudent, StudentConfig
+from snapcap.caption.teacher import ClipTeacher
+from snapcap.caption.text import Vocabulary
 from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.fileio import atomic_path
 
 __all__ = [
     "CaptionTrainConfig",
@@ -40,12 +50,17 @@ __all__ = [
     "train_teacher",
     "adapt_teacher",
     "train_student",
-    "load_captioner",
+    "load_native",
     "distributed_context",
     "TINY_CAPTIONER",
     "TINY_TRAINING",
     "compute_targets",
     "teacher_targets",
+    "fit",
+    "atomic_save",
+    "load_checkpoint",
+    "encode_caption_batch",
+    "sample_keys",
 ]
 
 STUDENT_MODES = {
@@ -146,8 +161,6 @@ B = 8, T = 4) the teacher, SnapCap and the baseline train in a few minutes on tw
 
 def build_vocabulary(samples: Sequence[dict[str, Any]], min_count: int = 1):
     """A :class:`~snapcap.caption.text.Vocabulary` from every caption of the given samples."""
-    from snapcap.caption.text import Vocabulary
-
     captions = [caption for sample in samples for caption in sample["captions"]]
     if not captions:
         raise ConfigError("the training data holds no caption")
@@ -170,8 +183,6 @@ class DistributedContext:
 
 def distributed_context(device: str = "cpu") -> DistributedContext:
     """Join the process group torchrun set up (WORLD_SIZE > 1), or run alone."""
-    import torch.distributed as dist
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistributedContext()
@@ -183,19 +194,24 @@ def distributed_context(device: str = "cpu") -> DistributedContext:
 # --- the generic resumable loop ---------------------------------------------------------------
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def atomic_save(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save(payload)`` to ``path`` atomically (a temporary file in the folder, then a rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """What :func:`atomic_save` wrote (loaded on the CPU).
+
+    Raises:
+        DataFileError: the file is missing or not a readable torch file.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - damaged or foreign files
+    except Exception as exc:
         raise DataFileError(f"{path}: not a readable snapcap checkpoint ({exc.__class__.__name__}: {exc})") from exc
 
 
@@ -231,16 +247,16 @@ def fit(
 
     ``loss_fn(indices, epoch)`` returns a dict with ``loss`` (and other scalars to log).
     """
-    from tqdm.auto import tqdm
-
     context = context or DistributedContext()
     checkpoint = out_dir / f"{name}.ckpt"
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(count / config.batch_size)
-    scheduler = _schedule(optimizer, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch if epochs > config.warmup_epochs else 0)
+    scheduler = _schedule(
+        optimizer, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch if epochs > config.warmup_epochs else 0
+    )
     epoch, position, history = 0, 0, []
     if checkpoint.exists():
-        state = _load(checkpoint)
+        state = load_checkpoint(checkpoint)
         if state.get("stamp") != stamp:
             raise ConfigError(f"{checkpoint}: was written by another configuration; use another output folder")
         module.load_state_dict(state["module"])
@@ -249,8 +265,6 @@ def fit(
         epoch, position, history = state["epoch"], state["position"], state["history"]
     runner: nn.Module = _LossModule(module, loss_fn)
     if context.active:
-        from torch.nn.parallel import DistributedDataParallel
-
         runner = DistributedDataParallel(runner, find_unused_parameters=True)
     step = epoch * steps_per_epoch + position
     total = epochs * steps_per_epoch
@@ -279,7 +293,18 @@ def fit(
                         with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
                             log.write(json.dumps(entry) + "\n")
                 if context.main and (step % config.checkpoint_every == 0 or step == total):
-                    _save(checkpoint, {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch if position < len(batches) else epoch + 1, "position": position if position < len(batches) else 0, "history": history, "stamp": stamp})
+                    atomic_save(
+                        checkpoint,
+                        {
+                            "module": module.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "epoch": epoch if position < len(batches) else epoch + 1,
+                            "position": position if position < len(batches) else 0,
+                            "history": history,
+                            "stamp": stamp,
+                        },
+                    )
             epoch += 1
             position = 0
     finally:
@@ -303,7 +328,15 @@ class _LossModule(nn.Module):
 # --- batches from samples ---------------------------------------------------------------------
 
 
-def _caption_batch(samples, indices, vocab, epoch: int, seed: int, max_length: int) -> torch.Tensor:
+def encode_caption_batch(samples, indices, vocab, epoch: int, seed: int, max_length: int) -> torch.Tensor:
+    """One caption per sample, drawn from its ``captions`` by ``(seed, epoch, index)``, encoded.
+
+    Returns:
+        The ids ``(len(indices), L)`` of :meth:`~snapcap.caption.text.Vocabulary.encode_batch`.
+
+    Raises:
+        ConfigError: a sample without captions.
+    """
     captions = []
     for index in indices:
         options = samples[int(index)]["captions"]
@@ -343,8 +376,6 @@ def rgb_frames(frames: torch.Tensor) -> torch.Tensor:
 def mosaic_frames(frames: torch.Tensor, bayer: str | None) -> torch.Tensor:
     """The frames the sensor saw: RGB -> Bayer mosaic, gray unchanged (stage-1 targets)."""
     if frames.ndim == 6:
-        from snapcap.cacti.bayer import mosaic
-
         return mosaic(frames, bayer or "RGGB")
     return frames
 
@@ -353,10 +384,6 @@ def mosaic_frames(frames: torch.Tensor, bayer: str | None) -> torch.Tensor:
 
 
 def build_teacher(captioner_config, vocab, device="cpu"):
-    from snapcap.caption.decoder import CaptionDecoder, DecoderConfig
-    from snapcap.caption.models import TeacherCaptioner
-    from snapcap.caption.teacher import ClipTeacher
-
     teacher = ClipTeacher.create(captioner_config.teacher, pretrained=captioner_config.pretrained, device=device)
     decoder_config = DecoderConfig(**dict(captioner_config.decoder, vocab_size=len(vocab)))
     model = TeacherCaptioner(teacher, CaptionDecoder(decoder_config), token_dim=decoder_config.width)
@@ -387,8 +414,6 @@ def _frame_subset(frames: torch.Tensor, indices, count: int, seed: int, epoch: i
 
 def _bag_of_words(samples, vocab) -> torch.Tensor:
     """(N, V) multi-hot: the words (ids >= 4, no special tokens) of each sample's captions."""
-    from snapcap.caption.decoder import UNK
-
     out = torch.zeros(len(samples), len(vocab))
     for row, sample in enumerate(samples):
         for caption in sample["captions"]:
@@ -397,7 +422,14 @@ def _bag_of_words(samples, vocab) -> torch.Tensor:
     return out
 
 
-def train_teacher(samples, out_dir: str | Path, captioner_config, config: CaptionTrainConfig = CaptionTrainConfig(), vocab=None, progress: bool = True) -> Path:
+def train_teacher(
+    samples,
+    out_dir: str | Path,
+    captioner_config,
+    config: CaptionTrainConfig = CaptionTrainConfig(),
+    vocab=None,
+    progress: bool = True,
+) -> Path:
     """Train the teacher captioner on true frames; returns the path of ``teacher.pt``.
 
     Phase 1 (``config.epochs``): CLIP tower (when ``train_encoder``), projector and decoder with
@@ -425,8 +457,10 @@ def train_teacher(samples, out_dir: str | Path, captioner_config, config: Captio
     bow_targets = _bag_of_words(samples, vocab) if bow_head is not None else None
 
     def loss_fn(indices, epoch):
-        frames = _frame_subset(rgb_frames(_stack(samples, indices, "frames", device)), indices, config.teacher_frames, config.seed, epoch)
-        captions = _caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
+        frames = _frame_subset(
+            rgb_frames(_stack(samples, indices, "frames", device)), indices, config.teacher_frames, config.seed, epoch
+        )
+        captions = encode_caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
         embeddings = model.snapshot_embeddings(frames)
         cap = model.decoder.loss(model.proj(embeddings), captions, label_smoothing=config.label_smoothing)
         if bow_head is None:
@@ -440,22 +474,63 @@ def train_teacher(samples, out_dir: str | Path, captioner_config, config: Captio
     holder: nn.Module = model if bow_head is None else nn.ModuleDict({"model": model, "bow": bow_head})
     if bow_head is not None:
         trainable += list(bow_head.parameters())
-    stamp = {"kind": "teacher", "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "vocab": len(vocab)}
+    stamp = {
+        "kind": "teacher",
+        "captioner": captioner_config.to_dict(),
+        "train": config.to_dict(),
+        "count": len(samples),
+        "vocab": len(vocab),
+    }
     epochs = config.epochs if config.teacher_epochs is None else config.teacher_epochs
-    history = fit("teacher", holder, [{"params": trainable, "lr": config.lr}], loss_fn, len(samples), epochs, config, out_dir, stamp, progress, context)
+    history = fit(
+        "teacher",
+        holder,
+        [{"params": trainable, "lr": config.lr}],
+        loss_fn,
+        len(samples),
+        epochs,
+        config,
+        out_dir,
+        stamp,
+        progress,
+        context,
+    )
     targets = None
     if config.head_epochs > 0:
-        targets, head_history = _train_head(model, samples, vocab, config, config.head_epochs, epochs, out_dir, dict(stamp, phase=2), progress, context)
+        targets, head_history = _train_head(
+            model, samples, vocab, config, config.head_epochs, epochs, out_dir, dict(stamp, phase=2), progress, context
+        )
         history += head_history
     path = out_dir / "teacher.pt"
     if context.main:
-        _save(path, {"kind": "snapcap-captioner", "name": "teacher", "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+        atomic_save(
+            path,
+            {
+                "kind": "snapcap-captioner",
+                "name": "teacher",
+                "config": captioner_config.to_dict(),
+                "vocab": vocab.to_dict(),
+                "state": model.state_dict(),
+                "history": history,
+            },
+        )
         if targets is not None:
             _save_targets(path, samples, targets)
     return path
 
 
-def _train_head(model, samples, vocab, config: CaptionTrainConfig, head_epochs: int, epoch_offset: int, out_dir: Path, stamp, progress, context):
+def _train_head(
+    model,
+    samples,
+    vocab,
+    config: CaptionTrainConfig,
+    head_epochs: int,
+    epoch_offset: int,
+    out_dir: Path,
+    stamp,
+    progress,
+    context,
+):
     """The tower frozen: f_t over all B frames computed once, projector + decoder trained on it."""
     device = next(model.parameters()).device
     model.teacher.freeze()
@@ -463,12 +538,24 @@ def _train_head(model, samples, vocab, config: CaptionTrainConfig, head_epochs: 
     f_t = targets["f_t"]
 
     def head_fn(indices, epoch):
-        captions = _caption_batch(samples, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
+        captions = encode_caption_batch(samples, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
         tokens = model.proj(f_t[torch.as_tensor(indices, dtype=torch.long)].to(device))
         return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
 
     head = list(model.proj.parameters()) + list(model.decoder.parameters())
-    history = fit("teacher-head", model, [{"params": head, "lr": config.lr}], head_fn, len(samples), head_epochs, config, out_dir, stamp, progress, context)
+    history = fit(
+        "teacher-head",
+        model,
+        [{"params": head, "lr": config.lr}],
+        head_fn,
+        len(samples),
+        head_epochs,
+        config,
+        out_dir,
+        stamp,
+        progress,
+        context,
+    )
     return targets, history
 
 
@@ -493,21 +580,50 @@ def adapt_teacher(
     teacher_path, out_dir = Path(teacher_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if out_dir.resolve() == teacher_path.parent.resolve():
-        raise ConfigError(f"adapt_teacher writes {out_dir / 'teacher.pt'}: give another folder than the source teacher's ({teacher_path})")
+        raise ConfigError(
+            f"adapt_teacher writes {out_dir / 'teacher.pt'}: give another folder than the source teacher's ({teacher_path})"
+        )
     context = distributed_context(config.device)
     device = torch.device(config.device)
-    model, source_config, vocab = load_captioner(teacher_path, device=device, expect="teacher")
-    B, T = int(samples[0]["masks"].shape[-3]), int(samples[0]["meas"].shape[-3])  # noqa: N806
-    captioner_config = replace(source_config, B=B, T=T, decoder=dict(source_config.decoder, max_prefix=max(int(source_config.decoder.get("max_prefix", 16)), T)))
+    model, source_config, vocab = load_native(teacher_path, device=device, expect="teacher")
+    B, T = int(samples[0]["masks"].shape[-3]), int(samples[0]["meas"].shape[-3])
+    captioner_config = replace(
+        source_config,
+        B=B,
+        T=T,
+        decoder=dict(source_config.decoder, max_prefix=max(int(source_config.decoder.get("max_prefix", 16)), T)),
+    )
     if captioner_config.decoder != source_config.decoder:
-        raise ConfigError(f"{teacher_path}: its decoder takes at most {source_config.decoder.get('max_prefix')} snapshot tokens; this data has T={T}")
+        raise ConfigError(
+            f"{teacher_path}: its decoder takes at most {source_config.decoder.get('max_prefix')} snapshot tokens; "
+            f"this data has T={T}"
+        )
     torch.manual_seed(config.seed)
     epochs = max(1, int(config.head_epochs if head_epochs is None else head_epochs))
-    stamp = {"kind": "teacher-adapt", "source": str(teacher_path), "source_stamp": _teacher_stamp(teacher_path), "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "epochs": epochs}
+    stamp = {
+        "kind": "teacher-adapt",
+        "source": str(teacher_path),
+        "source_stamp": _teacher_stamp(teacher_path),
+        "captioner": captioner_config.to_dict(),
+        "train": config.to_dict(),
+        "count": len(samples),
+        "epochs": epochs,
+    }
     targets, history = _train_head(model, samples, vocab, config, epochs, 0, out_dir, stamp, progress, context)
     path = out_dir / "teacher.pt"
     if context.main:
-        _save(path, {"kind": "snapcap-captioner", "name": "teacher", "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history, "adapted_from": str(teacher_path)})
+        atomic_save(
+            path,
+            {
+                "kind": "snapcap-captioner",
+                "name": "teacher",
+                "config": captioner_config.to_dict(),
+                "vocab": vocab.to_dict(),
+                "state": model.state_dict(),
+                "history": history,
+                "adapted_from": str(teacher_path),
+            },
+        )
         _save_targets(path, samples, targets)
     return path
 
@@ -519,12 +635,19 @@ def _targets_path(teacher_path: Path) -> Path:
     return teacher_path.with_name(teacher_path.stem + ".targets.pt")
 
 
-def _sample_keys(samples) -> list[list[Any]]:
+def sample_keys(samples) -> list[list[Any]]:
     """What identifies a sample's frames: its id, the frames' shape and a checksum."""
     keys = []
     for sample in samples:
         frames = torch.as_tensor(sample["frames"])
-        keys.append([str(sample.get("video_id", "")), int(sample.get("index", -1)), list(frames.shape), round(float(frames.double().sum()), 3)])
+        keys.append(
+            [
+                str(sample.get("video_id", "")),
+                int(sample.get("index", -1)),
+                list(frames.shape),
+                round(float(frames.double().sum()), 3),
+            ]
+        )
     return keys
 
 
@@ -534,7 +657,10 @@ def _teacher_stamp(teacher_path: Path) -> list[int]:
 
 
 def _save_targets(teacher_path: Path, samples, targets: dict[str, torch.Tensor]) -> None:
-    _save(_targets_path(teacher_path), {"teacher": _teacher_stamp(teacher_path), "keys": _sample_keys(samples), **{k: v.cpu() for k, v in targets.items()}})
+    atomic_save(
+        _targets_path(teacher_path),
+        {"teacher": _teacher_stamp(teacher_path), "keys": sample_keys(samples), **{k: v.cpu() for k, v in targets.items()}},
+    )
 
 
 def compute_targets(teacher_model, samples, device, chunk: int = 32) -> dict[str, torch.Tensor]:
@@ -562,7 +688,7 @@ def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, wr
     if cache.is_file():
         try:
             state = torch.load(cache, map_location="cpu", weights_only=False)
-            keys = _sample_keys(samples)
+            keys = sample_keys(samples)
             if state.get("teacher") == _teacher_stamp(teacher_path) and state.get("keys") == keys:
                 return {"f_t_conv": state["f_t_conv"], "f_t": state["f_t"]}
         except Exception:  # noqa: BLE001 - a damaged cache is recomputed
@@ -571,7 +697,7 @@ def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, wr
     if not write:
         return targets
     try:
-        _save(cache, {"teacher": _teacher_stamp(teacher_path), "keys": keys or _sample_keys(samples), **targets})
+        atomic_save(cache, {"teacher": _teacher_stamp(teacher_path), "keys": keys or sample_keys(samples), **targets})
     except OSError:  # read-only teacher folder: fine, just not cached
         pass
     return targets
@@ -582,11 +708,10 @@ def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, wr
 
 def build_student(teacher_model, captioner_config, device="cpu"):
     """The student, initialised from the trained teacher: S and Proj copied, decoder shared."""
-    from snapcap.caption.models import SnapCapCaptioner, copy_module
-    from snapcap.caption.student import SnapCapStudent, StudentConfig
-
     teacher = teacher_model.teacher
-    config = StudentConfig.from_dict(dict(captioner_config.student, B=captioner_config.B, token_dim=teacher_model.decoder.config.width))
+    config = StudentConfig.from_dict(
+        dict(captioner_config.student, B=captioner_config.B, token_dim=teacher_model.decoder.config.width)
+    )
     student = SnapCapStudent(config, teacher.conv_channels, teacher.grid, teacher.copy_vit_tail(), teacher.embed_dim)
     student.proj.load_state_dict(copy_module(teacher_model.proj).state_dict())
     return SnapCapCaptioner(student, copy_module(teacher_model.decoder)).to(device)
@@ -613,7 +738,7 @@ def train_student(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     device = torch.device(config.device)
-    teacher_model, teacher_config, vocab = load_captioner(teacher_path, device=device, expect="teacher")
+    teacher_model, teacher_config, vocab = load_native(teacher_path, device=device, expect="teacher")
     captioner_config = replace(teacher_config, student=dict(student or teacher_config.student))
     torch.manual_seed(config.seed)
     model = build_student(teacher_model, captioner_config, device)
@@ -623,7 +748,9 @@ def train_student(
     first = samples[0]
     size = model.student.config.image_size
     if tuple(first["meas"].shape[-2:]) != (size, size):
-        raise ShapeError(f"the student works at {size}x{size} (the teacher's image size); the data is {tuple(first['meas'].shape[-2:])}")
+        raise ShapeError(
+            f"the student works at {size}x{size} (the teacher's image size); the data is {tuple(first['meas'].shape[-2:])}"
+        )
     bayer = first.get("bayer")
     if model.student.patch is not None and config.shortcut_init not in ("fit", "teacher", "zero"):
         raise ConfigError(f"shortcut_init must be 'fit', 'teacher' or 'zero', got {config.shortcut_init!r}")
@@ -634,10 +761,17 @@ def train_student(
         nn.init.zeros_(model.student.patch.weight)
         nn.init.zeros_(model.student.patch.bias)
     history: list[dict[str, Any]] = []
-    stamp_base = {"mode": mode, "captioner": captioner_config.to_dict(), "train": config.to_dict(), "count": len(samples), "teacher": str(teacher_path)}
+    stamp_base = {
+        "mode": mode,
+        "captioner": captioner_config.to_dict(),
+        "train": config.to_dict(),
+        "count": len(samples),
+        "teacher": str(teacher_path),
+    }
     student = model.student
 
     if losses["reg"]:
+
         def stage1(indices, epoch):
             meas = _stack(samples, indices, "meas", device)
             masks = _masks(samples, indices, device)
@@ -646,11 +780,37 @@ def train_student(
             estimate = student.reconstruct(latent)
             return {"loss": nn.functional.l1_loss(estimate, target.reshape(estimate.shape))}
 
-        encoder_params = list(student.stem.parameters()) + list(student.encoder.parameters()) + list(student.decoder.parameters()) + list(student.head.parameters())
-        history += fit(f"{mode}-stage1", student, [{"params": encoder_params, "lr": config.lr_encoder}], stage1, len(samples), config.stage1_epochs, config, out_dir, dict(stamp_base, stage=1), progress, context)
+        encoder_params = (
+            list(student.stem.parameters())
+            + list(student.encoder.parameters())
+            + list(student.decoder.parameters())
+            + list(student.head.parameters())
+        )
+        history += fit(
+            f"{mode}-stage1",
+            student,
+            [{"params": encoder_params, "lr": config.lr_encoder}],
+            stage1,
+            len(samples),
+            config.stage1_epochs,
+            config,
+            out_dir,
+            dict(stamp_base, stage=1),
+            progress,
+            context,
+        )
 
-    cached = teacher_targets(teacher_model, teacher_path, samples, device, write=context.main) if losses["dis"] and config.cache_targets else None
-    if losses["dis"] and student.patch is not None and config.shortcut_init == "fit" and not (out_dir / f"{mode}-stage2.ckpt").exists():
+    cached = (
+        teacher_targets(teacher_model, teacher_path, samples, device, write=context.main)
+        if losses["dis"] and config.cache_targets
+        else None
+    )
+    if (
+        losses["dis"]
+        and student.patch is not None
+        and config.shortcut_init == "fit"
+        and not (out_dir / f"{mode}-stage2.ckpt").exists()
+    ):
         # L_conv is quadratic in the linear shortcut P while Conv2's output is still zero:
         # start stage 2 from its exact minimiser (a ridge regression over the training patches).
         targets = cached if cached is not None else compute_targets(teacher_model, samples, device)
@@ -675,7 +835,7 @@ def train_student(
             emb = nn.functional.mse_loss(out["f_s"], f_t.to(device))
             values["l_conv"], values["l_emb"] = conv, emb
             total = total + conv + config.alpha * emb
-        captions = _caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
+        captions = encode_caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
         cap = model.decoder.loss(out["tokens"], captions, label_smoothing=config.label_smoothing)
         values["l_cap"] = cap
         weight = config.beta if losses["dis"] else config.baseline_caption_weight
@@ -684,29 +844,58 @@ def train_student(
 
     groups = [
         {"params": list(student.stem.parameters()) + list(student.encoder.parameters()), "lr": config.lr_encoder},
-        {"params": list(student.conv2.parameters()) + (list(student.patch.parameters()) if student.patch is not None else []), "lr": config.lr_conv2},
+        {
+            "params": list(student.conv2.parameters()) + (list(student.patch.parameters()) if student.patch is not None else []),
+            "lr": config.lr_conv2,
+        },
         {"params": list(student.tail.parameters()), "lr": config.lr_tail},
         {"params": list(student.proj.parameters()), "lr": config.lr_proj},
     ]
-    history += fit(f"{mode}-stage2", student, groups, stage2, len(samples), config.epochs, config, out_dir, dict(stamp_base, stage=2), progress, context)
+    history += fit(
+        f"{mode}-stage2",
+        student,
+        groups,
+        stage2,
+        len(samples),
+        config.epochs,
+        config,
+        out_dir,
+        dict(stamp_base, stage=2),
+        progress,
+        context,
+    )
     path = out_dir / f"{mode}.pt"
     if context.main:
-        _save(path, {"kind": "snapcap-captioner", "name": mode, "config": captioner_config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history, "teacher": str(teacher_path)})
+        atomic_save(
+            path,
+            {
+                "kind": "snapcap-captioner",
+                "name": mode,
+                "config": captioner_config.to_dict(),
+                "vocab": vocab.to_dict(),
+                "state": model.state_dict(),
+                "history": history,
+                "teacher": str(teacher_path),
+            },
+        )
     return path
 
 
 # --- loading ----------------------------------------------------------------------------------
 
 
-def load_captioner(path: str | Path, device="cpu", expect: str | None = None):
-    """Load a trained captioner: returns (model, CaptionerConfig, Vocabulary)."""
-    from snapcap.caption.models import CaptionerConfig
-    from snapcap.caption.text import Vocabulary
+def load_native(path: str | Path, device="cpu", expect: str | None = None):
+    """The registry's load function of snapcap's own captioners: (model, CaptionerConfig, Vocabulary).
 
+    Any captioner checkpoint, zoo models included, loads with :func:`snapcap.caption.registry.load_captioner`.
+    """
     path = Path(path)
-    state = _load(path)
+    state = load_checkpoint(path)
     if not isinstance(state, dict) or state.get("kind") != "snapcap-captioner":
-        raise DataFileError(f"{path}: not a snapcap captioner checkpoint (kind {state.get('kind') if isinstance(state, dict) else type(state).__name__!r})")
+        raise DataFileError(
+            f"{path}: not a snapcap captioner checkpoint "
+            f"(kind {state.get('kind') if isinstance(state, dict) else type(state).__name__!r})"
+        )
     config = CaptionerConfig(**state["config"])
     vocab = Vocabulary.from_dict(state["vocab"])
     name = state["name"]
@@ -716,16 +905,15 @@ def load_captioner(path: str | Path, device="cpu", expect: str | None = None):
     model = teacher if name == "teacher" else build_student(teacher, config, device)
     missing, unexpected = model.load_state_dict(state["state"], strict=False)
     if missing or unexpected:
-        raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise DataFileError(
+            f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     model.eval()
     model.name = name
     return model, config, vocab
 
 
 def _tiny_captioner():
-    from snapcap.caption.decoder import DECODER_PRESETS
-    from snapcap.caption.models import CaptionerConfig
-
     return CaptionerConfig(
         teacher="snapcap-tiny-vit",  # 64x64 input, 8x8 patches (grid 8x8, c = 64), 2 layers, d = 32; paper ViT-B/16
         pretrained=None,  # no weights offline: trained from scratch (train_encoder)

@@ -5,15 +5,8 @@ content-hash caching and resumption; :func:`compare_capture` puts the pipelines 
 a real capture. See :mod:`snapcap.compare.run` for what a comparison does.
 """
 
+from snapcap.compare.capture import compare_capture
 from snapcap.compare.config import COMPARE_PRESETS, CompareConfig, compare_preset, content_hash
 from snapcap.compare.run import Comparison, run_compare
 
 __all__ = ["COMPARE_PRESETS", "CompareConfig", "compare_preset", "content_hash", "Comparison", "run_compare", "compare_capture"]
-
-
-def __getattr__(name: str):
-    if name == "compare_capture":
-        from snapcap.compare.capture import compare_capture
-
-        return compare_capture
-    raise AttributeError(name)

@@ -17,34 +17,53 @@ import json
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from snapcap.caption.evaluate import MemoryMeter
+from snapcap.caption.registry import create_captioner, load_captioner
+from snapcap.compare.report import cell
 from snapcap.compare.run import label_of
+from snapcap.datasets.samples import capture_samples
 from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.fileio import write_text
+from snapcap.hardware import load_capture
+from snapcap.viz import save_figure
 
 __all__ = ["compare_capture", "capture_checkpoints"]
 
 
-def capture_checkpoints(checkpoints: str | Path, B: int) -> dict[str, Path]:  # noqa: N803
+def capture_checkpoints(checkpoints: str | Path, B: int) -> dict[str, Path]:
     """Pipeline -> checkpoint for data of this B, from a training folder or a compare output."""
     folder = Path(checkpoints)
     if not folder.exists():
-        raise DataFileError(f"--checkpoints {folder}: no such folder (a training folder with teacher.pt, or a `snapcap compare` output)")
+        raise DataFileError(
+            f"--checkpoints {folder}: no such folder (a training folder with teacher.pt, or a `snapcap compare` output)"
+        )
     results = folder / "results.json" if folder.is_dir() else None
     if results is not None and results.is_file():
         data = json.loads(results.read_text())
-        found = {row["pipeline"]: Path(row["checkpoint"]) for row in data.get("rows", []) if int(row.get("B", -1)) == B and row.get("checkpoint")}
+        found = {
+            row["pipeline"]: Path(row["checkpoint"])
+            for row in data.get("rows", [])
+            if int(row.get("B", -1)) == B and row.get("checkpoint")
+        }
         if "teacher" not in found:
             have = sorted({int(row["B"]) for row in data.get("rows", [])})
-            raise ConfigError(f"{results}: no models for B={B} (the capture's); that comparison has B = {have}; rerun it with --B {B} added")
+            raise ConfigError(
+                f"{results}: no models for B={B} (the capture's); that comparison has B = {have}; rerun it with --B {B} added"
+            )
         out = {"teacher": found["teacher"]}
         for name in ("snapcap", "baseline"):
             if name in found:
                 out[name] = found[name]
-        unfold = [stage for stage in data.get("stages", []) if stage.get("stage") == "unfold" and stage.get("B") == B and stage.get("path")]
+        unfold = [
+            stage
+            for stage in data.get("stages", [])
+            if stage.get("stage") == "unfold" and stage.get("B") == B and stage.get("path")
+        ]
         if unfold:
             out["unfold"] = Path(unfold[-1]["path"])
         return out
@@ -72,43 +91,45 @@ def compare_capture(
     students: Sequence[str] = ("snapcap", "baseline"),
     crop: str = "center",
     mask_key: str | None = None,
-    B: int | None = None,  # noqa: N803
+    B: int | None = None,
     device: str = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Caption a real capture with one- and two-stage pipelines; writes results.json, report.md
     and montage PNGs into ``out``; returns the results."""
     import torch
-    from tqdm.auto import tqdm
-
-    from snapcap.caption.cli import _capture_samples
-    from snapcap.caption.evaluate import MemoryMeter
-    from snapcap.caption.registry import create_captioner, load_captioner_file
 
     capture, out = Path(capture), Path(out)
     if not capture.exists():
         raise DataFileError(f"--capture {capture}: no such file")
     if crop not in ("center", "none"):
         raise ConfigError(f"--crop must be 'center' or 'none', got {crop!r}")
-    from snapcap.hardware import load_capture
 
     loaded = load_capture(capture, mask=mask, mask_key=mask_key, B=B)
     models = capture_checkpoints(checkpoints, int(loaded.B))
-    teacher = load_captioner_file(models["teacher"], device=device, name="teacher")
+    teacher = load_captioner(models["teacher"], device=device, name="teacher")
     size = teacher.image_size
-    base_args = SimpleNamespace(mask=mask, mask_key=mask_key, B=B)
-    # _capture_samples refuses the teacher (it captions frames): build the videos with a
-    # snapshot captioner's view of T, which every model of the folder shares.
-    probe = SimpleNamespace(kind="snapshot", T=teacher.T, two_stage=True, name="compare", config=teacher.config, checkpoint=None)
-    samples, notes = _capture_samples(capture, probe, base_args)
+    # Every model of the folder shares the teacher's T: the capture's snapshots become videos of T.
+    samples, notes = capture_samples(loaded.meas, loaded.masks, int(teacher.T), loaded.bayer, capture.stem)
+    notes.insert(
+        0,
+        f"capture {loaded.layout}: {loaded.num_snapshots} snapshot(s) {loaded.frame_shape[0]}x{loaded.frame_shape[1]}, "
+        f"B={loaded.B}, bayer={loaded.bayer}",
+    )
     height, width = samples[0]["meas"].shape[-2:]
     if (height, width) != (size, size):
         if crop == "none" or height < size or width < size:
-            raise ShapeError(f"{capture}: snapshots are {height}x{width} and the one-stage models work at {size}x{size}" + ("" if crop == "none" else " (smaller than the models: cannot crop)"))
+            raise ShapeError(
+                f"{capture}: snapshots are {height}x{width} and the one-stage models work at {size}x{size}"
+                + ("" if crop == "none" else " (smaller than the models: cannot crop)")
+            )
         for sample in samples:
             sample["meas"] = torch.from_numpy(np.ascontiguousarray(_center_crop(sample["meas"].numpy(), size)))
             sample["masks"] = torch.from_numpy(np.ascontiguousarray(_center_crop(sample["masks"].numpy(), size)))
-        notes.append(f"snapshots and masks cropped from {height}x{width} to the central {size}x{size} (the models' size; exact for the forward model)")
+        notes.append(
+            f"snapshots and masks cropped from {height}x{width} to the central {size}x{size} "
+            "(the models' size; exact for the forward model)"
+        )
     pipelines: list[tuple[str, Any]] = []
     for name in students:
         if name in models:
@@ -122,7 +143,12 @@ def compare_capture(
                 notes.append(f"no trained unfold network in {checkpoints}: two-stage:unfold is left out")
                 continue
             params.setdefault("checkpoint", str(models.get("unfold")))
-        pipelines.append((f"two-stage:{method}", create_captioner(f"two-stage:{method}", {"teacher": models["teacher"]}, recon_params=params, device=device)))
+        pipelines.append(
+            (
+                f"two-stage:{method}",
+                create_captioner(f"two-stage:{method}", {"teacher": models["teacher"]}, recon_params=params, device=device),
+            )
+        )
     if not pipelines:
         raise ConfigError("no pipeline to run on the capture (no student checkpoints and no --recon)")
     began = time.perf_counter()
@@ -140,25 +166,39 @@ def compare_capture(
                     recon_frames[name] = captioner.model.last_frames[0, 0].numpy()
         finally:
             memory = meter.stop()
-        rows.append({
-            "pipeline": name, "label": label_of(name), "B": int(loaded.B), "videos": len(predictions), "predictions": predictions,
-            "recon_ms": statistics.fmean(recons) if captioner.two_stage else None, "caption_ms": statistics.fmean(totals) - statistics.fmean(recons),
-            "total_ms": statistics.fmean(totals), "peak_rss_mb": memory.get("peak_rss_mb"), "peak_cuda_mb": memory.get("peak_cuda_mb"),
-            "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
-        })
+        rows.append(
+            {
+                "pipeline": name,
+                "label": label_of(name),
+                "B": int(loaded.B),
+                "videos": len(predictions),
+                "predictions": predictions,
+                "recon_ms": statistics.fmean(recons) if captioner.two_stage else None,
+                "caption_ms": statistics.fmean(totals) - statistics.fmean(recons),
+                "total_ms": statistics.fmean(totals),
+                "peak_rss_mb": memory.get("peak_rss_mb"),
+                "peak_cuda_mb": memory.get("peak_cuda_mb"),
+                "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
+            }
+        )
     results = {
-        "capture": str(capture), "layout": loaded.layout, "mask": None if mask is None else str(mask), "B": int(loaded.B),
-        "bayer": loaded.bayer, "snapshots": int(loaded.num_snapshots), "T": teacher.T, "rows": rows, "notes": notes,
-        "checkpoints": {k: str(v) for k, v in models.items()}, "wall_s": round(time.perf_counter() - began, 1),
+        "capture": str(capture),
+        "layout": loaded.layout,
+        "mask": None if mask is None else str(mask),
+        "B": int(loaded.B),
+        "bayer": loaded.bayer,
+        "snapshots": int(loaded.num_snapshots),
+        "T": teacher.T,
+        "rows": rows,
+        "notes": notes,
+        "checkpoints": {k: str(v) for k, v in models.items()},
+        "wall_s": round(time.perf_counter() - began, 1),
     }
     _write_capture_report(results, samples[0], recon_frames, out)
     return results
 
 
 def _write_capture_report(results: dict[str, Any], first: dict[str, Any], recon_frames: dict[str, np.ndarray], out: Path) -> None:
-    from snapcap.compare.report import _atomic_text, _cell
-    from snapcap.viz import save_figure
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,9 +208,11 @@ def _write_capture_report(results: dict[str, Any], first: dict[str, Any], recon_
     figures = []
     meas = np.asarray(first["meas"][0], dtype=np.float32)
     if recon_frames:
-        B = results["B"]  # noqa: N806
+        B = results["B"]
         shown = np.unique(np.linspace(0, B - 1, min(B, 8)).round().astype(int))
-        fig, axes = plt.subplots(len(recon_frames), len(shown) + 1, figsize=(1.6 * (len(shown) + 1), 1.8 * len(recon_frames)), squeeze=False)
+        fig, axes = plt.subplots(
+            len(recon_frames), len(shown) + 1, figsize=(1.6 * (len(shown) + 1), 1.8 * len(recon_frames)), squeeze=False
+        )
         for r, (name, video) in enumerate(recon_frames.items()):
             axes[r, 0].imshow(meas, cmap="gray")
             axes[r, 0].set_title("snapshot" if r == 0 else "", fontsize=7)
@@ -195,7 +237,10 @@ def _write_capture_report(results: dict[str, Any], first: dict[str, Any], recon_
     ]
     for row in results["rows"]:
         memory = row.get("peak_cuda_mb") or row.get("peak_rss_mb")
-        lines.append(f"| {row['label']} | {_cell(memory, 0)} | {_cell(row['recon_ms'])} | {_cell(row['caption_ms'])} | {_cell(row['total_ms'])} |")
+        lines.append(
+            f"| {row['label']} | {cell(memory, 0)} | {cell(row['recon_ms'])} | {cell(row['caption_ms'])} "
+            f"| {cell(row['total_ms'])} |"
+        )
     lines += ["", "## Captions", ""]
     videos = list(results["rows"][0]["predictions"]) if results["rows"] else []
     for vid in videos:
@@ -205,5 +250,5 @@ def _write_capture_report(results: dict[str, Any], first: dict[str, Any], recon_
     lines += [f"![{name}]({name})" for name in figures]
     if results["notes"]:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
-    _atomic_text(out / "report.md", "\n".join(lines) + "\n")
-    _atomic_text(out / "results.json", json.dumps(results, indent=1, default=str))
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    write_text(out / "results.json", json.dumps(results, indent=1, default=str))

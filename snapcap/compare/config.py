@@ -14,15 +14,15 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from snapcap.caption.registry import zoo_names
+from snapcap.caption.train import CaptionTrainConfig
 from snapcap.errors import ConfigError
+from snapcap.recon.api import METHODS
 
-__all__ = ["CompareConfig", "COMPARE_PRESETS", "compare_preset", "content_hash", "STUDENT_PIPELINES", "RECON_CHOICES"]
+__all__ = ["CompareConfig", "COMPARE_PRESETS", "compare_preset", "content_hash", "STUDENT_PIPELINES"]
 
 STUDENT_PIPELINES = ("snapcap", "baseline")
 """One-stage students a comparison can train (``snapcap`` and the caption-loss-only baseline)."""
-
-RECON_CHOICES = ("gap-tv", "admm-tv", "pnp-ffdnet", "pnp-fastdvdnet", "unfold")
-"""Reconstructors of the two-stage rows (``unfold`` is trained per B by the comparison)."""
 
 
 def content_hash(*parts: Any, length: int = 16) -> str:
@@ -52,7 +52,7 @@ class CompareConfig:
         gray / bayer / mask / mask_seed / noise / noise_seed: the camera (see
             :class:`snapcap.datasets.h5.DatasetConfig`).
         captioner: ``tiny`` (:data:`snapcap.caption.train.TINY_CAPTIONER`, trained from scratch
-            offline) or a :data:`snapcap.caption.registry.CAPTIONER_PRESETS` name
+            offline) or a :data:`snapcap.caption.native.CAPTIONER_PRESETS` name
             (``small``, ``paper``: ViT-B/16 with OpenAI weights).
         training: :class:`snapcap.caption.train.CaptionTrainConfig` fields (overrides of the
             captioner preset's defaults).
@@ -77,9 +77,9 @@ class CompareConfig:
     """
 
     preset: str = "tiny"
-    B: tuple[int, ...] = (2, 4, 8, 16, 24)  # noqa: N815
+    B: tuple[int, ...] = (2, 4, 8, 16, 24)
     corpus: Mapping[str, Any] = field(default_factory=lambda: dict(_TINY_CORPUS))
-    T: int = 4  # noqa: N815
+    T: int = 4
     size: int = 64
     gray: bool = False
     bayer: str = "RGGB"
@@ -90,7 +90,7 @@ class CompareConfig:
     captioner: str = "tiny"
     training: Mapping[str, Any] = field(default_factory=dict)
     adapt_epochs: int = 3
-    base_B: int | None = None  # noqa: N815
+    base_B: int | None = None
     students: tuple[str, ...] = STUDENT_PIPELINES
     recon: tuple[str, ...] = ("gap-tv",)
     zoo: tuple[str, ...] = ()
@@ -107,7 +107,7 @@ class CompareConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        B = tuple(int(b) for b in self.B)  # noqa: N806
+        B = tuple(int(b) for b in self.B)
         if not B or min(B) < 1:
             raise ConfigError(f"--B: compression ratios must be >= 1, got {list(self.B)}")
         if len(set(B)) != len(B):
@@ -120,9 +120,9 @@ class CompareConfig:
         unknown = [name for name in self.students if name not in STUDENT_PIPELINES]
         if unknown:
             raise ConfigError(f"--students: unknown {unknown}; expected among {', '.join(STUDENT_PIPELINES)}")
-        bad = [name for name in self.recon if name not in RECON_CHOICES]
+        bad = [name for name in self.recon if name not in METHODS]
         if bad:
-            raise ConfigError(f"--recon: unknown method(s) {bad}; expected among {', '.join(RECON_CHOICES)}")
+            raise ConfigError(f"--recon: unknown method(s) {bad}; expected among {', '.join(METHODS)}")
         if self.base_B is not None and int(self.base_B) < 1:
             raise ConfigError(f"--base-B must be >= 1, got {self.base_B}")
         if self.test_limit is not None and self.test_limit < 1:
@@ -133,15 +133,12 @@ class CompareConfig:
             raise ConfigError(f"--beam must be >= 1, got {self.beam}")
         if self.adapt_epochs < 1:
             raise ConfigError(f"adapt_epochs must be >= 1, got {self.adapt_epochs}")
-        from snapcap.caption.train import CaptionTrainConfig
 
         known = {f.name for f in fields(CaptionTrainConfig)}
         extra = sorted(set(self.training) - known)
         if extra:
             raise ConfigError(f"training: unknown field(s) {extra}; CaptionTrainConfig has {sorted(known)}")
         if self.zoo:
-            from snapcap.caption.zoo import zoo_names
-
             unknown_zoo = [name for name in self.zoo if name not in zoo_names()]
             if unknown_zoo:
                 raise ConfigError(f"--zoo: unknown captioner(s) {unknown_zoo}; expected among {', '.join(zoo_names())}")
@@ -153,7 +150,7 @@ class CompareConfig:
     # -- derived ------------------------------------------------------------------------------
 
     @property
-    def teacher_B(self) -> int:  # noqa: N802
+    def teacher_B(self) -> int:
         """The B the teacher tower is trained at."""
         return 8 if self.base_B is None else int(self.base_B)
 

@@ -19,25 +19,36 @@ import csv
 import io
 import json
 import math
-import os
 import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["write_report", "report_markdown", "ROW_COLUMNS", "findings"]
+from snapcap.fileio import write_text
+from snapcap.recon.metrics import mean_psnr
+from snapcap.viz import save_figure
+
+__all__ = ["write_report", "report_markdown", "ROW_COLUMNS", "findings", "cell"]
 
 ROW_COLUMNS = (
-    "B", "pipeline", "label", "videos", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
-    "recon_ms", "caption_ms", "total_ms", "peak_rss_mb", "peak_cuda_mb", "psnr", "ssim", "device",
+    "B",
+    "pipeline",
+    "label",
+    "videos",
+    "BLEU-4",
+    "METEOR",
+    "ROUGE-L",
+    "CIDEr",
+    "recon_ms",
+    "caption_ms",
+    "total_ms",
+    "peak_rss_mb",
+    "peak_cuda_mb",
+    "psnr",
+    "ssim",
+    "device",
 )
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +59,8 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _cell(value: Any, digits: int = 1) -> str:
+def cell(value: Any, digits: int = 1) -> str:
+    """A table cell: the number with ``digits`` decimals and thousands separators, or – when missing."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -60,12 +72,12 @@ def _order(config: dict[str, Any]) -> list[str]:
     return ["teacher", *config.get("students", []), *(f"two-stage:{m}" for m in config.get("recon", [])), *config.get("zoo", [])]
 
 
-def _rows_at(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> list[dict[str, Any]]:  # noqa: N803
+def _rows_at(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> list[dict[str, Any]]:
     chosen = [row for row in rows if row["B"] == B]
     return sorted(chosen, key=lambda row: order.index(row["pipeline"]) if row["pipeline"] in order else len(order))
 
 
-def table3(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> str:  # noqa: N803
+def table3(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> str:
     """The SnapCap paper's Table 3 at one B, plus reconstruction PSNR/SSIM."""
     lines = [
         "| pipeline | peak memory (MB) | recon ms | caption ms | total ms | BLEU-4 | ROUGE-L | METEOR | CIDEr | PSNR dB | SSIM |",
@@ -75,14 +87,17 @@ def table3(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> str:  # 
         flat = _flat(row)
         memory = flat["peak_cuda_mb"] if flat.get("peak_cuda_mb") else flat["peak_rss_mb"]
         lines.append(
-            f"| {row['label']} | {_cell(memory, 0)} | {_cell(flat['recon_ms'])} | {_cell(flat['caption_ms'])} | {_cell(flat['total_ms'])} "
-            f"| {_cell(flat['BLEU-4'])} | {_cell(flat['ROUGE-L'])} | {_cell(flat['METEOR'])} | {_cell(flat['CIDEr'])} "
-            f"| {_cell(flat['psnr'], 2)} | {_cell(flat['ssim'], 3)} |"
+            f"| {row['label']} | {cell(memory, 0)} | {cell(flat['recon_ms'])} | {cell(flat['caption_ms'])} "
+            f"| {cell(flat['total_ms'])} "
+            f"| {cell(flat['BLEU-4'])} | {cell(flat['ROUGE-L'])} | {cell(flat['METEOR'])} | {cell(flat['CIDEr'])} "
+            f"| {cell(flat['psnr'], 2)} | {cell(flat['ssim'], 3)} |"
         )
     return "\n".join(lines)
 
 
-def metric_by_B(rows: Sequence[dict[str, Any]], order: list[str], metric: str = "CIDEr") -> tuple[list[int], dict[str, dict[int, float | None]]]:  # noqa: N802
+def metric_by_B(
+    rows: Sequence[dict[str, Any]], order: list[str], metric: str = "CIDEr"
+) -> tuple[list[int], dict[str, dict[int, float | None]]]:
     ratios = sorted({int(row["B"]) for row in rows})
     table: dict[str, dict[int, float | None]] = {}
     for row in rows:
@@ -96,7 +111,9 @@ _BOOTSTRAP = 2000
 """Resamples of the test videos behind the findings' intervals."""
 
 
-def _paired_cider(rows: Sequence[dict[str, Any]], ratios: list[int], names: list[str]) -> tuple[list[str], dict[str, np.ndarray]] | None:
+def _paired_cider(
+    rows: Sequence[dict[str, Any]], ratios: list[int], names: list[str]
+) -> tuple[list[str], dict[str, np.ndarray]] | None:
     """Per-video CIDEr ``(len(ratios), videos)`` of each pipeline over the videos every row scored.
 
     The test videos are the same scenes at every B, so a video's scores pair up across B and
@@ -148,18 +165,28 @@ def findings(results: dict[str, Any]) -> list[str]:
         full = [name for name, values in cider.items() if all(values.get(b) is not None for b in ratios)]
         paired = _paired_cider(rows, ratios, full)
         if paired is None:  # no per-video scores (or under two videos): the ends of the curves only
-            drops = {name: values[low] - values[high] for name, values in cider.items() if values.get(low) is not None and values.get(high) is not None}
+            drops = {
+                name: values[low] - values[high]
+                for name, values in cider.items()
+                if values.get(low) is not None and values.get(high) is not None
+            }
             if drops:
-                parts = ", ".join(f"{labels.get(name, name)} {cider[name][low]:.1f} → {cider[name][high]:.1f} ({-drop:+.1f})" for name, drop in drops.items() if name != "teacher")
+                parts = ", ".join(
+                    f"{labels.get(name, name)} {cider[name][low]:.1f} → {cider[name][high]:.1f} ({-drop:+.1f})"
+                    for name, drop in drops.items()
+                    if name != "teacher"
+                )
                 out.append(f"CIDEr from B = {low} to B = {high}: {parts}.")
             snap = drops.get("snapcap")
             others = {name: drop for name, drop in drops.items() if name.startswith("two-stage:")}
             if snap is not None and others:
                 least = all(snap <= drop for drop in others.values())
                 out.append(
-                    f"SnapCap {'degrades less' if least else 'does not degrade less'} than the two-stage pipelines from B = {low} to B = {high} "
+                    f"SnapCap {'degrades less' if least else 'does not degrade less'} than the two-stage pipelines "
+                    f"from B = {low} to B = {high} "
                     f"(CIDEr change {-snap:+.1f}; {', '.join(f'{labels.get(n, n)} {-d:+.1f}' for n, d in others.items())}); "
-                    "without per-video scores the noise of the test split is not known: compare with the teacher's own changes across B."
+                    "without per-video scores the noise of the test split is not known: "
+                    "compare with the teacher's own changes across B."
                 )
         else:
             videos, scores = paired
@@ -171,9 +198,13 @@ def findings(results: dict[str, Any]) -> list[str]:
             parts = []
             for name in scores:
                 lo, hi = _interval(boot[name])
-                parts.append(f"{labels.get(name, name)} {cider[name][low]:.1f} → {cider[name][high]:.1f}, {slope[name]:+.1f} per doubling [{lo:+.1f}, {hi:+.1f}]")
+                parts.append(
+                    f"{labels.get(name, name)} {cider[name][low]:.1f} → {cider[name][high]:.1f}, "
+                    f"{slope[name]:+.1f} per doubling [{lo:+.1f}, {hi:+.1f}]"
+                )
             out.append(
-                f"CIDEr from B = {low} to B = {high} on the same {len(videos)} test videos, with its least-squares trend per doubling of B "
+                f"CIDEr from B = {low} to B = {high} on the same {len(videos)} test videos, "
+                "with its least-squares trend per doubling of B "
                 f"(all {len(ratios)} ratios; 95% interval over resampled test videos): " + "; ".join(parts) + "."
             )
             if "teacher" in scores:
@@ -194,7 +225,10 @@ def findings(results: dict[str, Any]) -> list[str]:
                 for name in two:
                     diff = slope["snapcap"] - slope[name]
                     lo, hi = _interval(boot["snapcap"] - boot[name])
-                    what = f"SnapCap's trend minus {labels.get(name, name)}'s: {diff:+.1f} CIDEr per doubling of B [{lo:+.1f}, {hi:+.1f}]"
+                    what = (
+                        f"SnapCap's trend minus {labels.get(name, name)}'s: "
+                        f"{diff:+.1f} CIDEr per doubling of B [{lo:+.1f}, {hi:+.1f}]"
+                    )
                     if lo > 0:
                         verdicts.append(f"{what}, above 0 beyond the test-set noise")
                     elif hi < 0:
@@ -203,24 +237,38 @@ def findings(results: dict[str, Any]) -> list[str]:
                     else:
                         least = False
                         verdicts.append(f"{what}, an interval that includes 0 (within the test-set noise)")
-                claim = "SnapCap degrades least as B grows, as the paper claims" if least else "The paper's claim that SnapCap degrades least as B grows is not shown by this run"
-                out.append(f"{claim}: " + "; ".join(verdicts) + ". The intervals cover the choice of test videos, not the randomness of training each model.")
+                claim = (
+                    "SnapCap degrades least as B grows, as the paper claims"
+                    if least
+                    else "The paper's claim that SnapCap degrades least as B grows is not shown by this run"
+                )
+                out.append(
+                    f"{claim}: "
+                    + "; ".join(verdicts)
+                    + ". The intervals cover the choice of test videos, not the randomness of training each model."
+                )
             if "baseline" in scores and "snapcap" in scores:
                 gap = float((scores["snapcap"] - scores["baseline"]).mean())
                 lo, hi = _interval((scores["snapcap"] - scores["baseline"])[:, picks].mean(axis=(0, 2)))
-                out.append(f"SnapCap over its baseline (caption loss only), averaged over B: {gap:+.1f} CIDEr [{lo:+.1f}, {hi:+.1f}].")
+                out.append(
+                    f"SnapCap over its baseline (caption loss only), averaged over B: {gap:+.1f} CIDEr [{lo:+.1f}, {hi:+.1f}]."
+                )
     psnr: dict[str, dict[int, float]] = {}
     for row in rows:
         if row["pipeline"].startswith("two-stage:") and row.get("psnr") is not None:
             psnr.setdefault(row["pipeline"], {})[int(row["B"])] = float(row["psnr"])
     for name, values in psnr.items():
         if len(values) >= 2:
-            out.append(f"{labels.get(name, name)} reconstruction PSNR: " + ", ".join(f"{values[b]:.1f} dB (B = {b})" for b in sorted(values)) + ".")
+            out.append(
+                f"{labels.get(name, name)} reconstruction PSNR: "
+                + ", ".join(f"{values[b]:.1f} dB (B = {b})" for b in sorted(values))
+                + "."
+            )
     by_b: dict[int, dict[str, dict[str, Any]]] = {}
     for row in rows:
         by_b.setdefault(int(row["B"]), {})[row["pipeline"]] = row
     speedups = []
-    for B in sorted(by_b):  # noqa: N806
+    for B in sorted(by_b):
         entry = by_b[B]
         one = entry.get("snapcap")
         two = [row for name, row in entry.items() if name.startswith("two-stage:")]
@@ -242,10 +290,12 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
         "# snapcap compare: one- against two-stage captioning across compression ratios",
         "",
         f"Corpus {corpus.get('kind')} ({', '.join(f'{k}={v}' for k, v in corpus.items() if k != 'kind')}); "
-        f"{rows[0]['videos'] if rows else 0} test videos; T = {config['T']} snapshots per video, {config['size']}x{config['size']}, "
+        f"{rows[0]['videos'] if rows else 0} test videos; T = {config['T']} snapshots per video, "
+        f"{config['size']}x{config['size']}, "
         f"{'gray' if config['gray'] else config['bayer'] + ' Bayer'}, {config['mask']} masks, noise {config['noise']}; "
         f"captioners: {config['captioner']} preset; device {config['device']}; preset {config['preset']}. "
-        f"Times are per video (T snapshots), batch size 1, {'beam ' + str(config['beam']) if config['beam'] > 1 else 'greedy decoding'}. "
+        "Times are per video (T snapshots), batch size 1, "
+        f"{'beam ' + str(config['beam']) if config['beam'] > 1 else 'greedy decoding'}. "
         f"Wall time of this run: {results.get('wall_s', 0):.0f} s.",
         "",
         f"## All pipelines at B = {reference} (the shape of the SnapCap paper's Table 3)",
@@ -259,7 +309,7 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
     lines.append("|---|" + "---:|" * len(ratios))
     labels = {row["pipeline"]: row["label"] for row in rows}
     for name, values in cider.items():
-        lines.append(f"| {labels.get(name, name)} | " + " | ".join(_cell(values.get(b)) for b in ratios) + " |")
+        lines.append(f"| {labels.get(name, name)} | " + " | ".join(cell(values.get(b)) for b in ratios) + " |")
     lines.append("")
     found = findings(results)
     if found:
@@ -271,7 +321,7 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
     others = [b for b in ratios if b != reference]
     if others:
         lines += ["## Every B", ""]
-        for B in others:  # noqa: N806
+        for B in others:
             lines += [f"### B = {B}", "", table3(rows, B, order), ""]
     montage = results.get("montage_captions") or []
     if montage:
@@ -293,8 +343,6 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
 
 
 def _plot_cider(results: dict[str, Any], path: Path) -> Path:
-    from snapcap.viz import save_figure
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -310,7 +358,13 @@ def _plot_cider(results: dict[str, Any], path: Path) -> Path:
         xs = [b for b in ratios if values.get(b) is not None]
         ys = [values[b] for b in xs]
         if xs:
-            ax.plot(xs, ys, marker=markers[position % len(markers)], linestyle="--" if name == "teacher" else "-", label=labels.get(name, name))
+            ax.plot(
+                xs,
+                ys,
+                marker=markers[position % len(markers)],
+                linestyle="--" if name == "teacher" else "-",
+                label=labels.get(name, name),
+            )
     ax.set_xlabel("compression ratio B")
     ax.set_ylabel("CIDEr")
     ax.set_xticks(ratios)
@@ -321,8 +375,6 @@ def _plot_cider(results: dict[str, Any], path: Path) -> Path:
 
 
 def _plot_latency_memory(results: dict[str, Any], path: Path) -> Path:
-    from snapcap.viz import save_figure
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -332,7 +384,9 @@ def _plot_latency_memory(results: dict[str, Any], path: Path) -> Path:
     order = _order(results["config"])
     labels = {row["pipeline"]: row["label"] for row in rows}
     ratios, latency = metric_by_B([dict(row, scores={"t": row.get("total_ms")}) for row in rows], order, "t")
-    _, memory = metric_by_B([dict(row, scores={"m": row.get("peak_cuda_mb") or row.get("peak_rss_mb")}) for row in rows], order, "m")
+    _, memory = metric_by_B(
+        [dict(row, scores={"m": row.get("peak_cuda_mb") or row.get("peak_rss_mb")}) for row in rows], order, "m"
+    )
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     markers = "os^Dvxp*"
     for position, name in enumerate(latency):
@@ -360,15 +414,13 @@ def _as_rgb(frame: np.ndarray) -> np.ndarray:
 
 def _plot_montage(entry: dict[str, Any], labels: dict[str, str], path: Path, max_frames: int = 8) -> Path:
     """Frames of the first snapshot, the snapshot, each reconstruction, and every caption."""
-    from snapcap.viz import save_figure
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     frames = np.asarray(entry["frames"], dtype=np.float32)  # (B, H, W[, 3]) of the first snapshot
-    B = frames.shape[0]  # noqa: N806
+    B = frames.shape[0]
     shown = np.unique(np.linspace(0, B - 1, min(B, max_frames)).round().astype(int))
     recon = entry.get("recon", {})
     image_rows = 1 + len(recon)
@@ -397,7 +449,15 @@ def _plot_montage(entry: dict[str, Any], labels: dict[str, str], path: Path, max
         ax = fig.add_subplot(grid[row, 0])
         ax.axis("off")
         psnr = entry.get("psnr", {}).get(name)
-        ax.text(0.5, 0.5, labels.get(name, name) + ("" if psnr is None else f"\n{psnr:.1f} dB"), ha="center", va="center", fontsize=7, wrap=True)
+        ax.text(
+            0.5,
+            0.5,
+            labels.get(name, name) + ("" if psnr is None else f"\n{psnr:.1f} dB"),
+            ha="center",
+            va="center",
+            fontsize=7,
+            wrap=True,
+        )
         for column, k in enumerate(shown, start=1):
             show(row, column, _as_rgb(video[k]), f"frame {k + 1}", cmap=None if video.ndim == 4 else "gray")
     ax = fig.add_subplot(grid[image_rows, :])
@@ -414,20 +474,25 @@ def _montage_entries(results: dict[str, Any]) -> list[dict[str, Any]]:
         frames = np.asarray(sample["frames"], dtype=np.float32)[0] if sample.get("frames") is not None else None
         if frames is None:
             continue
-        entries.append({
-            "video_id": vid,
-            "frames": frames,
-            "meas": np.asarray(sample["meas"], dtype=np.float32)[0],
-            "references": [str(c) for c in sample.get("captions", [])],
-            "captions": {name: values.get(vid, "") for name, values in montage.get("captions", {}).items()},
-            "recon": {name: values[vid] for name, values in montage.get("recon", {}).items() if vid in values},
-        })
-    from snapcap.recon.metrics import mean_psnr
+        entries.append(
+            {
+                "video_id": vid,
+                "frames": frames,
+                "meas": np.asarray(sample["meas"], dtype=np.float32)[0],
+                "references": [str(c) for c in sample.get("captions", [])],
+                "captions": {name: values.get(vid, "") for name, values in montage.get("captions", {}).items()},
+                "recon": {name: values[vid] for name, values in montage.get("recon", {}).items() if vid in values},
+            }
+        )
 
     for entry in entries:
         truth = entry["frames"]
         axis = -1 if truth.ndim == 4 else None
-        entry["psnr"] = {name: mean_psnr(np.clip(video, 0, 1), truth, channel_axis=axis) for name, video in entry["recon"].items() if np.shape(video) == truth.shape}
+        entry["psnr"] = {
+            name: mean_psnr(np.clip(video, 0, 1), truth, channel_axis=axis)
+            for name, video in entry["recon"].items()
+            if np.shape(video) == truth.shape
+        }
     return entries
 
 
@@ -456,13 +521,13 @@ def write_report(results: dict[str, Any], out: str | Path) -> list[Path]:
     public["findings"] = findings(results)
     public["config"] = dict(config)
     json_path = out / "results.json"
-    _atomic_text(json_path, json.dumps(public, indent=1, default=str))
+    write_text(json_path, json.dumps(public, indent=1, default=str))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(ROW_COLUMNS))
     writer.writeheader()
     for row in rows:
         writer.writerow({key: ("" if value is None else value) for key, value in _flat(row).items()})
-    _atomic_text(out / "results.csv", buffer.getvalue())
-    _atomic_text(out / "report.md", report_markdown(public, figures))
+    write_text(out / "results.csv", buffer.getvalue())
+    write_text(out / "report.md", report_markdown(public, figures))
     written += [json_path, out / "results.csv", out / "report.md"]
     return written

@@ -28,7 +28,6 @@ checkpoints and finished rows are all written atomically). :func:`write_report` 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import statistics
@@ -40,9 +39,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from snapcap.caption.evaluate import MemoryMeter
+from snapcap.caption.metrics import caption_metrics, metric_session
+from snapcap.caption.registry import Captioner, captioner_entry, captioner_preset, create_captioner
+from snapcap.caption.teacher import teacher_image_size
+from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, CaptionTrainConfig, adapt_teacher, train_student, train_teacher
 from snapcap.compare.config import CompareConfig, content_hash
+from snapcap.compare.report import findings, write_report
+from snapcap.datasets.corpora import open_corpus
+from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
+from snapcap.datasets.torch_data import MeasurementDataset
 from snapcap.errors import ConfigError, DataFileError
+from snapcap.fileio import atomic_path, write_json
+from snapcap.recon.metrics import mean_psnr, mean_ssim
+from snapcap.recon.nets.unfold import UNFOLD_PRESETS
+from snapcap.recon.train import TrainReconConfig, train_recon
 
 __all__ = ["run_compare", "Comparison", "PIPELINE_LABELS", "label_of"]
 
@@ -60,10 +73,7 @@ def label_of(pipeline: str) -> str:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json(path, payload, indent=1)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -112,7 +122,6 @@ class _Scorer:
         self.jobs.put((path, row))
 
     def _work(self) -> None:
-        from snapcap.caption.text import caption_metrics, metric_session
 
         with metric_session():
             while True:
@@ -124,10 +133,14 @@ class _Scorer:
                     if self.error is None:
                         scored = {vid: text for vid, text in row["predictions"].items() if row["references"].get(vid)}
                         if scored:
-                            report = caption_metrics(scored, {vid: row["references"][vid] for vid in scored}, metrics=self.metrics)
+                            report = caption_metrics(
+                                scored, {vid: row["references"][vid] for vid in scored}, metrics=self.metrics
+                            )
                             row["scores"] = dict(report.scores)
                             # per-video CIDEr (their mean is the corpus CIDEr): paired statistics across B and pipelines
-                            row["per_video_cider"] = {vid: scores.get("CIDEr") for vid, scores in (report.per_video or {}).items()}
+                            row["per_video_cider"] = {
+                                vid: scores.get("CIDEr") for vid, scores in (report.per_video or {}).items()
+                            }
                             row["tokenizer"] = report.tokenizer
                             row["notes"] = sorted(set(row.get("notes", [])) | set(report.notes))
                         else:
@@ -170,7 +183,6 @@ class _Data:
         self._test: list[dict[str, Any]] | None = None
 
     def _load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
-        from snapcap.datasets.torch_data import MeasurementDataset
 
         dataset = MeasurementDataset(self.path, split=split)
         try:
@@ -213,11 +225,13 @@ class Comparison:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _stage(self, what: str, B: int | None, status: str, seconds: float, path: Path | None = None) -> None:  # noqa: N803
-        self.stages.append({"stage": what, "B": B, "status": status, "seconds": round(seconds, 2), "path": None if path is None else str(path)})
+    def _stage(self, what: str, B: int | None, status: str, seconds: float, path: Path | None = None) -> None:
+        self.stages.append(
+            {"stage": what, "B": B, "status": status, "seconds": round(seconds, 2), "path": None if path is None else str(path)}
+        )
         self.log(f"{what}{'' if B is None else f' B={B}'}: {status} ({seconds:.1f} s)")
 
-    def _cached(self, what: str, B: int, path: Path, make: Callable[[], Any], made: str = "trained") -> None:  # noqa: N803
+    def _cached(self, what: str, B: int, path: Path, make: Callable[[], Any], made: str = "trained") -> None:
         """Reuse ``path`` when it exists, else ``make()`` it (which writes it atomically)."""
         start = time.perf_counter()
         if path.is_file():
@@ -232,22 +246,27 @@ class Comparison:
             self._corpus = corpus_from_spec(self.config.corpus)
         return self._corpus
 
-    def captioner_config(self, B: int):  # noqa: N803
-        from snapcap.caption.registry import captioner_preset, teacher_image_size
-        from snapcap.caption.train import TINY_CAPTIONER
+    def captioner_config(self, B: int):
 
         cfg = self.config
         if cfg.captioner == "tiny":
-            config = replace(TINY_CAPTIONER, B=B, T=cfg.T, decoder=dict(TINY_CAPTIONER.decoder, max_prefix=max(int(TINY_CAPTIONER.decoder.get("max_prefix", 16)), cfg.T)))
+            config = replace(
+                TINY_CAPTIONER,
+                B=B,
+                T=cfg.T,
+                decoder=dict(TINY_CAPTIONER.decoder, max_prefix=max(int(TINY_CAPTIONER.decoder.get("max_prefix", 16)), cfg.T)),
+            )
         else:
             config = captioner_preset(cfg.captioner, B=B, T=cfg.T)
         image = teacher_image_size(config.teacher)
         if image != cfg.size:
-            raise ConfigError(f"--size {cfg.size}: the {cfg.captioner} captioner's teacher ({config.teacher}) works at {image}x{image}; use --size {image}")
+            raise ConfigError(
+                f"--size {cfg.size}: the {cfg.captioner} captioner's teacher ({config.teacher}) "
+                f"works at {image}x{image}; use --size {image}"
+            )
         return config
 
     def training(self):
-        from snapcap.caption.train import TINY_TRAINING, CaptionTrainConfig
 
         cfg = self.config
         base = TINY_TRAINING if cfg.captioner == "tiny" else CaptionTrainConfig()
@@ -255,13 +274,20 @@ class Comparison:
 
     # -- stages -------------------------------------------------------------------------------
 
-    def data(self, B: int) -> _Data:  # noqa: N803
-        from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
+    def data(self, B: int) -> _Data:
 
         cfg = self.config
         config = DatasetConfig(
-            B=B, T=cfg.T, size=(cfg.size, cfg.size), gray=cfg.gray, bayer=cfg.bayer, mask=cfg.mask,
-            mask_seed=cfg.mask_seed, noise=cfg.noise, noise_seed=cfg.noise_seed, store_frames=True,
+            B=B,
+            T=cfg.T,
+            size=(cfg.size, cfg.size),
+            gray=cfg.gray,
+            bayer=cfg.bayer,
+            mask=cfg.mask,
+            mask_seed=cfg.mask_seed,
+            noise=cfg.noise,
+            noise_seed=cfg.noise_seed,
+            store_frames=True,
         )
         corpus = self.corpus
         describe = corpus.describe()
@@ -283,10 +309,16 @@ class Comparison:
             path.parent.mkdir(parents=True, exist_ok=True)
             report = make_dataset(corpus, path, config, items=items, progress=self.progress)
             skipped = getattr(report, "skipped", None)
-            self._stage("dataset", B, f"simulated ({len(items)} videos" + (f", {len(skipped)} unreadable skipped" if skipped else "") + ")", time.perf_counter() - start, path)
+            self._stage(
+                "dataset",
+                B,
+                f"simulated ({len(items)} videos" + (f", {len(skipped)} unreadable skipped" if skipped else "") + ")",
+                time.perf_counter() - start,
+                path,
+            )
         return _Data(path, key, config, cfg.test_limit)
 
-    def teacher(self, B: int, data: Callable[[int], _Data]) -> tuple[Path, str]:  # noqa: N803
+    def teacher(self, B: int, data: Callable[[int], _Data]) -> tuple[Path, str]:
         """(teacher.pt for this B, its key).
 
         The CLIP tower is trained once, at ``teacher_B``; then at *every* B, ``teacher_B``
@@ -294,7 +326,6 @@ class Comparison:
         (:func:`~snapcap.caption.train.adapt_teacher`), so every B's teacher (and the decoder
         its students and two-stage rows share) comes out of the same procedure.
         """
-        from snapcap.caption.train import adapt_teacher, train_teacher
 
         cfg = self.config
         training = self.training()
@@ -305,7 +336,13 @@ class Comparison:
             key = content_hash("teacher", base_data.key, captioner.to_dict(), training.to_dict())
             folder = self.cache / "models" / f"tower-B{base_b:02d}-{key}"
             path = folder / "teacher.pt"
-            self._cached("teacher", base_b, path, lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress), "tower trained")
+            self._cached(
+                "teacher",
+                base_b,
+                path,
+                lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress),
+                "tower trained",
+            )
             self._teacher_base = (path, key)
         base_path, base_key = self._teacher_base
         this = data(B)
@@ -313,13 +350,15 @@ class Comparison:
         folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
         path = folder / "teacher.pt"
         self._cached(
-            "teacher (adapted)", B, path, lambda: adapt_teacher(this.train, base_path, folder, training, head_epochs=cfg.adapt_epochs, progress=self.progress),
+            "teacher (adapted)",
+            B,
+            path,
+            lambda: adapt_teacher(this.train, base_path, folder, training, head_epochs=cfg.adapt_epochs, progress=self.progress),
             f"projector + decoder retrained from the B={cfg.teacher_B} tower",
         )
         return path, key
 
-    def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:  # noqa: N803
-        from snapcap.caption.train import train_student
+    def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:
 
         training = self.training()
         key = content_hash("student", mode, teacher[1], data.key, training.to_dict())
@@ -328,21 +367,18 @@ class Comparison:
         self._cached(mode, B, path, lambda: train_student(data.train, teacher[0], folder, mode, training, progress=self.progress))
         return path, key
 
-    def zoo(self, name: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:  # noqa: N803
+    def zoo(self, name: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:
         """A captioner of :mod:`snapcap.caption.zoo` trained on this B's data (its frames)."""
-        from snapcap.caption.zoo import zoo_model
 
         cfg = self.config
         options = {"seed": cfg.seed, "device": cfg.device, "teacher": str(teacher[0]), **dict(cfg.zoo_options.get(name, {}))}
         key = content_hash("zoo", name, teacher[1], data.key, options)
         folder = self.cache / "models" / f"{name}-B{B:02d}-{key}"
         path = folder / f"{name}.pt"
-        self._cached(name, B, path, lambda: zoo_model(name).train_fn()(data.train, folder, options, self.progress))
+        self._cached(name, B, path, lambda: captioner_entry(name).run_training(data.train, folder, options, self.progress))
         return path, key
 
-    def unfold(self, B: int, data: _Data) -> tuple[Path, str]:  # noqa: N803
-        from snapcap.recon.nets.unfold import UNFOLD_PRESETS
-        from snapcap.recon.train import TrainReconConfig, train_recon
+    def unfold(self, B: int, data: _Data) -> tuple[Path, str]:
 
         cfg = self.config
         spec = dict(cfg.unfold)
@@ -355,7 +391,13 @@ class Comparison:
         key = content_hash("unfold", data.key, train_config.to_dict())
         folder = self.cache / "models" / f"unfold-B{B:02d}-{key}"
         path = folder / "model.pt"
-        self._cached("unfold", B, path, lambda: train_recon(data.train, folder, train_config, progress=self.progress), f"trained ({train_config.steps} steps)")
+        self._cached(
+            "unfold",
+            B,
+            path,
+            lambda: train_recon(data.train, folder, train_config, progress=self.progress),
+            f"trained ({train_config.steps} steps)",
+        )
         return path, key
 
     # -- rows ---------------------------------------------------------------------------------
@@ -365,17 +407,18 @@ class Comparison:
         if method == "unfold" and unfold is not None:
             params["checkpoint"] = str(unfold[0])
         if method in ("pnp-ffdnet", "pnp-fastdvdnet") and not params.get("weights"):
-            raise ConfigError(f"two-stage:{method} needs the denoiser's checkpoint: --recon-param {method}:weights=PATH (snapcap downloads nothing)")
+            raise ConfigError(
+                f"two-stage:{method} needs the denoiser's checkpoint: "
+                f"--recon-param {method}:weights=PATH (snapcap downloads nothing)"
+            )
         if self.config.device.startswith("cuda") and method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold"):
             params.setdefault("device", self.config.device)
         return params
 
-    def caption_row(self, pipeline: str, B: int, captioner, samples: list[dict[str, Any]], montage_ids: set[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:  # noqa: N803
+    def caption_row(
+        self, pipeline: str, B: int, captioner, samples: list[dict[str, Any]], montage_ids: set[str]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Caption every test video alone; time, memory and (two-stage) PSNR/SSIM."""
-        from tqdm.auto import tqdm
-
-        from snapcap.caption.evaluate import MemoryMeter
-        from snapcap.recon.metrics import mean_psnr, mean_ssim
 
         beam = self.config.beam
         captioner.caption(samples[0], beam_size=beam)  # warm-up: lazy initialisation is not timed
@@ -428,14 +471,15 @@ class Comparison:
             "device": captioner.device,
             "beam": beam,
             "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
-            "notes": [f"SSIM of the reconstructions over the first {len(ssims)} of the {len(psnrs)} test videos (PSNR over all)"] if 0 < len(ssims) < len(psnrs) else [],
+            "notes": [f"SSIM of the reconstructions over the first {len(ssims)} of the {len(psnrs)} test videos (PSNR over all)"]
+            if 0 < len(ssims) < len(psnrs)
+            else [],
         }
         return row, recon_frames
 
     # -- the whole run ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        from snapcap.caption.registry import Captioner, create_captioner
 
         cfg = self.config
         began = time.perf_counter()
@@ -445,7 +489,7 @@ class Comparison:
             torch.set_num_threads(int(cfg.threads))
         datasets: dict[int, _Data] = {}
 
-        def data(B: int) -> _Data:  # noqa: N803
+        def data(B: int) -> _Data:
             if B not in datasets:
                 datasets[B] = self.data(B)
             return datasets[B]
@@ -455,7 +499,7 @@ class Comparison:
         montage: dict[str, Any] = {}
         try:
             order = [cfg.teacher_B] + [b for b in cfg.B if b != cfg.teacher_B] if cfg.teacher_B in cfg.B else list(cfg.B)
-            for B in order:  # noqa: N806
+            for B in order:
                 this = data(B)
                 teacher = self.teacher(B, data)
                 models: dict[str, tuple[Path, str]] = {"teacher": teacher}
@@ -473,7 +517,12 @@ class Comparison:
                     if pipeline.startswith("two-stage:"):
                         method = pipeline.split(":", 1)[1]
                         params = self.recon_params(method, unfold)
-                        model_key = content_hash(teacher[1], method, {k: v for k, v in params.items() if k != "checkpoint"}, unfold[1] if method == "unfold" and unfold else None)
+                        model_key = content_hash(
+                            teacher[1],
+                            method,
+                            {k: v for k, v in params.items() if k != "checkpoint"},
+                            unfold[1] if method == "unfold" and unfold else None,
+                        )
                         if cfg.ssim_videos is not None:
                             model_key = content_hash(model_key, "ssim", cfg.ssim_videos)
                     else:
@@ -495,17 +544,21 @@ class Comparison:
                         elif pipeline == "teacher":
                             captioner = create_captioner("teacher", {"teacher": teacher[0]}, device=cfg.device)
                         else:
-                            captioner = create_captioner(pipeline, {"teacher": teacher[0]}, recon_params=params, device=cfg.device)
+                            captioner = create_captioner(
+                                pipeline, {"teacher": teacher[0]}, recon_params=params, device=cfg.device
+                            )
                         assert isinstance(captioner, Captioner)
                         row, recon_frames = self.caption_row(pipeline, B, captioner, this.test, montage_ids)
                         row["row_key"], row["model_key"], row["dataset"] = row_key, model_key, str(this.path)
                         if recon_frames:
-                            tmp = recon_path.with_name(f".{recon_path.name}.tmp.npz")
-                            np.savez_compressed(tmp, **{_slug(k): v for k, v in recon_frames.items()})
-                            os.replace(tmp, recon_path)
+                            arrays = {_slug(k): v for k, v in recon_frames.items()}
+                            with atomic_path(recon_path) as tmp:
+                                np.savez_compressed(tmp, **arrays)
                         _write_json(row_path, row)
                         status = f"captioned {row['videos']} videos, {row['total_ms']:.1f} ms per video"
-                    if set(row.get("scored_metrics", [])) != set(cfg.metrics) or ("CIDEr" in cfg.metrics and "per_video_cider" not in row):
+                    if set(row.get("scored_metrics", [])) != set(cfg.metrics) or (
+                        "CIDEr" in cfg.metrics and "per_video_cider" not in row
+                    ):
                         to_score.append((row_path, row))
                     rows.append({"path": row_path, "row": row})
                     self._stage(f"row {pipeline}", B, status, time.perf_counter() - start, row_path)
@@ -513,7 +566,9 @@ class Comparison:
                         montage["captions"][pipeline] = {vid: row["predictions"].get(vid, "") for vid in montage_ids}
                         if pipeline.startswith("two-stage:") and recon_path.is_file():
                             with np.load(recon_path) as stored:
-                                montage["recon"][pipeline] = {vid: stored[_slug(vid)] for vid in montage_ids if _slug(vid) in stored}
+                                montage["recon"][pipeline] = {
+                                    vid: stored[_slug(vid)] for vid in montage_ids if _slug(vid) in stored
+                                }
                 # scored once every row of this B is captioned: in the background while the next
                 # B simulates and trains (each captioning row still waits for the scorer to be idle)
                 for row_path, row in to_score:
@@ -541,7 +596,6 @@ class Comparison:
 def corpus_from_spec(spec: Any):
     """The corpus of a comparison's spec: ``kind`` and the corpus class's arguments
     (:func:`snapcap.datasets.corpora.open_corpus`); file corpora need ``root``."""
-    from snapcap.datasets.corpora import open_corpus
 
     spec = dict(spec)
     kind = spec.pop("kind", "synthetic")
@@ -550,13 +604,14 @@ def corpus_from_spec(spec: Any):
     return open_corpus(kind, **{key: value for key, value in spec.items() if value is not None})
 
 
-def run_compare(config: CompareConfig, out: str | Path, cache: str | Path | None = None, progress: bool = True, quiet: bool = False) -> dict[str, Any]:
+def run_compare(
+    config: CompareConfig, out: str | Path, cache: str | Path | None = None, progress: bool = True, quiet: bool = False
+) -> dict[str, Any]:
     """Run a comparison and write its report into ``out``; returns the results (as results.json).
 
     ``cache`` (default ``out/cache``) holds datasets, models and evaluated rows by content hash;
     point several runs at one cache to share their work.
     """
-    from snapcap.compare.report import write_report
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -566,7 +621,6 @@ def run_compare(config: CompareConfig, out: str | Path, cache: str | Path | None
     comparison = Comparison(config, cache, progress=progress, quiet=quiet)
     results = comparison.run()
     write_report(results, out)
-    from snapcap.compare.report import findings
 
     results["findings"] = findings(results)
     return results

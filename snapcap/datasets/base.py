@@ -50,7 +50,7 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.items)
 
-    def clip(self, item: VideoItem, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:  # noqa: N803
+    def clip(self, item: VideoItem, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:
         """Frames of T snapshots of B consecutive frames: uint8 ``(T, B, H, W[, 3])``.
 
         Raises :class:`snapcap.errors.DataFileError` for an unreadable or corrupt video.

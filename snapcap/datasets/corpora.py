@@ -31,10 +31,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from snapcap.cacti.masks import MASK_KEYS, load_masks
 from snapcap.datasets.base import Corpus, VideoItem, split_counts
 from snapcap.datasets.synthetic import SyntheticCorpus
 from snapcap.datasets.video import VIDEO_SUFFIXES, clip_indices, read_clip, resize_crop
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, MissingKeyError, ShapeError
+from snapcap.matfile import list_mat_variables, load_mat
 
 __all__ = [
     "FileCorpus",
@@ -178,9 +180,7 @@ def _proportional_splits(ids: Sequence[str]) -> dict[str, str]:
     n = len(ordered)
     train_end = math.floor(0.8 * n + 0.5)
     val_end = math.floor(0.9 * n + 0.5)
-    return {
-        video_id: ("train" if i < train_end else "val" if i < val_end else "test") for i, video_id in enumerate(ordered)
-    }
+    return {video_id: ("train" if i < train_end else "val" if i < val_end else "test") for i, video_id in enumerate(ordered)}
 
 
 # --- video-file corpora ---------------------------------------------------------------------
@@ -206,7 +206,7 @@ class FileCorpus(Corpus):
     def __contains__(self, video_id: object) -> bool:
         return video_id in self._by_id
 
-    def clip(self, item: VideoItem, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:  # noqa: N803
+    def clip(self, item: VideoItem, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:
         """Frames of T snapshots of B consecutive frames, uint8 ``(T, B, H, W[, 3])`` (RGB).
 
         The frames are those :func:`~snapcap.datasets.video.clip_indices` picks, resized to cover
@@ -326,10 +326,14 @@ class MSRVTT(FileCorpus):
         for path in files:
             data = _read_json(path)
             if not isinstance(data, dict):
-                raise DataFileError(f"{path}: top level is a {type(data).__name__}; expected an object with 'videos' and 'sentences'")
+                raise DataFileError(
+                    f"{path}: top level is a {type(data).__name__}; expected an object with 'videos' and 'sentences'"
+                )
             for key in ("videos", "sentences"):
                 if key not in data:
-                    raise DataFileError(f"{path}: no {key!r} list; expected an object with 'videos' and 'sentences' (MSR-VTT format)")
+                    raise DataFileError(
+                        f"{path}: no {key!r} list; expected an object with 'videos' and 'sentences' (MSR-VTT format)"
+                    )
                 if not isinstance(data[key], list):
                     raise DataFileError(f"{path}: {key!r} is a {type(data[key]).__name__}; expected a list")
             for index, entry in enumerate(data["videos"]):
@@ -345,7 +349,9 @@ class MSRVTT(FileCorpus):
                 split = _normalise_split(entry["split"], where)
                 if video_id in videos:
                     if videos[video_id]["split"] != split:
-                        raise DataFileError(f"{where}: split {split!r} but {videos[video_id]['source']} gives {videos[video_id]['split']!r}")
+                        raise DataFileError(
+                            f"{where}: split {split!r} but {videos[video_id]['source']} gives {videos[video_id]['split']!r}"
+                        )
                     continue
                 extra = {key: value for key, value in entry.items() if key not in ("video_id", "split")}
                 extra["annotation"] = str(path)
@@ -429,7 +435,9 @@ class MSVD(FileCorpus):
         root = _existing_dir(root, "MSVD")
         places = [root, root / "annotations"]
         if captions is None:
-            captions = next((place / name for name in (_MSVD_TXT, _MSVD_CSV) for place in places if (place / name).is_file()), None)
+            captions = next(
+                (place / name for name in (_MSVD_TXT, _MSVD_CSV) for place in places if (place / name).is_file()), None
+            )
         if mapping is None:
             mapping = next((place / _MSVD_MAPPING for place in places if (place / _MSVD_MAPPING).is_file()), None)
         self.captions_file = None if captions is None else _existing_file(captions, "MSVD caption")
@@ -492,7 +500,8 @@ class MSVD(FileCorpus):
         if missing:
             raise DataFileError(
                 f"{path}: no column {', '.join(missing)}; the header is {', '.join(header) or '(empty)'}; expected the "
-                "MSR Video Description Corpus columns VideoID, Start, End, WorkerID, Source, AnnotationTime, Language, Description"
+                "MSR Video Description Corpus columns "
+                "VideoID, Start, End, WorkerID, Source, AnnotationTime, Language, Description"
             )
         by_clip: dict[str, list[str]] = {}
         for line, row in rows:
@@ -606,7 +615,10 @@ class VideoFolder(FileCorpus):
                 if split is not None:
                     split = _normalise_split(split, f"{where} ({video_id})")
                     if video_id in given and given[video_id][0] != split:
-                        raise DataFileError(f"{where}: video {video_id!r} has split {split!r} but {given[video_id][1]} gives {given[video_id][0]!r}")
+                        raise DataFileError(
+                            f"{where}: video {video_id!r} has split {split!r} "
+                            f"but {given[video_id][1]} gives {given[video_id][0]!r}"
+                        )
                     given.setdefault(video_id, (split, where))
         defaults = _proportional_splits([video_id for video_id in videos if video_id not in given])
         items = [
@@ -638,7 +650,9 @@ class VideoFolder(FileCorpus):
                 relative = path.relative_to(root)
                 video_id = "/".join(relative.parent.parts + (relative.name[: -len(Path(name).suffix)],))
                 if video_id in videos:
-                    raise DataFileError(f"{root}: two videos have the id {video_id!r}: {videos[video_id].name} and {name}; rename one")
+                    raise DataFileError(
+                        f"{root}: two videos have the id {video_id!r}: {videos[video_id].name} and {name}; rename one"
+                    )
                 videos[video_id] = path
         return videos
 
@@ -729,8 +743,6 @@ class SCIBenchmark(Corpus):
     name = "benchmark"
 
     def __init__(self, paths: str | Path | Sequence[str | Path]) -> None:
-        from snapcap.cacti.masks import MASK_KEYS
-        from snapcap.matfile import list_mat_variables
 
         listed = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         files: list[Path] = []
@@ -778,7 +790,6 @@ class SCIBenchmark(Corpus):
 
     def _video(self, item: VideoItem) -> np.ndarray:
         """The stored video as ``(F, H, W)`` or ``(F, H, W, 3)`` uint8 (the last file is cached)."""
-        from snapcap.matfile import load_mat
 
         if item.path is None:
             raise DataFileError(f"benchmark scene {item.video_id!r} has no file path")
@@ -803,8 +814,8 @@ class SCIBenchmark(Corpus):
     def clip(
         self,
         item: VideoItem,
-        T: int,  # noqa: N803
-        B: int,  # noqa: N803
+        T: int,
+        B: int,
         size: tuple[int, int] | None = None,
         gray: bool = True,
         resize: bool = False,
@@ -850,14 +861,13 @@ class SCIBenchmark(Corpus):
             picked = np.stack([resize_crop(frame, (int(size[0]), int(size[1]))) for frame in picked])
         return np.ascontiguousarray(picked.reshape((T, B) + picked.shape[1:]))
 
-    def stored_masks(self, item: VideoItem, B: int | None = None) -> np.ndarray:  # noqa: N803
+    def stored_masks(self, item: VideoItem, B: int | None = None) -> np.ndarray:
         """The scene file's own coding masks, float32 ``(B, H, W)`` (the first B when given).
 
         Raises:
             MissingKeyError: the file holds no mask.
             ShapeError: the file holds fewer than B masks.
         """
-        from snapcap.cacti.masks import MASK_KEYS, load_masks
 
         if item.path is None:
             raise DataFileError(f"benchmark scene {item.video_id!r} has no file path")
@@ -867,7 +877,12 @@ class SCIBenchmark(Corpus):
 
     def describe(self) -> dict[str, Any]:
         """Name, files, number of scenes and split sizes (JSON-serialisable)."""
-        return {"name": self.name, "videos": len(self.items), "splits": split_counts(self.items), "files": [str(p) for p in self.files]}
+        return {
+            "name": self.name,
+            "videos": len(self.items),
+            "splits": split_counts(self.items),
+            "files": [str(p) for p in self.files],
+        }
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -910,4 +925,3 @@ def open_corpus(kind: str, **kwargs: Any) -> Corpus:
         params = ", ".join(name for name in inspect.signature(cls).parameters)
         raise ConfigError(f"corpus kind {kind!r} takes ({params}); got {', '.join(kwargs) or 'no arguments'}: {exc}") from None
     return cls(**kwargs)
-

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from snapcap.errors import BackendUnavailableError, DTypeError, InvalidValueError, ShapeError
+from snapcap.errors import BackendUnavailableError, ConfigError, DTypeError, InvalidValueError, ShapeError
 
 __all__ = [
     "GopStream",
@@ -71,7 +71,9 @@ def _check_video(video: Any, name: str = "video") -> np.ndarray:
         video = video.detach().cpu().numpy()
     video = np.asarray(video)
     if video.ndim not in (3, 4) or min(video.shape[:3], default=0) < 1 or (video.ndim == 4 and video.shape[3] < 1):
-        raise ShapeError(f"{name} must have shape (F, H, W) (gray) or (F, H, W, C) (channels last) with F, H, W >= 1, got {video.shape}")
+        raise ShapeError(
+            f"{name} must have shape (F, H, W) (gray) or (F, H, W, C) (channels last) with F, H, W >= 1, got {video.shape}"
+        )
     if video.dtype == np.bool_ or not (np.issubdtype(video.dtype, np.integer) or np.issubdtype(video.dtype, np.floating)):
         raise DTypeError(f"{name} must hold integers (e.g. uint8) or floats, got dtype {video.dtype}")
     if np.issubdtype(video.dtype, np.floating) and not np.isfinite(video).all():
@@ -108,7 +110,9 @@ def _candidates(search_range: int) -> list[tuple[int, int]]:
     return sorted(((dy, dx) for dy in span for dx in span), key=lambda v: (abs(v[0]) + abs(v[1]), v[0], v[1]))
 
 
-def block_motion(reference: Any, target: Any, block_size: int = 8, search_range: int = 4, color: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+def block_motion(
+    reference: Any, target: Any, block_size: int = 8, search_range: int = 4, color: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Motion estimation by exhaustive full-pixel block matching.
 
     For every ``block_size`` × ``block_size`` block of ``target`` (the last row and column of
@@ -168,7 +172,11 @@ def block_motion(reference: Any, target: Any, block_size: int = 8, search_range:
     tgt_pad = np.pad(tgt, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     # int16 holds |difference| summed over <= 128 uint8 channels; a block's sum needs int64 at worst.
     accumulate = work if work != np.int16 or channels <= 128 else np.int64
-    block_sum = np.float64 if work == np.float64 else (np.int32 if work == np.int16 and block_size**2 * channels * 255 < 2**31 else np.int64)
+    block_sum = (
+        np.float64
+        if work == np.float64
+        else (np.int32 if work == np.int16 and block_size**2 * channels * 255 < 2**31 else np.int64)
+    )
     valid = None
     if pad_h or pad_w:  # replicated pixels of partial blocks do not count
         valid = np.zeros((rows * block_size, cols * block_size), dtype=accumulate)
@@ -232,7 +240,10 @@ def motion_compensate(reference: Any, motion: Any, block_size: int = 8, color: b
     lead = ref.shape[:-3]
     rows, cols = _grid(height, width, block_size)
     if motion.shape != lead + (rows, cols, 2):
-        raise ShapeError(f"motion must have shape {lead + (rows, cols, 2)} for frames {reference.shape} and block_size {block_size}, got {motion.shape}")
+        raise ShapeError(
+            f"motion must have shape {lead + (rows, cols, 2)} for frames {reference.shape} "
+            f"and block_size {block_size}, got {motion.shape}"
+        )
     if not np.issubdtype(motion.dtype, np.integer):
         raise DTypeError(f"motion must hold integer displacements, got dtype {motion.dtype}")
     flat = ref.reshape((-1, height * width, channels))
@@ -363,8 +374,15 @@ def decode_gops(stream: GopStream) -> np.ndarray:
     if not isinstance(stream, GopStream):
         raise InvalidValueError(f"stream must be a GopStream (from encode_gops), got {type(stream).__name__}")
     frames = stream.num_frames
-    if stream.residuals.shape[0] != frames or stream.motion.shape[0] != frames or stream.frame_types.count("I") != stream.num_gops:
-        raise ShapeError(f"stream arrays disagree: {frames} frame types, {stream.num_gops} I-frames, residuals {stream.residuals.shape}, motion {stream.motion.shape}")
+    if (
+        stream.residuals.shape[0] != frames
+        or stream.motion.shape[0] != frames
+        or stream.frame_types.count("I") != stream.num_gops
+    ):
+        raise ShapeError(
+            f"stream arrays disagree: {frames} frame types, {stream.num_gops} I-frames, "
+            f"residuals {stream.residuals.shape}, motion {stream.motion.shape}"
+        )
     dtype = np.dtype(stream.dtype)
     color = stream.color
     out = np.empty(stream.residuals.shape, dtype=dtype)
@@ -376,7 +394,9 @@ def decode_gops(stream: GopStream) -> np.ndarray:
             continue
         if index == 0:
             raise ShapeError("a stream cannot start with a P-frame")
-        prediction = motion_compensate(out[index - 1], stream.motion[index], stream.block_size, color=color).astype(stream.residual_dtype)
+        prediction = motion_compensate(out[index - 1], stream.motion[index], stream.block_size, color=color).astype(
+            stream.residual_dtype
+        )
         if stream.intra[index].any():
             height, width = out.shape[1:3]
             mask = stream.intra[index][np.arange(height) // stream.block_size][:, np.arange(width) // stream.block_size]
@@ -425,7 +445,9 @@ def _to_uint8(video: np.ndarray, name: str) -> np.ndarray:
         return video
     if np.issubdtype(video.dtype, np.floating):
         if video.min() < 0 or video.max() > 1:
-            raise InvalidValueError(f"{name}: float frames must lie in [0, 1] for the codec, got [{video.min():.3g}, {video.max():.3g}]")
+            raise InvalidValueError(
+                f"{name}: float frames must lie in [0, 1] for the codec, got [{video.min():.3g}, {video.max():.3g}]"
+            )
         return np.round(video * 255.0).astype(np.uint8)
     raise DTypeError(f"{name}: the codec takes uint8 frames or floats in [0, 1], got dtype {video.dtype}")
 
@@ -481,8 +503,10 @@ def codec_side_data(video: Any, gop_size: int, codec: str = "mpeg4", quality: in
     frames = _to_uint8(video, "video")
     try:
         import av
-    except Exception as exc:  # noqa: BLE001
-        raise BackendUnavailableError(f"real codec side data needs PyAV: pip install av ({exc.__class__.__name__}: {exc})") from exc
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"real codec side data needs PyAV: pip install av ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if codec not in av.codecs_available:
         raise BackendUnavailableError(f"codec {codec!r} is not in this PyAV build's FFmpeg")
     color = frames.ndim == 4
@@ -512,7 +536,11 @@ def codec_side_data(video: Any, gop_size: int, codec: str = "mpeg4", quality: in
         for picture in container.decode(stream):
             decoded.append(picture.to_ndarray(format=pixel_format))
             kind = picture.pict_type
-            kind = {1: "I", 2: "P", 3: "B"}.get(kind, "?") if isinstance(kind, int) and not hasattr(kind, "name") else str(getattr(kind, "name", kind))
+            kind = (
+                {1: "I", 2: "P", 3: "B"}.get(kind, "?")
+                if isinstance(kind, int) and not hasattr(kind, "name")
+                else str(getattr(kind, "name", kind))
+            )
             types.append(kind if kind in ("I", "P") else ("I" if picture.key_frame else "?"))
             side = picture.side_data.get("MOTION_VECTORS")
             vectors.append(side.to_ndarray() if side is not None else np.zeros(0))
@@ -599,7 +627,6 @@ def gop_inputs(
         ShapeError, DTypeError, InvalidValueError: bad video or parameters.
         ConfigError: unknown ``reduction`` or ``source``.
     """
-    from snapcap.errors import ConfigError
 
     if reduction not in RESIDUAL_REDUCTIONS:
         raise ConfigError(f"reduction must be one of {', '.join(RESIDUAL_REDUCTIONS)}, got {reduction!r}")
@@ -616,7 +643,9 @@ def gop_inputs(
             iframes = side.decoded[starts].astype(np.float32) / 255.0
             residuals = (_fold(side.residuals, groups, reduction) / 255.0).astype(np.float32)
             return GopInputs(iframes, residuals, "codec")
-        note = "PyAV is not installed (pip install av): real codec side data unavailable, used the block-matching emulation instead"
+        note = (
+            "PyAV is not installed (pip install av): real codec side data unavailable, used the block-matching emulation instead"
+        )
         warnings.warn(note, RuntimeWarning, stacklevel=2)
     stream = encode_gops(video, gop_size, block_size, search_range)
     scale = _scale_of(video.dtype)

@@ -30,20 +30,35 @@ virtual datasets without copying the arrays.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import itertools
 import json
+import multiprocessing
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import h5py
+import hdf5plugin
 import numpy as np
+from tqdm.auto import tqdm
 
+from snapcap import __version__
+from snapcap.cacti.bayer import normalize_pattern
+from snapcap.cacti.masks import MaskSpec, make_masks
+from snapcap.cacti.noise import parse_noise
+from snapcap.cacti.simulate import plan_simulation, simulate_iter
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
+from snapcap.fileio import atomic_path, write_json
+from snapcap.files import DATASET_FORMAT
 
 __all__ = [
     "FORMAT",
@@ -57,23 +72,23 @@ __all__ = [
     "shard_path",
     "shard_from_env",
     "open_dataset",
+    "sample_masks",
+    "dataset_full_scale",
+    "simulate_sample",
 ]
 
-FORMAT = "snapcap-dataset"
+FORMAT = DATASET_FORMAT
 FORMAT_VERSION = 1
 COMPRESSIONS = ("zstd", "lz4", "gzip", "lzf", "none")
 
 
 def h5py_with_filters():
-    """h5py with the Blosc/Zstd/LZ4 HDF5 filters of ``hdf5plugin`` registered (import it once)."""
-    import h5py
-    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
-
+    """h5py with the Blosc/Zstd/LZ4 HDF5 filters of ``hdf5plugin`` registered (this module imports both)."""
     return h5py
 
 
 def _string_dtype():
-    return h5py_with_filters().string_dtype("utf-8")
+    return h5py.string_dtype("utf-8")
 
 
 @dataclass(frozen=True)
@@ -95,8 +110,8 @@ class DatasetConfig:
             Every chunk carries a fletcher32 checksum either way.
     """
 
-    B: int = 8  # noqa: N815
-    T: int = 8  # noqa: N815
+    B: int = 8
+    T: int = 8
     size: tuple[int, int] = (224, 224)
     gray: bool = False
     bayer: str | None = "RGGB"
@@ -119,9 +134,6 @@ class DatasetConfig:
             raise InvalidValueError(f"part_size must be >= 1, got {self.part_size}")
         if self.compression not in COMPRESSIONS:
             raise ConfigError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}")
-        from snapcap.cacti.bayer import normalize_pattern
-        from snapcap.cacti.noise import parse_noise
-
         object.__setattr__(self, "size", (int(self.size[0]), int(self.size[1])))
         object.__setattr__(self, "bayer", None if self.gray else (normalize_pattern(self.bayer) or "RGGB"))
         parse_noise(self.noise)  # fail early on a bad spec
@@ -191,24 +203,25 @@ def _shard_range(count: int, shard: int, num_shards: int) -> range:
     return range(lo, hi)
 
 
-def _masks_for(config: DatasetConfig, index: int | None) -> np.ndarray:
-    from snapcap.cacti.masks import MaskSpec, make_masks
+def sample_masks(config: DatasetConfig, index: int | None) -> np.ndarray:
+    """The masks ``(B, H, W)`` of the video at corpus position ``index`` (None: the shared masks).
 
+    Per-sample masks are seeded by ``[mask_seed, index]``, shared ones by ``mask_seed``.
+    """
     seed = config.mask_seed if index is None else int(np.random.SeedSequence([config.mask_seed, index]).generate_state(1)[0])
     spec = MaskSpec(config.mask, config.B, config.size[0], config.size[1], seed=seed, params=dict(config.mask_params))
     return make_masks(spec)
 
 
-def _full_scale(config: DatasetConfig, shared_masks: np.ndarray | None) -> float:
+def dataset_full_scale(config: DatasetConfig, shared_masks: np.ndarray | None) -> float:
+    """The sensor's full scale: max_pixel Σ_k C_k of the shared masks, B with per-sample masks."""
     if shared_masks is None:
         return float(config.B)
     return float(np.max(np.sum(shared_masks.astype(np.float64), axis=0))) or 1.0
 
 
-def _simulate_sample(clip: np.ndarray, config: DatasetConfig, masks: np.ndarray, index: int, full_scale: float) -> np.ndarray:
+def simulate_sample(clip: np.ndarray, config: DatasetConfig, masks: np.ndarray, index: int, full_scale: float) -> np.ndarray:
     """Measurements (T, H, W) of one clip (T, B, H, W[, 3]) uint8, noise seeded by ``index``."""
-    from snapcap.cacti.simulate import plan_simulation, simulate_iter
-
     video = clip.reshape((1, config.T * config.B) + clip.shape[2:])
     plan = plan_simulation(
         video.shape, video.dtype, config.B, masks, config.bayer, config.noise, 0, config.noise_seed, True, full_scale
@@ -218,8 +231,6 @@ def _simulate_sample(clip: np.ndarray, config: DatasetConfig, masks: np.ndarray,
 
 
 def _compression(config: DatasetConfig) -> dict[str, Any]:
-    import hdf5plugin
-
     if config.compression == "zstd":
         return dict(hdf5plugin.Blosc(cname="zstd", clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE), fletcher32=True)
     if config.compression == "lz4":
@@ -242,12 +253,16 @@ def _frame_shape(config: DatasetConfig) -> tuple[int, ...]:
 def _create_sample_datasets(handle, count: int, config: DatasetConfig, per_sample_masks: bool) -> None:
     opts = _compression(config)
     height, width = config.size
-    handle.create_dataset("meas", shape=(count, config.T, height, width), dtype=np.float32, chunks=(1, config.T, height, width), **opts)
+    handle.create_dataset(
+        "meas", shape=(count, config.T, height, width), dtype=np.float32, chunks=(1, config.T, height, width), **opts
+    )
     if config.store_frames:
         shape = (count,) + _frame_shape(config)
         handle.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=(1, 1) + shape[2:], **opts)
     if per_sample_masks:
-        handle.create_dataset("masks", shape=(count, config.B, height, width), dtype=np.float32, chunks=(1, config.B, height, width), **opts)
+        handle.create_dataset(
+            "masks", shape=(count, config.B, height, width), dtype=np.float32, chunks=(1, config.B, height, width), **opts
+        )
     handle.create_dataset("index", shape=(count,), dtype=np.int64)
     handle.create_dataset("done", shape=(count,), dtype=np.uint8)
     for name in ("video_id", "split", "captions"):
@@ -258,7 +273,9 @@ def _part_name(start: int) -> str:
     return f"part-{start:09d}.h5"
 
 
-def _decode_ahead(corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, depth: int) -> Iterator[tuple[int, Any]]:
+def _decode_ahead(
+    corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, depth: int
+) -> Iterator[tuple[int, Any]]:
     """Yield (index, clip or exception) in order, decoding up to ``depth`` clips ahead in threads."""
     results: queue.Queue = queue.Queue(maxsize=max(depth, 1))
     stop = threading.Event()
@@ -291,9 +308,9 @@ def _decode_ahead(corpus, items: Sequence, indices: Sequence[int], config: Datas
         worker.join(timeout=5)
 
 
-def _write_part(path: Path, corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, shared_masks, full_scale: float, bar) -> list[dict[str, str]]:
-    h5py = h5py_with_filters()
-
+def _write_part(
+    path: Path, corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, shared_masks, full_scale: float, bar
+) -> list[dict[str, str]]:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     skipped: list[dict[str, str]] = []
     with h5py.File(tmp, "w") as handle:
@@ -313,9 +330,11 @@ def _write_part(path: Path, corpus, items: Sequence, indices: Sequence[int], con
             else:
                 expected = _frame_shape(config)
                 if clip.shape != expected or clip.dtype != np.uint8:
-                    raise ShapeError(f"corpus {corpus.name}: clip of {item.video_id} is {clip.shape} {clip.dtype}, expected {expected} uint8")
-                masks = _masks_for(config, index) if config.per_sample_masks else shared_masks
-                handle["meas"][row] = _simulate_sample(clip, config, masks, index, full_scale)
+                    raise ShapeError(
+                        f"corpus {corpus.name}: clip of {item.video_id} is {clip.shape} {clip.dtype}, expected {expected} uint8"
+                    )
+                masks = sample_masks(config, index) if config.per_sample_masks else shared_masks
+                handle["meas"][row] = simulate_sample(clip, config, masks, index, full_scale)
                 if config.store_frames:
                     handle["frames"][row] = clip
                 if config.per_sample_masks:
@@ -330,8 +349,6 @@ def _write_part(path: Path, corpus, items: Sequence, indices: Sequence[int], con
 
 def _copy_rows(source, target, rows, start: int) -> None:
     """Copy whole rows chunk by chunk, still compressed (same chunking and filters on both)."""
-    import itertools
-
     inner = [range(0, size, step) for size, step in zip(source.shape[1:], source.chunks[1:])]
     for offset, row in enumerate(rows):
         for position in itertools.product(*inner):
@@ -341,34 +358,38 @@ def _copy_rows(source, target, rows, start: int) -> None:
 
 def _consolidate(final: Path, parts: list[Path], config: DatasetConfig, attrs: dict[str, Any], shared_masks) -> int:
     """Join finished parts (good samples only) into ``final``, atomically. Returns N."""
-    h5py = h5py_with_filters()
-
     statuses = []
     for part in parts:
         with h5py.File(part, "r") as handle:
             statuses.append(handle["status"][()])
     total = int(sum(int(np.sum(s == 1)) for s in statuses))
+    # A fixed temporary name, not snapcap.fileio's random one: a rerun after a kill overwrites it
+    # rather than leaving a second, dataset-sized hidden file beside the output.
     tmp = final.with_name(final.name + ".tmp")
-    with h5py.File(tmp, "w") as out:
-        _create_sample_datasets(out, total, config, config.per_sample_masks)
-        if not config.per_sample_masks:
-            out.create_dataset("masks", data=shared_masks, **_compression(config))
-        row = 0
-        for part, status in zip(parts, statuses):
-            good = np.flatnonzero(status == 1)
-            with h5py.File(part, "r") as src:
-                for name in ("index", "done", "video_id", "split", "captions"):
-                    values = src[name][()]
-                    out[name][row : row + len(good)] = values[good]
-                for name in ("meas", "frames", "masks"):
-                    if name in src and (name != "masks" or config.per_sample_masks):
-                        _copy_rows(src[name], out[name], good, row)
-            row += len(good)
-        for key, value in attrs.items():
-            out.attrs[key] = value
-        out.attrs["num_samples"] = total
-        out.attrs["complete"] = 1
-    os.replace(tmp, final)
+    try:
+        with h5py.File(tmp, "w") as out:
+            _create_sample_datasets(out, total, config, config.per_sample_masks)
+            if not config.per_sample_masks:
+                out.create_dataset("masks", data=shared_masks, **_compression(config))
+            row = 0
+            for part, status in zip(parts, statuses):
+                good = np.flatnonzero(status == 1)
+                with h5py.File(part, "r") as src:
+                    for name in ("index", "done", "video_id", "split", "captions"):
+                        values = src[name][()]
+                        out[name][row : row + len(good)] = values[good]
+                    for name in ("meas", "frames", "masks"):
+                        if name in src and (name != "masks" or config.per_sample_masks):
+                            _copy_rows(src[name], out[name], good, row)
+                row += len(good)
+            for key, value in attrs.items():
+                out.attrs[key] = value
+            out.attrs["num_samples"] = total
+            out.attrs["complete"] = 1
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return total
 
 
@@ -384,9 +405,6 @@ def _die_with_parent() -> None:
     """Make this worker exit when the process that started it dies (even by SIGKILL)."""
     parent = os.getppid()
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -410,7 +428,9 @@ def _init_worker(corpus, items, config, shared_masks, full_scale) -> None:
 
 def _worker_part(path: Path, block: list[int]) -> list[dict[str, str]]:
     state = _WORKER
-    return _write_part(path, state["corpus"], state["items"], block, state["config"], state["shared_masks"], state["full_scale"], None)
+    return _write_part(
+        path, state["corpus"], state["items"], block, state["config"], state["shared_masks"], state["full_scale"], None
+    )
 
 
 def make_dataset(
@@ -437,12 +457,6 @@ def make_dataset(
         workers: processes writing parts in parallel (default: the CPU cores, at most 4);
             the corpus must be picklable for more than one. Results do not depend on it.
     """
-    h5py = h5py_with_filters()
-    from tqdm.auto import tqdm
-
-    from snapcap import __version__
-    from snapcap.cacti.noise import parse_noise
-
     start_time = time.perf_counter()
     items = list(corpus.items if items is None else items)
     if not items:
@@ -461,7 +475,9 @@ def make_dataset(
         except OSError as exc:
             raise DataFileError(f"{final}: exists but is not a readable dataset ({exc}); remove it to regenerate") from exc
         if not same:
-            raise ConfigError(f"{final}: exists and was made from a different configuration or corpus; choose another --out or remove it")
+            raise ConfigError(
+                f"{final}: exists and was made from a different configuration or corpus; choose another --out or remove it"
+            )
         report.reused, report.skipped, report.complete = reused, skipped, True
         report.seconds = time.perf_counter() - start_time
         return report
@@ -473,33 +489,36 @@ def make_dataset(
         previous = json.loads(stamp.read_text())
         if previous.get("config_hash") != config_hash:
             raise ConfigError(
-                f"{parts_dir}: a partial run with a different configuration or corpus is here; rerun with its options or remove the folder"
+                f"{parts_dir}: a partial run with a different configuration or corpus is here; "
+                "rerun with its options or remove the folder"
             )
     else:
-        tmp_stamp = stamp.with_name("config.json.tmp")
-        tmp_stamp.write_text(json.dumps({"config_hash": config_hash, "config": config.to_dict(), "corpus": corpus_info}, indent=1))
-        os.replace(tmp_stamp, stamp)
+        write_json(stamp, {"config_hash": config_hash, "config": config.to_dict(), "corpus": corpus_info}, indent=1)
     for leftover in parts_dir.glob("*.tmp*"):
         leftover.unlink(missing_ok=True)
 
-    shared_masks = None if config.per_sample_masks else _masks_for(config, None)
-    full_scale = _full_scale(config, shared_masks)
+    shared_masks = None if config.per_sample_masks else sample_masks(config, None)
+    full_scale = dataset_full_scale(config, shared_masks)
     blocks = [list(selection[i : i + config.part_size]) for i in range(0, len(selection), config.part_size)]
     parts = [parts_dir / _part_name(block[0]) for block in blocks]
     todo = [(path, block) for path, block in zip(parts, blocks) if not path.exists()]
     report.reused = sum(len(block) for path, block in zip(parts, blocks) if path.exists())
     workers = max(1, min(workers if workers is not None else _default_workers(), len(todo)))
-    with tqdm(total=len(selection), initial=report.reused, desc=f"dataset {final.name}", unit="video", disable=not progress) as bar:
+    with tqdm(
+        total=len(selection), initial=report.reused, desc=f"dataset {final.name}", unit="video", disable=not progress
+    ) as bar:
         if workers == 1:
             for path, block in todo:
                 report.skipped.extend(_write_part(path, corpus, items, block, config, shared_masks, full_scale, bar))
                 report.written += len(block)
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker, initargs=(corpus, items, config, shared_masks, full_scale)) as pool:
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_init_worker,
+                initargs=(corpus, items, config, shared_masks, full_scale),
+            ) as pool:
                 futures = {pool.submit(_worker_part, path, block): block for path, block in todo}
                 for future in as_completed(futures):
                     report.skipped.extend(future.result())
@@ -521,7 +540,9 @@ def make_dataset(
         "W": config.size[1],
         "rgb": int(not config.gray),
         "bayer": config.bayer or "none",
-        "mask": json.dumps({"kind": config.mask, "seed": config.mask_seed, "params": config.mask_params, "per_sample": config.per_sample_masks}),
+        "mask": json.dumps(
+            {"kind": config.mask, "seed": config.mask_seed, "params": config.mask_params, "per_sample": config.per_sample_masks}
+        ),
         "per_sample_masks": int(config.per_sample_masks),
         "noise": json.dumps(parse_noise(config.noise).to_dict()),
         "noise_seed": config.noise_seed,
@@ -553,8 +574,6 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
     The big arrays (meas, frames, per-sample masks, index, done) are virtual, pointing at the
     shard files by relative path (keep them beside ``out``); small metadata is copied.
     """
-    h5py = h5py_with_filters()
-
     out = Path(out)
     if not shards:
         raise InvalidValueError("merge needs at least one shard file")
@@ -582,14 +601,15 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
     for info in infos[1:]:
         for key in ("config_hash", "num_shards"):
             if info["attrs"].get(key) != first.get(key):
-                raise ConfigError(f"{info['path']}: {key} differs from {infos[0]['path']}; shards of different runs cannot be merged")
+                raise ConfigError(
+                    f"{info['path']}: {key} differs from {infos[0]['path']}; shards of different runs cannot be merged"
+                )
     shard_ids = sorted(int(info["attrs"]["shard"]) for info in infos)
     if shard_ids != list(range(int(first["num_shards"]))):
         raise DataFileError(f"merge needs every shard 0..{int(first['num_shards']) - 1}; got {shard_ids}")
     infos.sort(key=lambda info: int(info["attrs"]["shard"]))
     total = sum(info["n"] for info in infos)
-    tmp = out.with_name(out.name + ".tmp")
-    with h5py.File(tmp, "w", libver="latest") as handle:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w", libver="latest") as handle:
         for name, (shape, dtype) in infos[0]["datasets"].items():
             if name == "masks" and len(shape) == 3:
                 with h5py.File(infos[0]["path"], "r") as src:
@@ -620,7 +640,6 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
         handle.attrs["shard"] = -1
         handle.attrs["merged_from"] = json.dumps([os.path.relpath(info["path"], out.parent) for info in infos])
         handle.attrs["complete"] = 1
-    os.replace(tmp, out)
     return out
 
 
@@ -629,8 +648,6 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
 
 def open_dataset(path: str | Path):
     """Open a dataset file read-only, checking it is a complete snapcap dataset."""
-    h5py = h5py_with_filters()
-
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such dataset file")
@@ -666,7 +683,10 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
                 except json.JSONDecodeError:
                     pass
             info[key] = value
-        info["datasets"] = {name: {"shape": list(handle[name].shape), "dtype": str(handle[name].dtype), "virtual": bool(handle[name].is_virtual)} for name in handle}
+        info["datasets"] = {
+            name: {"shape": list(handle[name].shape), "dtype": str(handle[name].dtype), "virtual": bool(handle[name].is_virtual)}
+            for name in handle
+        }
         splits = [s.decode() if isinstance(s, bytes) else s for s in handle["split"][()]]
         info["split_counts"] = {name: splits.count(name) for name in sorted(set(splits))}
     return info
@@ -683,7 +703,10 @@ class VerifyReport:
 
     def summary(self) -> str:
         status = "OK" if self.ok else "FAILED"
-        lines = [f"{self.path}: {status}; {self.checked_chunks} chunk(s) read and checksummed, {len(self.resimulated)} sample(s) re-simulated bit for bit"]
+        lines = [
+            f"{self.path}: {status}; {self.checked_chunks} chunk(s) read and checksummed, "
+            f"{len(self.resimulated)} sample(s) re-simulated bit for bit"
+        ]
         lines += [f"  problem: {p}" for p in self.problems]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -695,8 +718,6 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
     Re-simulation needs the stored frames; it rebuilds each sampled entry's measurements from
     its frames, the masks and the recorded noise spec and seed, and compares bit for bit.
     """
-    from tqdm.auto import tqdm
-
     path = Path(path)
     problems: list[str] = []
     notes: list[str] = []
@@ -728,7 +749,9 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
                     problems.append(f"{name}[{row}]: checksum or read error ({exc})")
         done = handle["done"][()]
         if not np.all(done == 1):
-            problems.append(f"{int(np.sum(done != 1))} sample(s) lack their completion marker: {np.flatnonzero(done != 1)[:10].tolist()}")
+            problems.append(
+                f"{int(np.sum(done != 1))} sample(s) lack their completion marker: {np.flatnonzero(done != 1)[:10].tolist()}"
+            )
         indices = handle["index"][()]
         if len(np.unique(indices)) != len(indices):
             problems.append("duplicate corpus indices: some videos were written twice")
@@ -742,10 +765,10 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
             for row in picks:
                 masks = shared if shared is not None else handle["masks"][row]
                 index = int(indices[row])
-                expected_masks = _masks_for(config, index if config.per_sample_masks else None)
+                expected_masks = sample_masks(config, index if config.per_sample_masks else None)
                 if not np.array_equal(masks, expected_masks):
                     problems.append(f"sample {row}: stored masks differ from the masks their seed makes")
-                again = _simulate_sample(handle["frames"][row], config, masks, index, full_scale)
+                again = simulate_sample(handle["frames"][row], config, masks, index, full_scale)
                 if not np.array_equal(again, handle["meas"][row]):
                     problems.append(f"sample {row} (index {index}): re-simulation differs from the stored measurement")
                 resimulated.append(row)

@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from snapcap.cacti.masks import MASK_KEYS, load_masks
+from snapcap.datasets.synthetic import demo_video, random_scene, render
+from snapcap.datasets.video import VIDEO_SUFFIXES, read_video, resize_frames
 from snapcap.errors import ConfigError, DataFileError, MissingKeyError, ShapeError
+from snapcap.files import MATLAB_KINDS, Container, open_container, read_npy, sniff
 
 __all__ = ["FrameSource", "load_frames", "VIDEO_KEYS"]
 
@@ -39,23 +43,20 @@ def _as_batch(array: np.ndarray, origin: str) -> np.ndarray:
         return array[None] if array.shape[-1] == 3 else array
     if array.ndim == 5 and array.shape[-1] == 3:
         return array
-    raise ShapeError(
-        f"{origin}: array of shape {array.shape}; expected (F, H, W), (F, H, W, 3), (N, F, H, W) or (N, F, H, W, 3)"
-    )
+    raise ShapeError(f"{origin}: array of shape {array.shape}; expected (F, H, W), (F, H, W, 3), (N, F, H, W) or (N, F, H, W, 3)")
 
 
-def _from_mat(path: Path, key: str | None) -> FrameSource:
-    from snapcap.cacti.masks import MASK_KEYS
-    from snapcap.matfile import list_mat_variables, load_mat
-
-    found = list_mat_variables(path)
+def _from_mat(container: Container, key: str | None) -> FrameSource:
+    path = container.path
     name = key
     if name is None:
-        name = next((k for k in VIDEO_KEYS if k in found), None)
+        name = container.first(VIDEO_KEYS)
         if name is None:
-            listing = ", ".join(f"{k} {v[0]} {v[1]}" for k, v in found.items())
-            raise MissingKeyError(f"{path}: no video variable (looked for {', '.join(VIDEO_KEYS)}); the file holds {listing}; pass --key")
-    array = load_mat(path, [name])[name]
+            raise MissingKeyError(
+                f"{path}: no video variable (looked for {', '.join(VIDEO_KEYS)}); "
+                f"the file holds {container.listing()}; pass --key"
+            )
+    array = container.get(name)
     # MATLAB stores H x W x F (gray) or H x W x 3 x F (RGB).
     if array.ndim == 2:
         video = array[None, None]
@@ -65,12 +66,8 @@ def _from_mat(path: Path, key: str | None) -> FrameSource:
         video = np.transpose(array, (3, 0, 1, 2))[None]
     else:
         raise ShapeError(f"{path}: variable {name!r} has shape {array.shape}; expected H x W x F or H x W x 3 x F")
-    stored = None
-    mask_key = next((k for k in MASK_KEYS if k in found), None)
-    if mask_key is not None:
-        from snapcap.cacti.masks import load_masks
-
-        stored = load_masks(path, key=mask_key)
+    mask_key = container.first(MASK_KEYS)
+    stored = None if mask_key is None else load_masks(path, key=mask_key)
     return FrameSource(np.ascontiguousarray(video), f"{path.name}:{name}", stored, {"key": name, "mask_key": mask_key})
 
 
@@ -85,20 +82,18 @@ def load_frames(
 
     Args:
         source: ``builtin:demo`` (the procedural demo scene), ``builtin:scene:SEED`` (a random
-            procedural scene), a video file (anything OpenCV decodes), ``.npy`` (see
+            procedural scene), a video file (a suffix of
+            :data:`~snapcap.datasets.video.VIDEO_SUFFIXES`, decoded by OpenCV), ``.npy`` (see
             :func:`_as_batch` for the shapes accepted) or a ``.mat`` benchmark file
-            (``orig`` H x W x F, its ``mask`` kept as ``stored_masks``).
+            (``orig`` H x W x F, its ``mask`` kept as ``stored_masks``). Arrays and MATLAB
+            files are recognised from their content (:func:`snapcap.files.sniff`).
         key: variable of a .mat file.
         size: resize frames to (H, W) (video files and built-in scenes).
         max_frames: keep at most this many frames per video.
         gray: convert RGB to gray (ITU-R BT.601 luma).
     """
-    from snapcap.datasets.video import VIDEO_SUFFIXES, read_video
-
     text = str(source)
     if text.startswith("builtin:"):
-        from snapcap.datasets.synthetic import demo_video, random_scene, render
-
         height, width = size or (128, 128)
         frames = max_frames or 16
         parts = text.split(":")
@@ -112,17 +107,19 @@ def load_frames(
     path = Path(text)
     if not path.exists():
         raise DataFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataFileError(f"{path}: not a regular file")
     suffix = path.suffix.lower()
-    if suffix == ".mat":
+    kind = None if suffix in VIDEO_SUFFIXES else sniff(path)
+    matlab = kind in MATLAB_KINDS
+    if matlab:
         if size is not None:
-            raise ConfigError(f"{path}: benchmark .mat files are used at their own size (their masks match it); drop the size option")
-        loaded = _from_mat(path, key)
-    elif suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001
-            raise DataFileError(f"{path}: not a readable .npy file ({exc.__class__.__name__}: {exc})") from exc
-        loaded = FrameSource(_as_batch(array, str(path)), path.name)
+            raise ConfigError(
+                f"{path}: benchmark .mat files are used at their own size (their masks match it); drop the size option"
+            )
+        loaded = _from_mat(open_container(path), key)
+    elif kind == "npy":
+        loaded = FrameSource(_as_batch(read_npy(path), str(path)), path.name)
     elif suffix in VIDEO_SUFFIXES:
         loaded = FrameSource(read_video(path, max_frames=max_frames, size=size, gray=gray)[None], path.name)
     else:
@@ -130,9 +127,7 @@ def load_frames(
     frames = loaded.frames
     if max_frames is not None:
         frames = frames[:, :max_frames]
-    if size is not None and suffix != ".mat" and tuple(frames.shape[2:4]) != tuple(size):
-        from snapcap.datasets.video import resize_frames
-
+    if size is not None and not matlab and tuple(frames.shape[2:4]) != tuple(size):
         frames = np.stack([resize_frames(np.asarray(v), size) for v in frames])
     if gray and frames.ndim == 5:
         weights = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)

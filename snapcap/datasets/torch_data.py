@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
+from snapcap.datasets.h5 import DatasetConfig, dataset_full_scale, h5py_with_filters, open_dataset, sample_masks, simulate_sample
 from snapcap.errors import InvalidValueError
 
 __all__ = ["MeasurementDataset", "SimulatedDataset", "collate_samples"]
@@ -26,8 +28,6 @@ __all__ = ["MeasurementDataset", "SimulatedDataset", "collate_samples"]
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack tensors/arrays along a new batch axis; keep strings and caption lists as lists."""
-    import torch
-
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [sample[key] for sample in samples]
@@ -52,8 +52,13 @@ class MeasurementDataset:
         tokenizer: optional callable captions -> anything, stored under ``tokens``.
     """
 
-    def __init__(self, paths: str | Path | Sequence[str | Path], split: str | None = None, frames: bool = True, tokenizer: Callable | None = None):
-        from snapcap.datasets.h5 import open_dataset
+    def __init__(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        split: str | None = None,
+        frames: bool = True,
+        tokenizer: Callable | None = None,
+    ):
 
         self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
         if not self.paths:
@@ -88,7 +93,6 @@ class MeasurementDataset:
         return len(self.rows)
 
     def _handle(self, file_index: int):
-        from snapcap.datasets.h5 import h5py_with_filters
 
         h5py = h5py_with_filters()
 
@@ -99,8 +103,6 @@ class MeasurementDataset:
         return self._handles[file_index]
 
     def __getitem__(self, position: int) -> dict[str, Any]:
-        import torch
-
         if not -len(self) <= position < len(self):
             raise IndexError(f"index {position} out of range for a dataset of {len(self)} samples")
         file_index, row = self.rows[position]
@@ -146,32 +148,30 @@ class SimulatedDataset:
     from the same corpus and configuration.
     """
 
-    def __init__(self, corpus, config=None, items: Sequence | None = None, split: str | None = None, tokenizer: Callable | None = None):
-        from snapcap.datasets.h5 import DatasetConfig, _full_scale, _masks_for
+    def __init__(
+        self, corpus, config=None, items: Sequence | None = None, split: str | None = None, tokenizer: Callable | None = None
+    ):
 
         self.corpus = corpus
         self.config = config or DatasetConfig()
         self.items = list(corpus.items if items is None else items)
         self.positions = [i for i, item in enumerate(self.items) if split is None or item.split == split]
         self.tokenizer = tokenizer
-        self.shared_masks = None if self.config.per_sample_masks else _masks_for(self.config, None)
-        self.full_scale = _full_scale(self.config, self.shared_masks)
+        self.shared_masks = None if self.config.per_sample_masks else sample_masks(self.config, None)
+        self.full_scale = dataset_full_scale(self.config, self.shared_masks)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
-        import torch
-
-        from snapcap.datasets.h5 import _masks_for, _simulate_sample
 
         index = self.positions[position]
         item = self.items[index]
         config = self.config
         clip = self.corpus.clip(item, config.T, config.B, config.size, gray=config.gray)
-        masks = _masks_for(config, index) if config.per_sample_masks else self.shared_masks
+        masks = sample_masks(config, index) if config.per_sample_masks else self.shared_masks
         sample: dict[str, Any] = {
-            "meas": torch.from_numpy(_simulate_sample(clip, config, masks, index, self.full_scale)),
+            "meas": torch.from_numpy(simulate_sample(clip, config, masks, index, self.full_scale)),
             "masks": torch.from_numpy(np.ascontiguousarray(masks)),
             "frames": torch.from_numpy(clip).float().div_(255.0),
             "index": index,

@@ -10,7 +10,9 @@ from snapcap.errors import DataFileError, InvalidValueError
 
 __all__ = ["VIDEO_SUFFIXES", "read_video", "resize_frames"]
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".3gp", ".ogv")
+"""Suffixes (lower case) of the files read as videos, everywhere: corpora folders, ``snapcap simulate``,
+``snapcap caption``. The order is the lookup preference of :mod:`snapcap.datasets.corpora`."""
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -70,7 +72,7 @@ def read_video(
     return np.stack(frames)
 
 
-def clip_indices(num_frames: int, T: int, B: int) -> np.ndarray:  # noqa: N803
+def clip_indices(num_frames: int, T: int, B: int) -> np.ndarray:
     """Which frames make the T snapshots of B consecutive frames: ``(T, B)`` indices.
 
     The rule (SnapCap samples T = 8 uniform segments of B = 8 frames):
@@ -125,7 +127,7 @@ def resize_crop(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(frame[top : top + height, left : left + width])
 
 
-def read_clip(path: str | Path, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:  # noqa: N803
+def read_clip(path: str | Path, T: int, B: int, size: tuple[int, int], gray: bool = False) -> np.ndarray:
     """Decode the T·B frames :func:`clip_indices` picks, resized and centre-cropped to ``size``.
 
     Decoding is sequential and stops after the last needed frame; only the needed frames are
@@ -137,7 +139,6 @@ def read_clip(path: str | Path, T: int, B: int, size: tuple[int, int], gray: boo
     if not path.is_file():
         raise DataFileError(f"{path}: no such video file")
     total = frame_count(path)
-    frames: list[np.ndarray] = []
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():

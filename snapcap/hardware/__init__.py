@@ -2,13 +2,14 @@
 
 * :mod:`snapcap.hardware.captures`: :func:`load_capture` reads the public real-data layouts
   (Qiao et al. 2020 DMD captures, Bayer captures, the benchmark files), snapcap's own files and
-  raw camera frames into a :class:`Capture` with a stated normalisation (:data:`LAYOUTS`).
+  raw camera frames into a :class:`Capture` with a stated normalisation (:data:`LAYOUTS`); the
+  containers themselves are sniffed and opened by :mod:`snapcap.files`.
 * :mod:`snapcap.hardware.emulate`: :class:`Rig`, a CACTI camera with misregistration, blur,
   shutter duty cycle, clock offset, gain and sensor noise, and :func:`write_capture`, which
   writes its captures in the real layouts.
 * :mod:`snapcap.hardware.calibrate`: :func:`calibrate_masks` (masks from white-field frames)
   and :func:`estimate_mismatch` (the rig's parameters from one capture of a known scene).
-* :mod:`snapcap.hardware.cli`: ``snapcap capture info|preview`` (:func:`add_capture_parser`).
+* ``snapcap capture info|preview`` (:mod:`snapcap.cli.capture`) reads captures through :func:`load_capture`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from snapcap.hardware.captures import (
     MaskRequiredError,
     Normalisation,
     UnknownLayoutError,
+    b_from_name,
     detect_layout,
     layouts_table,
     load_capture,
@@ -56,6 +58,7 @@ __all__ = [
     "parse_normalisation",
     "load_capture",
     "detect_layout",
+    "b_from_name",
     "layouts_table",
     "MaskRequiredError",
     "UnknownLayoutError",

@@ -19,7 +19,8 @@ Two routes to the effective masks ``C_k`` a reconstruction needs (see
 
   .. math::
 
-      \\min_{dx,dy,\\theta,\\sigma,a,b}\\; \\Big\\| y - \\sum_k \\big(a\\,\\tilde N_k + b\\,\\tilde N_{k+1}\\big) \\odot X_k \\Big\\|^2,
+      \\min_{dx,dy,\\theta,\\sigma,a,b}\\;
+      \\Big\\| y - \\sum_k \\big(a\\,\\tilde N_k + b\\,\\tilde N_{k+1}\\big) \\odot X_k \\Big\\|^2,
       \\qquad a = \\rho g (1-\\delta),\\; b = \\rho g\\,\\delta,
 
   where ``Ñ = Ñ(dx, dy, θ, σ)`` is the warped, blurred nominal pattern. The model is linear in
@@ -38,8 +39,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
+from scipy.optimize import least_squares
 
+from snapcap.cacti.bayer import mosaic
 from snapcap.errors import ConfigError, InvalidValueError, ShapeError
+from snapcap.hardware.emulate import PatternPlane, Rig
 
 __all__ = [
     "CalibratedMasks",
@@ -105,7 +110,7 @@ def calibrate_masks(sequence: Any, dark: Any = None, white: Any = 1.0) -> Calibr
         frames = frames[:, None]
     if frames.ndim != 4 or min(frames.shape) < 1:
         raise ShapeError(f"sequence must be (B, repeats, H, W) or (B, H, W), got shape {np.shape(sequence)}")
-    B, R, H, W = frames.shape  # noqa: N806
+    B, R, H, W = frames.shape
     dark_map = np.zeros((H, W))
     if dark is not None:
         d = _as_float(dark, "dark")
@@ -144,15 +149,13 @@ def calibrate_masks(sequence: Any, dark: Any = None, white: Any = 1.0) -> Calibr
 # --------------------------------------------------------------------------------------------
 
 
-def calibration_target(B: int, H: int, W: int, T: int = 1, seed: int = 0, speed: float = 1.0) -> np.ndarray:  # noqa: N803
+def calibration_target(B: int, H: int, W: int, T: int = 1, seed: int = 0, speed: float = 1.0) -> np.ndarray:
     """A known moving scene for :func:`estimate_mismatch`: ``(T, B, H, W)`` float32 in [0.15, 0.95].
 
     A smooth random texture (Gaussian-filtered noise, σ = 3 px) translated by ``speed`` pixels
     per frame along a diagonal, like a printed target on a motorised stage: textured enough to
     pin the warp, different in every frame so that the clock offset is identifiable.
     """
-    from scipy import ndimage
-
     if min(B, H, W, T) < 1:
         raise InvalidValueError(f"B, H, W, T must be >= 1, got {B}, {H}, {W}, {T}")
     frames = T * B
@@ -177,8 +180,6 @@ def phase_correlation(moved: np.ndarray, reference: np.ndarray, highpass: float 
     from the peak's neighbours (Foroosh et al. 2002). Accurate to about 0.1 px: a start for
     :func:`estimate_mismatch`, which refines it.
     """
-    from scipy import ndimage
-
     a = np.asarray(moved, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape or a.ndim not in (2, 3):
@@ -265,8 +266,6 @@ class MismatchEstimate:
 
 def _scene_mosaic(scene: np.ndarray, bayer: str | None) -> np.ndarray:
     if bayer is not None and scene.shape[-1] == 3:
-        from snapcap.cacti.bayer import mosaic
-
         return np.asarray(mosaic(scene, bayer))
     return scene
 
@@ -305,10 +304,6 @@ def estimate_mismatch(
     Returns:
         :class:`MismatchEstimate`.
     """
-    from scipy.optimize import least_squares
-
-    from snapcap.hardware.emulate import PatternPlane, Rig
-
     if isinstance(nominal, Rig):
         plane = nominal.plane()
         bayer = nominal.bayer
@@ -326,7 +321,7 @@ def estimate_mismatch(
         strict = False
     if wrap not in ("wrap", "hold"):
         raise ConfigError(f"clock_wrap must be 'wrap' or 'hold', got {wrap!r}")
-    B, H, W = plane.B, plane.H, plane.W  # noqa: N806
+    B, H, W = plane.B, plane.H, plane.W
     y = _as_float(capture, "capture")
     if y.ndim == 2:
         y = y[None]
@@ -337,7 +332,9 @@ def estimate_mismatch(
     if y.ndim != 3 or y.shape[1:] != (H, W):
         raise ShapeError(f"capture must be (H, W) or (T, H, W) with H, W = {H}, {W}, got {np.shape(capture)}")
     if x.shape != (y.shape[0], B, H, W):
-        raise ShapeError(f"scene must be ({y.shape[0]}, {B}, {H}, {W}) to match the capture and the pattern, got {np.shape(scene)}")
+        raise ShapeError(
+            f"scene must be ({y.shape[0]}, {B}, {H}, {W}) to match the capture and the pattern, got {np.shape(scene)}"
+        )
     if border is None:
         border = 4
     if not 0 <= border < min(H, W) // 2:
@@ -399,11 +396,25 @@ def estimate_mismatch(
     lower = np.array([-limit - 1, -limit - 1, -5.0, 0.0])
     upper = np.array([limit + 1, limit + 1, 5.0, 4.0])
     coarse = [0, 1]
-    result = least_squares(pack(coarse), theta0[coarse], bounds=(lower[coarse], upper[coarse]), diff_step=1e-3, x_scale=[0.1, 0.1], max_nfev=max_evaluations // 4)
+    result = least_squares(
+        pack(coarse),
+        theta0[coarse],
+        bounds=(lower[coarse], upper[coarse]),
+        diff_step=1e-3,
+        x_scale=[0.1, 0.1],
+        max_nfev=max_evaluations // 4,
+    )
     theta0[coarse] = result.x
     active = [0, 1, 2] + ([3] if fit_blur else [])
     scales = np.array([0.05, 0.05, 0.05, 0.1])[active]
-    result = least_squares(pack(active), theta0[active], bounds=(lower[active], upper[active]), diff_step=1e-3, x_scale=scales, max_nfev=max_evaluations)
+    result = least_squares(
+        pack(active),
+        theta0[active],
+        bounds=(lower[active], upper[active]),
+        diff_step=1e-3,
+        x_scale=scales,
+        max_nfev=max_evaluations,
+    )
     theta = theta0.copy()
     theta[active] = result.x
     g0, g1 = basis(theta)

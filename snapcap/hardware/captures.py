@@ -28,7 +28,8 @@ moved to snapcap's order here: snapshots ``H×W×N → (N, H, W)``, masks ``H×W
 frames ``H×W×F → (F, H, W)`` and ``H×W×3×F → (F, H, W, 3)``. ``.npz`` files whose arrays are not
 a snapcap measurement file are read like a .mat file (same keys, same MATLAB axis order), and a
 bare ``.npy`` array is taken as the variable ``meas``. The container is recognised from the
-file's first bytes, not its suffix; a mismatch is reported in ``notes``.
+file's first bytes, not its suffix (:mod:`snapcap.files` sniffs and opens every container); a
+mismatch is reported in ``notes``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,17 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from snapcap.cacti.bayer import PATTERNS
+from snapcap.cacti.masks import load_masks
 from snapcap.cacti.operator import CactiOperator
+from snapcap.cacti.store import load_measurements
+from snapcap.datasets.h5 import open_dataset
 from snapcap.errors import (
+    BackendUnavailableError,
     ConfigError,
     DataFileError,
     InvalidValueError,
@@ -51,6 +57,7 @@ from snapcap.errors import (
     ShapeError,
     SnapcapError,
 )
+from snapcap.files import RAW_SUFFIXES, VARIABLE_KINDS, Container, open_container
 
 __all__ = [
     "Capture",
@@ -63,15 +70,10 @@ __all__ = [
     "MaskRequiredError",
     "UnknownLayoutError",
     "RAW_SUFFIXES",
+    "b_from_name",
     "detect_layout",
     "layouts_table",
 ]
-
-RAW_SUFFIXES: tuple[str, ...] = (
-    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
-    ".pef", ".srw", ".rwl", ".iiq", ".3fr", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".raw",
-)
-"""File suffixes read as raw camera frames (through rawpy / LibRaw)."""
 
 
 class MaskRequiredError(MissingKeyError):
@@ -110,11 +112,16 @@ class Capture:
         mask_source: where the masks came from (the file and key, or the ``mask=`` file).
         variables: what the file holds: name -> (shape in the file's order, class or dtype).
         mask_help: the message :meth:`operator` raises when ``masks`` is None.
+        labels: one name per snapshot (``kobe32#0``; ``video0/snapshot1`` for snapcap
+            measurement files; ``<video_id>/snapshot1`` for dataset samples).
+        num_samples: samples (videos) the file holds; ``sample=`` chooses among them in
+            snapcap dataset files, every other file is one sample.
+        record: snapcap measurement files: the JSON record of the simulation (``params``).
     """
 
     meas: np.ndarray
     masks: np.ndarray | None
-    B: int | None  # noqa: N815
+    B: int | None
     bayer: str | None
     layout: str
     normalisation: str
@@ -127,6 +134,9 @@ class Capture:
     mask_source: str | None = None
     variables: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     mask_help: str | None = None
+    labels: list[str] = field(default_factory=list)
+    num_samples: int = 1
+    record: dict[str, Any] | None = None
 
     @property
     def num_snapshots(self) -> int:
@@ -193,7 +203,7 @@ class Normalisation:
     kind: str
     value: float | None = None
 
-    def formula(self, B: int | None) -> str:  # noqa: N803
+    def formula(self, B: int | None) -> str:
         b = "B" if B is None else str(B)
         if self.kind == "stored":
             return "as stored (y = meas)"
@@ -203,7 +213,7 @@ class Normalisation:
             return f"meas/{self.value:g}·B/2 (B={b})"
         return f"meas/max(meas)·B/2 (B={b})"
 
-    def apply(self, values: np.ndarray, B: int | None, where: str) -> np.ndarray:  # noqa: N803
+    def apply(self, values: np.ndarray, B: int | None, where: str) -> np.ndarray:
         v = values.astype(np.float64)
         if self.kind == "stored":
             out = v
@@ -214,7 +224,9 @@ class Normalisation:
                 raise ConfigError(f"{where}: normalisation {self.formula(B)} needs B; pass B=")
             peak = float(self.value) if self.kind == "fullscale" else float(np.max(v)) if v.size else 0.0  # type: ignore[arg-type]
             if not peak > 0:
-                raise InvalidValueError(f"{where}: normalisation {self.formula(B)} divides by {peak:g}; the snapshots are all zero")
+                raise InvalidValueError(
+                    f"{where}: normalisation {self.formula(B)} divides by {peak:g}; the snapshots are all zero"
+                )
             out = v / peak * (B / 2.0)
         return out.astype(np.float32)
 
@@ -246,237 +258,6 @@ def parse_normalisation(text: str | Normalisation | None) -> Normalisation | Non
 
 
 # --------------------------------------------------------------------------------------------
-# Reading containers safely
-# --------------------------------------------------------------------------------------------
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def _sniff(path: Path) -> str | None:
-    """The container from the first bytes: mat5, mat73, hdf5, npz, npy, tiff, or None."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(1040)
-    except OSError as exc:
-        raise DataFileError(f"{path}: cannot be read ({exc})") from exc
-    if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return "npz"
-    if head.startswith(b"MATLAB 7.3") or (len(head) >= 520 and head[512:520] == _HDF5_SIGNATURE and head.startswith(b"MATLAB")):
-        return "mat73"
-    if head.startswith(b"MATLAB"):
-        return "mat5"
-    if head.startswith(_HDF5_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE or head[1024:1032] == _HDF5_SIGNATURE:
-        return "hdf5"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    return None
-
-
-_CONTAINER_NAMES = {
-    "mat5": "MATLAB v5",
-    "mat73": "MATLAB v7.3 (HDF5)",
-    "hdf5": "HDF5",
-    "npz": "numpy .npz",
-    "npy": "numpy .npy",
-    "raw": "raw camera file",
-    "mat4": "MATLAB v4",
-}
-
-_SUFFIX_KIND = {".mat": ("mat5", "mat73", "mat4"), ".npz": ("npz",), ".npy": ("npy",), ".h5": ("hdf5", "mat73"), ".hdf5": ("hdf5", "mat73")}
-
-
-def _npy_header(handle, where: str) -> tuple[tuple[int, ...], np.dtype, bool]:
-    from numpy.lib import format as npformat
-
-    try:
-        version = npformat.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran, dtype = npformat.read_array_header_1_0(handle)
-        else:
-            shape, fortran, dtype = npformat.read_array_header_2_0(handle)
-    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/SyntaxError/EOFError on damage
-        raise DataFileError(f"{where}: not a readable .npy array header ({exc.__class__.__name__}: {exc})") from exc
-    return tuple(int(s) for s in shape), np.dtype(dtype), bool(fortran)
-
-
-def _check_npy_dtype(dtype: np.dtype, where: str) -> None:
-    if dtype.hasobject or dtype.kind not in "biufc":
-        raise DataFileError(f"{where}: holds dtype {dtype}; expected a numeric array (object/pickled arrays are not read)")
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    """A .npy array, checking the header against the file size before reading (no pickles)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        shape, dtype, _ = _npy_header(handle, str(path))
-        _check_npy_dtype(dtype, str(path))
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        available = size - handle.tell()
-        if available < expected:
-            raise DataFileError(f"{path}: truncated .npy file: the header announces {shape} {dtype} ({expected} bytes) but {available} bytes follow")
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001
-        raise DataFileError(f"{path}: not a readable .npy file ({exc.__class__.__name__}: {exc})") from exc
-
-
-def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Array name -> (shape, dtype) of an .npz, from the headers, checking member sizes."""
-    found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                name = info.filename[:-4]
-                where = f"{path} (array {name!r})"
-                with archive.open(info) as member:
-                    shape, dtype, _ = _npy_header(member, where)
-                    header = member.tell() if hasattr(member, "tell") else 0
-                if dtype.hasobject:
-                    found[name] = (shape, dtype)
-                    continue
-                expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-                if info.file_size - header < expected:
-                    raise DataFileError(f"{where}: truncated: the header announces {shape} {dtype} ({expected} bytes) but the member holds {info.file_size - header}")
-                found[name] = (shape, dtype)
-    except DataFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - zipfile/zlib raise BadZipFile, EOFError, zlib.error...
-        raise DataFileError(f"{path}: not a readable .npz (zip) file ({exc.__class__.__name__}: {exc}); it may be truncated") from exc
-    return found
-
-
-def _read_npz(path: Path, names: list[str]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for name in names:
-                out[name] = np.asarray(data[name])
-    except Exception as exc:  # noqa: BLE001
-        raise DataFileError(f"{path}: cannot read {names} ({exc.__class__.__name__}: {exc}); the file may be truncated") from exc
-    return out
-
-
-def _h5_format(path: Path) -> str | None:
-    from snapcap.datasets.h5 import h5py_with_filters
-
-    h5py = h5py_with_filters()
-    try:
-        with h5py.File(path, "r") as handle:
-            kind = handle.attrs.get("format")
-    except Exception as exc:  # noqa: BLE001
-        raise DataFileError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc}); it may be truncated") from exc
-    if isinstance(kind, bytes):
-        kind = kind.decode(errors="replace")
-    return None if kind is None else str(kind)
-
-
-@dataclass
-class _Source:
-    """What a file holds, read once: the container and its variables (MATLAB axis order)."""
-
-    path: Path
-    kind: str  # mat5 | mat73 | mat4 | npz | npy | hdf5 | raw
-    variables: dict[str, tuple[tuple[int, ...], str]]
-    h5_format: str | None = None
-    notes: list[str] = field(default_factory=list)
-    _cache: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def container(self) -> str:
-        return _CONTAINER_NAMES.get(self.kind, self.kind)
-
-    @property
-    def keys(self) -> set[str]:
-        return set(self.variables)
-
-    def listing(self) -> str:
-        if not self.variables:
-            return "no variables"
-        return ", ".join(f"{name} {shape} {cls}" for name, (shape, cls) in self.variables.items())
-
-    def get(self, name: str) -> np.ndarray:
-        """The variable in MATLAB axis order, checked numeric and finite."""
-        if name not in self._cache:
-            if name not in self.variables:
-                raise MissingKeyError(f"{self.path}: no variable {name!r}; the file holds {self.listing()}")
-            if self.kind in ("mat5", "mat73", "mat4"):
-                from snapcap.matfile import load_mat
-
-                array = load_mat(self.path, [name])[name]
-            elif self.kind == "npz":
-                array = _read_npz(self.path, [name])[name]
-            elif self.kind == "npy":
-                array = _read_npy(self.path)
-            else:  # pragma: no cover - raw and snapcap files do not go through get()
-                raise DataFileError(f"{self.path}: variable access is not available for {self.container} files")
-            array = np.asarray(array)
-            if array.dtype.kind not in "biuf":
-                raise DataFileError(f"{self.path}: variable {name!r} has dtype {array.dtype}; expected a real numeric array")
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                bad = int(np.sum(~np.isfinite(array)))
-                raise InvalidValueError(f"{self.path}: variable {name!r} holds {bad} NaN or infinite value(s); expected finite numbers")
-            self._cache[name] = array
-        return self._cache[name]
-
-    def first(self, names: tuple[str, ...]) -> str | None:
-        return next((name for name in names if name in self.variables), None)
-
-
-def _open_source(path: Path) -> _Source:
-    sniffed = _sniff(path)
-    suffix = path.suffix.lower()
-    notes: list[str] = []
-    kind = sniffed
-    if kind is None:
-        if suffix in RAW_SUFFIXES:
-            kind = "raw"
-        elif suffix == ".mat":
-            kind = "mat4"  # MATLAB v4 files have no text header; scipy decides
-        else:
-            raise DataFileError(
-                f"{path}: unrecognised content (not MATLAB, HDF5, numpy, TIFF/DNG or a raw camera file); "
-                "expected .mat, .npz, .npy, .h5 or a raw frame (.dng, .cr2, .nef, .arw...)"
-            )
-    elif kind == "tiff":
-        kind = "raw"
-    elif kind == "hdf5" and suffix == ".mat":
-        kind = "mat73"  # an HDF5 .mat without MATLAB's text header
-    expected = _SUFFIX_KIND.get(suffix)
-    if expected is not None and kind not in expected:
-        notes.append(f"the suffix {suffix!r} does not match the content ({_CONTAINER_NAMES.get(kind, kind)}); read as {_CONTAINER_NAMES.get(kind, kind)}")
-    elif expected is None and suffix not in RAW_SUFFIXES and kind != "raw":
-        notes.append(f"unusual suffix {suffix!r}; read as {_CONTAINER_NAMES.get(kind, kind)} from its content")
-    variables: dict[str, tuple[tuple[int, ...], str]] = {}
-    h5_format = None
-    if kind in ("mat5", "mat73", "mat4"):
-        from snapcap.matfile import list_mat_variables
-
-        try:
-            variables = list_mat_variables(path)
-        except SnapcapError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - h5py/scipy on damaged files
-            raise DataFileError(f"{path}: not a readable MATLAB file ({exc.__class__.__name__}: {exc})") from exc
-        if kind == "mat73":
-            h5_format = _h5_format(path)
-    elif kind == "npz":
-        members = _npz_members(path)
-        variables = {name: (shape, dtype.name if not dtype.hasobject else "object") for name, (shape, dtype) in members.items()}
-    elif kind == "npy":
-        with open(path, "rb") as handle:
-            shape, dtype, _ = _npy_header(handle, str(path))
-        variables = {"meas": (shape, dtype.name if not dtype.hasobject else "object")}
-        notes.append("a bare .npy array is read as the variable 'meas' in MATLAB order H×W[×N]")
-    elif kind == "hdf5":
-        h5_format = _h5_format(path)
-    return _Source(path=path, kind=kind, variables=variables, h5_format=h5_format, notes=notes)
-
-
-# --------------------------------------------------------------------------------------------
 # Requests and shared checks
 # --------------------------------------------------------------------------------------------
 
@@ -485,8 +266,8 @@ def _open_source(path: Path) -> _Source:
 class _Request:
     mask: Any
     mask_key: str | None
-    B: int | None  # noqa: N815
-    sample: int
+    B: int | None
+    samples: list[int]
     normalisation: Normalisation | None
     require_mask: bool
 
@@ -514,7 +295,7 @@ def _snapshots(values: np.ndarray, path: Path, key: str) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(values, (2, 0, 1)))
 
 
-def _file_masks(values: np.ndarray, path: Path, key: str, hw: tuple[int, int], B: int | None) -> np.ndarray:  # noqa: N803
+def _file_masks(values: np.ndarray, path: Path, key: str, hw: tuple[int, int], B: int | None) -> np.ndarray:
     """MATLAB H×W×B masks of the capture file itself -> float32 (B, H, W), checked."""
     if values.ndim == 2:
         values = values[:, :, None]
@@ -535,7 +316,9 @@ def _check_transmission(masks: np.ndarray, where: str) -> None:
     if masks.size == 0:
         raise ShapeError(f"{where} is empty")
     if not np.all(np.isfinite(masks)):
-        raise InvalidValueError(f"{where} holds {int(np.sum(~np.isfinite(masks)))} NaN or infinite value(s); expected transmissions in [0, 1]")
+        raise InvalidValueError(
+            f"{where} holds {int(np.sum(~np.isfinite(masks)))} NaN or infinite value(s); expected transmissions in [0, 1]"
+        )
     low, high = float(masks.min()), float(masks.max())
     if low < 0 or high > 1:
         raise InvalidValueError(
@@ -544,19 +327,17 @@ def _check_transmission(masks: np.ndarray, where: str) -> None:
         )
 
 
-def _external_masks(req: _Request, path: Path, hw: tuple[int, int], B: int | None) -> tuple[np.ndarray, str]:  # noqa: N803
+def _external_masks(req: _Request, path: Path, hw: tuple[int, int], B: int | None) -> tuple[np.ndarray, str]:
     """Masks from the ``mask=`` argument (a file or an array) -> float32 (B, H, W), checked."""
     mask = req.mask
     if isinstance(mask, (str, Path)):
-        from snapcap.cacti.masks import load_masks
-
         masks = load_masks(mask, key=req.mask_key, B=B)
         where = f"mask file {mask}"
         source = f"{mask}" + (f" (key {req.mask_key!r})" if req.mask_key else "")
     else:
         try:
             masks = np.asarray(mask)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ConfigError(f"mask= must be a mask file path or a (B, H, W) array, got {type(mask).__name__}") from exc
         if masks.dtype.kind not in "biuf":
             raise ConfigError(f"mask= must be a mask file path or a numeric (B, H, W) array, got dtype {masks.dtype}")
@@ -582,9 +363,7 @@ def _bayer_even(path: Path, hw: tuple[int, int], layout: str) -> None:
         raise ShapeError(f"{path}: layout {layout} is a Bayer mosaic and needs even H and W, got {hw[0]}×{hw[1]}")
 
 
-def _consistency(
-    raw_meas: np.ndarray, masks: np.ndarray, frames: np.ndarray, path: Path, what: str, override: bool
-) -> str:
+def _consistency(raw_meas: np.ndarray, masks: np.ndarray, frames: np.ndarray, path: Path, what: str, override: bool) -> str:
     """Check ``meas = Σ_k mask_k · frame_k`` (all in stored units) on the covered snapshots.
 
     Returns a note. Raises :class:`InvalidValueError` when the stored snapshots are clearly on
@@ -610,10 +389,46 @@ def _consistency(
     )
 
 
+def _check_stored_scale(
+    source: Container,
+    req: _Request,
+    key: str,
+    masks: np.ndarray,
+    meas_raw: np.ndarray,
+    frames: np.ndarray,
+    what: str,
+    override: bool,
+) -> str | None:
+    """Check the stored ``meas`` against ``Σ mask·frames`` with the masks that made it (:func:`_consistency`).
+
+    Those are the file's own masks (``key``), also when ``mask=`` replaces them for the operator:
+    the given masks may differ on purpose (a calibration, a mismatch study). Returns the note,
+    or None when ``frames`` cover no snapshot.
+    """
+    path = source.path
+    hw = (int(meas_raw.shape[1]), int(meas_raw.shape[2]))
+    reference = masks
+    if req.mask is not None:
+        try:
+            reference = _file_masks(source.get(key), path, key, hw, None)
+        except SnapcapError as exc:
+            return f"meas not checked against {what}: the file's own {key!r} is unusable ({exc})"
+    count = min(meas_raw.shape[0], frames.shape[0] // reference.shape[0])
+    if not count:
+        return None
+    blocks = frames[: count * reference.shape[0]].reshape((count, reference.shape[0]) + hw)
+    note = _consistency(meas_raw, reference, blocks, path, what, override)
+    if req.mask is not None:
+        note += f" (with the file's own {key!r}; the given masks are used for the operator)"
+    return note
+
+
 def _truth_8bit(values: np.ndarray, path: Path, key: str) -> np.ndarray:
     if not _integer_valued(values) or (values.size and (values.min() < 0 or values.max() > 255)):
         low, high = _value_range(values)
-        raise InvalidValueError(f"{path}: {key!r} holds values in [{low:g}, {high:g}]; expected 8-bit integers 0..255 (the layout divides by 255)")
+        raise InvalidValueError(
+            f"{path}: {key!r} holds values in [{low:g}, {high:g}]; expected 8-bit integers 0..255 (the layout divides by 255)"
+        )
     return values
 
 
@@ -624,12 +439,13 @@ def _truth_8bit(values: np.ndarray, path: Path, key: str) -> np.ndarray:
 _CR_PATTERN = re.compile(r"(?:^|[_\-.])cr[_\-]?(\d+)(?=$|[_\-.])", re.IGNORECASE)
 
 
-def _b_from_name(path: Path) -> int | None:
-    match = _CR_PATTERN.search(path.stem)
+def b_from_name(path: str | Path) -> int | None:
+    """B from a ``cr_NN`` part of a file name (``meas_duomino_cr_10.mat`` -> 10), or None."""
+    match = _CR_PATTERN.search(Path(path).stem)
     return int(match.group(1)) if match else None
 
 
-def _qiao_mask_help(path: Path, B: int | None) -> str:  # noqa: N803
+def _qiao_mask_help(path: Path, B: int | None) -> str:
     frames = f"the first B={B} are used" if B else "the first B are used"
     return (
         f"{path}: layout qiao2020-dmd (Qiao et al. 2020 DMD capture: the single key 'meas') holds no masks. "
@@ -639,20 +455,22 @@ def _qiao_mask_help(path: Path, B: int | None) -> str:  # noqa: N803
     )
 
 
-def _read_qiao(source: _Source, req: _Request) -> Capture:
+def _read_qiao(source: Container, req: _Request) -> Capture:
     path = source.path
     stored = source.get("meas")
     meas_raw = _snapshots(stored, path, "meas")
     hw = (int(meas_raw.shape[1]), int(meas_raw.shape[2]))
-    named = _b_from_name(path)
-    B = req.B  # noqa: N806
+    named = b_from_name(path)
+    B = req.B
     notes = list(source.notes)
     if named is not None and B is not None and named != B:
         raise ConfigError(f"{path}: the file name says cr_{named} (B={named}) but B={B} was given")
     if B is None:
-        B = named  # noqa: N806
+        B = named
     if B is None:
-        raise ConfigError(f"{path}: layout qiao2020-dmd takes B from '_cr_NN' in the file name, and this name has none; pass B= (--B)")
+        raise ConfigError(
+            f"{path}: layout qiao2020-dmd takes B from '_cr_NN' in the file name, and this name has none; pass B= (--B)"
+        )
     if B < 1:
         raise ConfigError(f"{path}: B must be >= 1, got {B}")
     notes.append(f"B={B} from " + ("the file name (cr_%d)" % named if req.B is None else "the B= argument"))
@@ -685,14 +503,23 @@ def _read_qiao(source: _Source, req: _Request) -> Capture:
     else:
         notes.append("no masks: " + help_text.split(": ", 1)[1])
     return Capture(
-        meas=meas, masks=masks, B=B, bayer=None, layout="qiao2020-dmd",
+        meas=meas,
+        masks=masks,
+        B=B,
+        bayer=None,
+        layout="qiao2020-dmd",
         normalisation=norm.formula(B) + (" (Qiao et al. loaders: meas/255*cr/2)" if req.normalisation is None else " (given)"),
-        source=path, raw_range=raw_range, raw_dtype=str(stored.dtype), notes=notes, mask_source=mask_source,
-        variables=dict(source.variables), mask_help=None if masks is not None else help_text,
+        source=path,
+        raw_range=raw_range,
+        raw_dtype=str(stored.dtype),
+        notes=notes,
+        mask_source=mask_source,
+        variables=dict(source.variables),
+        mask_help=None if masks is not None else help_text,
     )
 
 
-def _read_bayer_real(source: _Source, req: _Request) -> Capture:
+def _read_bayer_real(source: Container, req: _Request) -> Capture:
     path = source.path
     meas_key = source.first(("meas_bayer", "meas"))
     mask_key = source.first(("mask_bayer", "mask"))
@@ -706,7 +533,7 @@ def _read_bayer_real(source: _Source, req: _Request) -> Capture:
     notes.append(f"MATLAB H×W×N {meas_key!r} moved to (N, H, W); Bayer RGGB mosaic")
     masks = None
     mask_source = None
-    B = req.B  # noqa: N806
+    B = req.B
     if req.mask is not None:
         masks, mask_source = _external_masks(req, path, hw, B)
     elif mask_key is not None:
@@ -716,7 +543,7 @@ def _read_bayer_real(source: _Source, req: _Request) -> Capture:
     if masks is None and req.require_mask:
         raise MaskRequiredError(help_text)
     if masks is not None:
-        B = int(masks.shape[0])  # noqa: N806
+        B = int(masks.shape[0])
     raw_range = _value_range(meas_raw)
     if req.normalisation is not None:
         norm = req.normalisation
@@ -735,13 +562,23 @@ def _read_bayer_real(source: _Source, req: _Request) -> Capture:
         raise ConfigError(f"{path}: layout bayer-real: B is unknown without masks; pass B=")
     meas = norm.apply(meas_raw, B, str(path))
     return Capture(
-        meas=meas, masks=masks, B=B, bayer="RGGB", layout="bayer-real", normalisation=norm.formula(B) + why,
-        source=path, raw_range=raw_range, raw_dtype=str(stored.dtype), notes=notes, mask_source=mask_source,
-        variables=dict(source.variables), mask_help=None if masks is not None else help_text,
+        meas=meas,
+        masks=masks,
+        B=B,
+        bayer="RGGB",
+        layout="bayer-real",
+        normalisation=norm.formula(B) + why,
+        source=path,
+        raw_range=raw_range,
+        raw_dtype=str(stored.dtype),
+        notes=notes,
+        mask_source=mask_source,
+        variables=dict(source.variables),
+        mask_help=None if masks is not None else help_text,
     )
 
 
-def _read_midscale(source: _Source, req: _Request) -> Capture:
+def _read_midscale(source: Container, req: _Request) -> Capture:
     path = source.path
     stored = source.get("meas_bayer")
     meas_raw = _snapshots(stored, path, "meas_bayer")
@@ -754,7 +591,7 @@ def _read_midscale(source: _Source, req: _Request) -> Capture:
     else:
         masks = _file_masks(source.get("mask_bayer"), path, "mask_bayer", hw, req.B)
         mask_source = f"{path.name} (key 'mask_bayer')"
-    B = int(masks.shape[0])  # noqa: N806
+    B = int(masks.shape[0])
     n = meas_raw.shape[0]
     truth = truth_mosaic = None
     override = req.normalisation is not None
@@ -763,11 +600,12 @@ def _read_midscale(source: _Source, req: _Request) -> Capture:
         frames = _snapshots(orig_bayer, path, "orig_bayer")  # (F, H, W)
         if frames.shape[1:] != meas_raw.shape[1:]:
             raise ShapeError(f"{path}: 'orig_bayer' frames are {frames.shape[1:]} but the snapshots are {meas_raw.shape[1:]}")
+        check = _check_stored_scale(source, req, "mask_bayer", masks, meas_raw, frames, "orig_bayer", override)
+        if check:
+            notes.append(check)
         covered = min(n, frames.shape[0] // B)
         if covered:
-            blocks = frames[: covered * B].reshape((covered, B) + hw)
-            notes.append(_consistency(meas_raw, masks, blocks, path, "orig_bayer", override))
-            truth_mosaic = (blocks / 255.0).astype(np.float32)
+            truth_mosaic = (frames[: covered * B].reshape((covered, B) + hw) / 255.0).astype(np.float32)
     if "orig" in source.variables:
         orig = _truth_8bit(source.get("orig"), path, "orig")
         if orig.ndim == 4 and orig.shape[2] == 3 and orig.shape[:2] == hw:
@@ -781,14 +619,24 @@ def _read_midscale(source: _Source, req: _Request) -> Capture:
     norm = req.normalisation or Normalisation("scale", 255.0)
     meas = norm.apply(meas_raw, B, str(path))
     return Capture(
-        meas=meas, masks=masks, B=B, bayer="RGGB", layout="bayer-midscale",
+        meas=meas,
+        masks=masks,
+        B=B,
+        bayer="RGGB",
+        layout="bayer-midscale",
         normalisation=norm.formula(B) + (" (given)" if override else " (PnP-SCI mid-scale loader: meas_bayer/255)"),
-        source=path, raw_range=_value_range(meas_raw), raw_dtype=str(stored.dtype), notes=notes, truth=truth,
-        truth_mosaic=truth_mosaic, mask_source=mask_source, variables=dict(source.variables),
+        source=path,
+        raw_range=_value_range(meas_raw),
+        raw_dtype=str(stored.dtype),
+        notes=notes,
+        truth=truth,
+        truth_mosaic=truth_mosaic,
+        mask_source=mask_source,
+        variables=dict(source.variables),
     )
 
 
-def _read_gray_benchmark(source: _Source, req: _Request) -> Capture:
+def _read_gray_benchmark(source: Container, req: _Request) -> Capture:
     path = source.path
     stored = source.get("meas")
     meas_raw = _snapshots(stored, path, "meas")
@@ -800,19 +648,20 @@ def _read_gray_benchmark(source: _Source, req: _Request) -> Capture:
     else:
         masks = _file_masks(source.get("mask"), path, "mask", hw, req.B)
         mask_source = f"{path.name} (key 'mask')"
-    B = int(masks.shape[0])  # noqa: N806
+    B = int(masks.shape[0])
     override = req.normalisation is not None
     orig = _truth_8bit(source.get("orig"), path, "orig")
     frames = _snapshots(orig, path, "orig")
     if frames.shape[1:] != meas_raw.shape[1:]:
         raise ShapeError(f"{path}: 'orig' frames are {frames.shape[1]}×{frames.shape[2]} but the snapshots are {hw[0]}×{hw[1]}")
     n = meas_raw.shape[0]
+    check = _check_stored_scale(source, req, "mask", masks, meas_raw, frames, "orig", override)
+    if check:
+        notes.append(check)
     covered = min(n, frames.shape[0] // B)
     truth = None
     if covered:
-        blocks = frames[: covered * B].reshape((covered, B) + hw)
-        notes.append(_consistency(meas_raw, masks, blocks, path, "orig", override))
-        truth = (blocks / 255.0).astype(np.float32)
+        truth = (frames[: covered * B].reshape((covered, B) + hw) / 255.0).astype(np.float32)
         if covered < n:
             notes.append(f"'orig' holds {frames.shape[0]} frames: truth covers the first {covered} of {n} snapshots")
     else:
@@ -820,16 +669,23 @@ def _read_gray_benchmark(source: _Source, req: _Request) -> Capture:
     norm = req.normalisation or Normalisation("scale", 255.0)
     meas = norm.apply(meas_raw, B, str(path))
     return Capture(
-        meas=meas, masks=masks, B=B, bayer=None, layout="gray-benchmark",
+        meas=meas,
+        masks=masks,
+        B=B,
+        bayer=None,
+        layout="gray-benchmark",
         normalisation=norm.formula(B) + (" (given)" if override else " (SCI benchmark: meas = Σ mask·orig in 8-bit units)"),
-        source=path, raw_range=_value_range(meas_raw), raw_dtype=str(stored.dtype), notes=notes, truth=truth,
-        mask_source=mask_source, variables=dict(source.variables),
+        source=path,
+        raw_range=_value_range(meas_raw),
+        raw_dtype=str(stored.dtype),
+        notes=notes,
+        truth=truth,
+        mask_source=mask_source,
+        variables=dict(source.variables),
     )
 
 
-def _read_snapcap_meas(source: _Source, req: _Request) -> Capture:
-    from snapcap.cacti.store import load_measurements
-
+def _read_snapcap_meas(source: Container, req: _Request) -> Capture:
     path = source.path
     if req.normalisation is not None:
         raise ConfigError(f"{path}: snapcap measurement files hold model units; normalisation= does not apply")
@@ -840,7 +696,7 @@ def _read_snapcap_meas(source: _Source, req: _Request) -> Capture:
         masks_stored = np.asarray(data["masks"], dtype=np.float32)
         if meas4.ndim != 4:
             raise ShapeError(f"{path}: 'meas' has shape {meas4.shape}; expected (N, T, H, W)")
-        N, T, H, W = meas4.shape  # noqa: N806
+        N, T, H, W = meas4.shape
         bayer = params.get("bayer")
     except KeyError as exc:
         raise MissingKeyError(f"{path}: snapcap measurement file lacks {exc}") from exc
@@ -859,60 +715,102 @@ def _read_snapcap_meas(source: _Source, req: _Request) -> Capture:
         if masks.ndim not in (3, 4) or tuple(masks.shape[-2:]) != (H, W):
             raise ShapeError(f"{path}: 'masks' has shape {masks_stored.shape}; expected (B, {H}, {W}) or (N, B, {H}, {W})")
         _check_transmission(masks, f"{path}: 'masks'")
-    B = int(masks.shape[-3])  # noqa: N806
+    B = int(masks.shape[-3])
     truth = None
+    frame_scale = float((params.get("input") or {}).get("scale") or 1.0)
     if "frames" in data:
-        scale = float((params.get("input") or {}).get("scale") or 1.0) or 1.0
-        frames = np.asarray(data["frames"], dtype=np.float32) / scale
+        frames = np.asarray(data["frames"], dtype=np.float32) / (frame_scale or 1.0)
         if frames.shape[1] >= T * B:
             truth = frames[:, : T * B].reshape((N * T, B) + frames.shape[2:])
     return Capture(
-        meas=meas, masks=masks, B=B, bayer=bayer, layout="snapcap-meas",
-        normalisation=f"as stored (snapcap simulate output, y = Σ_k C_k·x_k, frames divided by {((params.get('input') or {}).get('scale') or 1.0):g})",
-        source=path, raw_range=_value_range(meas), raw_dtype=str(meas4.dtype), notes=notes, truth=truth,
-        mask_source=mask_source, variables={name: (tuple(np.shape(value)), str(getattr(value, "dtype", type(value).__name__))) for name, value in data.items() if name != "params"},
+        meas=meas,
+        masks=masks,
+        B=B,
+        bayer=bayer,
+        layout="snapcap-meas",
+        normalisation=f"as stored (snapcap simulate output, y = Σ_k C_k·x_k, frames divided by {frame_scale:g})",
+        source=path,
+        raw_range=_value_range(meas),
+        raw_dtype=str(meas4.dtype),
+        notes=notes,
+        truth=truth,
+        mask_source=mask_source,
+        variables={
+            name: (tuple(np.shape(value)), str(getattr(value, "dtype", type(value).__name__)))
+            for name, value in data.items()
+            if name != "params"
+        },
+        labels=[f"video{index // T}/snapshot{index % T}" for index in range(N * T)],
+        record=params,
     )
 
 
-def _read_snapcap_dataset(source: _Source, req: _Request) -> Capture:
-    from snapcap.datasets.h5 import open_dataset
-
+def _read_snapcap_dataset(source: Container, req: _Request) -> Capture:
     path = source.path
     if req.normalisation is not None:
         raise ConfigError(f"{path}: snapcap dataset files hold model units; normalisation= does not apply")
+    rows = req.samples
     try:
         with open_dataset(path) as handle:
             count = int(handle.attrs["num_samples"])
-            if not 0 <= req.sample < count:
-                raise ConfigError(f"{path}: sample={req.sample} out of range; the dataset holds {count} samples")
+            for row in rows:
+                if not 0 <= row < count:
+                    raise ConfigError(f"{path}: sample={row} out of range; the dataset holds {count} samples")
             bayer = handle.attrs.get("bayer", "none")
             bayer = bayer.decode() if isinstance(bayer, bytes) else str(bayer)
             bayer = None if bayer.lower() == "none" else bayer
-            meas = np.asarray(handle["meas"][req.sample], dtype=np.float32)
+            meas = np.stack([np.asarray(handle["meas"][row], dtype=np.float32) for row in rows])  # (K, T, H, W)
             masks_ds = handle["masks"]
-            masks = np.asarray(masks_ds[()] if masks_ds.ndim == 3 else masks_ds[req.sample], dtype=np.float32)
+            shared = masks_ds.ndim == 3 or len(rows) == 1
+            if masks_ds.ndim == 3:
+                masks = np.asarray(masks_ds[()], dtype=np.float32)
+            else:
+                masks = np.stack([np.asarray(masks_ds[row], dtype=np.float32) for row in rows])  # (K, B, H, W)
             truth = None
             if "frames" in handle:
-                truth = np.asarray(handle["frames"][req.sample], dtype=np.float32) / 255.0
-            video_id = handle["video_id"][req.sample]
-            video_id = video_id.decode() if isinstance(video_id, bytes) else str(video_id)
+                truth = np.stack([np.asarray(handle["frames"][row], dtype=np.float32) for row in rows]) / 255.0
+            video_ids = [handle["video_id"][row] for row in rows]
+            video_ids = [value.decode() if isinstance(value, bytes) else str(value) for value in video_ids]
             variables = {name: (tuple(handle[name].shape), str(handle[name].dtype)) for name in handle}
     except SnapcapError:
         raise
-    except Exception as exc:  # noqa: BLE001 - h5py on damaged files
+    except Exception as exc:
         raise DataFileError(f"{path}: cannot read the dataset ({exc.__class__.__name__}: {exc}); it may be truncated") from exc
-    T, H, W = meas.shape  # noqa: N806
-    notes = list(source.notes) + [f"sample {req.sample} ({video_id}) of {count}: its T={T} snapshots"]
+    K, T, H, W = meas.shape
+    if len(rows) == 1:
+        notes = list(source.notes) + [f"sample {rows[0]} ({video_ids[0]}) of {count}: its T={T} snapshots"]
+        if masks.ndim == 4:
+            masks = masks[0]
+    else:
+        notes = list(source.notes) + [
+            f"samples {rows} of {count}: K={K} samples × T={T} snapshots flattened to {K * T} snapshots"
+        ]
     mask_source = f"{path.name} (key 'masks')"
     if req.mask is not None:
         masks, mask_source = _external_masks(req, path, (H, W), masks.shape[-3])
     else:
         _check_transmission(masks, f"{path}: 'masks'")
+        if not shared:
+            masks = np.repeat(masks, T, axis=0)
+            notes.append("per-sample masks repeated for each snapshot: masks (K·T, B, H, W)")
+    if truth is not None:
+        truth = truth.reshape((K * T,) + truth.shape[2:])
     return Capture(
-        meas=meas, masks=masks, B=int(masks.shape[0]), bayer=bayer, layout="snapcap-dataset",
-        normalisation="as stored (snapcap dataset, y = Σ_k C_k·x_k with frames/255)", source=path,
-        raw_range=_value_range(meas), raw_dtype="float32", notes=notes, truth=truth, mask_source=mask_source,
+        meas=meas.reshape((K * T, H, W)),
+        masks=masks,
+        B=int(masks.shape[-3]),
+        bayer=bayer,
+        layout="snapcap-dataset",
+        normalisation="as stored (snapcap dataset, y = Σ_k C_k·x_k with frames/255)",
+        source=path,
+        raw_range=_value_range(meas),
+        raw_dtype="float32",
+        notes=notes,
+        truth=truth,
+        mask_source=mask_source,
         variables=variables,
+        labels=[f"{video_id}/snapshot{t}" for video_id in video_ids for t in range(T)],
+        num_samples=count,
     )
 
 
@@ -922,27 +820,28 @@ def _cfa_pattern(raw_pattern: Any, color_desc: bytes, num_colors: int, path: Pat
     pattern = np.asarray(raw_pattern)
     desc = color_desc.decode("ascii", errors="replace") if isinstance(color_desc, bytes) else str(color_desc)
     if pattern.shape != (2, 2):
-        raise DataFileError(f"{path}: the sensor's colour filter repeats every {pattern.shape[0]}×{pattern.shape[1]} pixels (X-Trans?); only 2×2 Bayer patterns are supported")
+        raise DataFileError(
+            f"{path}: the sensor's colour filter repeats every {pattern.shape[0]}×{pattern.shape[1]} pixels (X-Trans?); "
+            "only 2×2 Bayer patterns are supported"
+        )
     try:
         letters = "".join(desc[int(index)] for index in pattern.reshape(-1))
     except IndexError:
         raise DataFileError(f"{path}: raw pattern {pattern.tolist()} does not index the colour description {desc!r}") from None
-    from snapcap.cacti.bayer import PATTERNS
-
     if letters not in PATTERNS:
-        raise DataFileError(f"{path}: colour filter pattern {letters!r} (colours {desc!r}) is not a Bayer RGGB/BGGR/GRBG/GBRG pattern")
+        raise DataFileError(
+            f"{path}: colour filter pattern {letters!r} (colours {desc!r}) is not a Bayer RGGB/BGGR/GRBG/GBRG pattern"
+        )
     return letters
 
 
-def _read_raw(source: _Source, req: _Request) -> Capture:
+def _read_raw(source: Container, req: _Request) -> Capture:
     path = source.path
     if req.normalisation is not None:
         raise ConfigError(f"{path}: raw frames are normalised by their black and white levels; normalisation= does not apply")
     try:
         import rawpy
     except ImportError as exc:  # pragma: no cover - rawpy is a dependency
-        from snapcap.errors import BackendUnavailableError
-
         raise BackendUnavailableError(f"reading raw camera files needs rawpy ({exc}); pip install rawpy") from exc
     try:
         with rawpy.imread(str(path)) as raw:
@@ -953,8 +852,10 @@ def _read_raw(source: _Source, req: _Request) -> Capture:
             num_colors = int(raw.num_colors)
             black = [float(v) for v in raw.black_level_per_channel]
             white = float(raw.white_level)
-    except Exception as exc:  # noqa: BLE001 - LibRaw errors (unsupported, I/O, data) and damaged files
-        raise DataFileError(f"{path}: not a readable raw camera file ({exc.__class__.__name__}: {exc}); it may be truncated or unsupported") from exc
+    except Exception as exc:
+        raise DataFileError(
+            f"{path}: not a readable raw camera file ({exc.__class__.__name__}: {exc}); it may be truncated or unsupported"
+        ) from exc
     if image.ndim != 2 or min(image.shape) < 1:
         raise DataFileError(f"{path}: raw image has shape {image.shape}; expected a 2-D sensor frame")
     bayer = _cfa_pattern(raw_pattern, color_desc, num_colors, path)
@@ -970,7 +871,7 @@ def _read_raw(source: _Source, req: _Request) -> Capture:
     notes = list(source.notes)
     notes.append(f"one raw frame = one snapshot; black levels {black[:4]} per CFA channel, white level {white:g}")
     notes.append("values are relative to the sensor's full scale: y = 1 is a saturated pixel")
-    B = req.B  # noqa: N806
+    B = req.B
     help_text = f"{path}: a raw frame is one snapshot of B coded frames; pass B= (--B) and the mask file (--mask / mask=)"
     masks = None
     mask_source = None
@@ -983,50 +884,55 @@ def _read_raw(source: _Source, req: _Request) -> Capture:
     if bayer is not None:
         _bayer_even(path, hw, "raw-frame")
     return Capture(
-        meas=meas, masks=masks, B=B, bayer=bayer, layout="raw-frame",
+        meas=meas,
+        masks=masks,
+        B=B,
+        bayer=bayer,
+        layout="raw-frame",
         normalisation=f"(raw − black)/(white − black), black per CFA channel {black[:4]}, white {white:g}",
-        source=path, raw_range=_value_range(image), raw_dtype=str(image.dtype), notes=notes, mask_source=mask_source,
-        variables={"raw_image_visible": (tuple(image.shape), str(image.dtype))}, mask_help=None if masks is not None else help_text,
+        source=path,
+        raw_range=_value_range(image),
+        raw_dtype=str(image.dtype),
+        notes=notes,
+        mask_source=mask_source,
+        variables={"raw_image_visible": (tuple(image.shape), str(image.dtype))},
+        mask_help=None if masks is not None else help_text,
     )
 
 
 # --- detection predicates ------------------------------------------------------------------------
 
-_MAT_KINDS = ("mat5", "mat73", "mat4", "npz", "npy")
+
+def _is_dataset(s: Container) -> bool:
+    return s.is_snapcap_dataset
 
 
-def _is_dataset(s: _Source) -> bool:
-    return s.kind in ("hdf5", "mat73") and s.h5_format == "snapcap-dataset"
+def _is_snapcap_meas(s: Container) -> bool:
+    return s.is_snapcap_measurements
 
 
-def _is_snapcap_meas(s: _Source) -> bool:
-    if s.kind in ("hdf5", "mat73"):
-        return s.h5_format == "snapcap-measurements"
-    return s.kind == "npz" and {"meas", "params", "format"} <= s.keys
-
-
-def _is_raw(s: _Source) -> bool:
+def _is_raw(s: Container) -> bool:
     return s.kind == "raw"
 
 
-def _is_midscale(s: _Source) -> bool:
-    return s.kind in _MAT_KINDS and {"meas_bayer", "mask_bayer", "orig_bayer"} <= s.keys
+def _is_midscale(s: Container) -> bool:
+    return s.kind in VARIABLE_KINDS and {"meas_bayer", "mask_bayer", "orig_bayer"} <= s.keys
 
 
-def _is_gray_benchmark(s: _Source) -> bool:
-    return s.kind in _MAT_KINDS and {"orig", "mask", "meas"} <= s.keys and not any(k.endswith("_bayer") for k in s.keys)
+def _is_gray_benchmark(s: Container) -> bool:
+    return s.kind in VARIABLE_KINDS and {"orig", "mask", "meas"} <= s.keys and not any(k.endswith("_bayer") for k in s.keys)
 
 
-def _is_bayer_real(s: _Source) -> bool:
-    if s.kind not in _MAT_KINDS or "orig" in s.keys or "orig_bayer" in s.keys:
+def _is_bayer_real(s: Container) -> bool:
+    if s.kind not in VARIABLE_KINDS or "orig" in s.keys or "orig_bayer" in s.keys:
         return False
     has_meas = bool({"meas_bayer", "meas"} & s.keys)
     has_bayer_name = bool({"meas_bayer", "mask_bayer"} & s.keys)
     return has_meas and has_bayer_name
 
 
-def _is_qiao(s: _Source) -> bool:
-    if s.kind not in _MAT_KINDS or s.keys != {"meas"}:
+def _is_qiao(s: Container) -> bool:
+    if s.kind not in VARIABLE_KINDS or s.keys != {"meas"}:
         return False
     return len(s.variables["meas"][0]) in (2, 3)
 
@@ -1054,8 +960,8 @@ class Layout:
     normalisation: str
     mask: str
     bayer: str | None
-    matches: Callable[[_Source], bool]
-    read: Callable[[_Source, _Request], Capture]
+    matches: Callable[[Container], bool]
+    read: Callable[[Container, _Request], Capture]
 
     def summary(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("name", "description", "detect", "orientation", "normalisation", "mask", "bayer")}
@@ -1131,7 +1037,10 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         name="qiao2020-dmd",
         description="real grayscale DMD captures of Qiao, Meng, Ma & Yuan, APL Photonics 2020 (meas_<scene>_cr_<B>.mat)",
-        detect="the single key meas, H×W×N or H×W (512×512 in the published files; other sizes get a note); its values must be 8-bit integers",
+        detect=(
+            "the single key meas, H×W×N or H×W (512×512 in the published files; other sizes get a note); "
+            "its values must be 8-bit integers"
+        ),
         orientation="H×W×N -> (N, H, W); the scene stays rotated ~45° (DMD geometry)",
         normalisation="meas/255·B/2 with B = cr from the file name (the reference loaders' meas/255*cr/2)",
         mask="a separate real_mask.mat (key 'mask', 512×512×≥B, first B frames) given as mask=",
@@ -1152,7 +1061,7 @@ def _layout_by_name(name: str) -> Layout:
     raise ConfigError(f"unknown capture layout {name!r}; expected one of {', '.join(LAYOUT_NAMES)}")
 
 
-def _unknown(source: _Source) -> UnknownLayoutError:
+def _unknown(source: Container) -> UnknownLayoutError:
     hint = ""
     keys = source.keys
     if {"meas", "mask"} <= keys and "orig" not in keys:
@@ -1165,7 +1074,7 @@ def _unknown(source: _Source) -> UnknownLayoutError:
     elif source.kind == "hdf5":
         hint = f"; the HDF5 attribute format={source.h5_format!r} is not a snapcap format and the file has no MATLAB header"
     return UnknownLayoutError(
-        f"{source.path}: no known capture layout matches this {source.container} file, which holds {source.listing()}{hint}. "
+        f"{source.path}: no known capture layout matches this {source.format_name} file, which holds {source.listing()}{hint}. "
         f"Known layouts: {', '.join(LAYOUT_NAMES)} (snapcap.hardware.LAYOUTS describes them); force one with layout="
     )
 
@@ -1173,7 +1082,7 @@ def _unknown(source: _Source) -> UnknownLayoutError:
 def detect_layout(path: str | Path) -> str:
     """The name of the layout :func:`load_capture` would use for ``path``."""
     path = _check_path(path)
-    source = _open_source(path)
+    source = open_container(path)
     for layout in LAYOUTS:
         if layout.matches(source):
             return layout.name
@@ -1191,13 +1100,29 @@ def _check_path(path: str | Path) -> Path:
     return path
 
 
+def _sample_rows(sample: Any) -> list[int]:
+    values = list(sample) if isinstance(sample, (list, tuple, range, np.ndarray)) else [sample]
+    if not values:
+        raise ConfigError("sample= selects no samples")
+    rows = []
+    for value in values:
+        try:
+            whole = not isinstance(value, bool) and int(value) == value and value >= 0
+        except (TypeError, ValueError):
+            whole = False
+        if not whole:
+            raise ConfigError(f"sample must be a non-negative integer or a sequence of them, got {sample!r}")
+        rows.append(int(value))
+    return rows
+
+
 def load_capture(
     path: str | Path,
     mask: str | Path | np.ndarray | None = None,
     mask_key: str | None = None,
     layout: str | None = None,
-    B: int | None = None,  # noqa: N803
-    sample: int = 0,
+    B: int | None = None,
+    sample: int | Sequence[int] = 0,
     normalisation: str | Normalisation | None = None,
     require_mask: bool = True,
 ) -> Capture:
@@ -1216,7 +1141,9 @@ def load_capture(
         layout: force a layout by name instead of detecting it.
         B: frames per snapshot, when the file does not say it (raw frames, Qiao files renamed
             without ``_cr_NN``); the first B masks of a larger mask file are used.
-        sample: the sample of a snapcap dataset file.
+        sample: the sample of a snapcap dataset file, or a sequence of samples: their
+            snapshots are then flattened in order, ``(K·T, H, W)``, with per-sample masks
+            repeated per snapshot (other files hold one sample and ignore it).
         normalisation: override the layout's normalisation (:func:`parse_normalisation`).
         require_mask: with False, a capture whose masks are missing is still returned (masks
             None, the reason in ``notes`` and ``mask_help``), as ``snapcap capture info`` does.
@@ -1234,36 +1161,44 @@ def load_capture(
     path = _check_path(path)
     if B is not None and (isinstance(B, bool) or int(B) != B or B < 1):
         raise ConfigError(f"B must be a positive integer, got {B!r}")
-    if isinstance(sample, bool) or int(sample) != sample or sample < 0:
-        raise ConfigError(f"sample must be a non-negative integer, got {sample!r}")
     request = _Request(
         mask=mask,
         mask_key=mask_key,
         B=None if B is None else int(B),
-        sample=int(sample),
+        samples=_sample_rows(sample),
         normalisation=parse_normalisation(normalisation),
         require_mask=bool(require_mask),
     )
     try:
-        source = _open_source(path)
+        source = open_container(path)
         if layout is not None:
             chosen = _layout_by_name(layout)
             if chosen.name in ("snapcap-dataset", "snapcap-meas", "raw-frame") and not chosen.matches(source):
-                raise DataFileError(f"{path}: layout {chosen.name} was asked for but this is a {source.container} file holding {source.listing()}")
-            if chosen.name not in ("snapcap-dataset", "snapcap-meas", "raw-frame") and source.kind not in _MAT_KINDS:
-                raise DataFileError(f"{path}: layout {chosen.name} reads MATLAB/numpy variables but this is a {source.container} file")
+                raise DataFileError(
+                    f"{path}: layout {chosen.name} was asked for but this is a {source.format_name} file "
+                    f"holding {source.listing()}"
+                )
+            if chosen.name not in ("snapcap-dataset", "snapcap-meas", "raw-frame") and source.kind not in VARIABLE_KINDS:
+                raise DataFileError(
+                    f"{path}: layout {chosen.name} reads MATLAB/numpy variables but this is a {source.format_name} file"
+                )
         else:
             chosen = next((entry for entry in LAYOUTS if entry.matches(source)), None)
             if chosen is None:
                 raise _unknown(source)
-        return chosen.read(source, request)
+        capture = chosen.read(source, request)
+        if not capture.labels:
+            capture.labels = [f"{path.stem}#{index}" for index in range(capture.num_snapshots)]
+        return capture
     except SnapcapError:
         raise
     except MemoryError as exc:
         raise DataFileError(f"{path}: the arrays it announces do not fit in memory; the file is probably damaged") from exc
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         # A damaged file can fail inside numpy/scipy/h5py where no reader wraps it.
-        raise DataFileError(f"{path}: cannot be read as a capture ({exc.__class__.__name__}: {exc}); it may be truncated or damaged") from exc
+        raise DataFileError(
+            f"{path}: cannot be read as a capture ({exc.__class__.__name__}: {exc}); it may be truncated or damaged"
+        ) from exc
 
 
 def layouts_table() -> str:
@@ -1277,4 +1212,3 @@ def layouts_table() -> str:
         lines.append(f"    masks:         {entry.mask}")
         lines.append(f"    bayer:         {entry.bayer}")
     return "\n".join(lines)
-

@@ -29,16 +29,22 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import scipy.io
+from scipy import ndimage
 
+from snapcap.cacti import masks as masklib
+from snapcap.cacti.bayer import mosaic, normalize_pattern
+from snapcap.cacti.noise import ADC, Compose, NoNoise, parse_noise
 from snapcap.cacti.operator import CactiOperator
-from snapcap.errors import ConfigError, DTypeError, InvalidValueError, ShapeError
+from snapcap.errors import BackendUnavailableError, ConfigError, DTypeError, InvalidValueError, ShapeError
+from snapcap.fileio import atomic_write
+from snapcap.hardware.captures import b_from_name
 
 __all__ = [
     "Rig",
@@ -74,7 +80,7 @@ class PatternPlane:
         H, W: the sensor size in pixels; s: supersampling; margin: m.
     """
 
-    def __init__(self, fine: np.ndarray, H: int, W: int, supersample: int, margin: int):  # noqa: N803
+    def __init__(self, fine: np.ndarray, H: int, W: int, supersample: int, margin: int):
         fine = np.asarray(fine, dtype=np.float32)
         s, m = int(supersample), int(margin)
         if fine.ndim != 3 or fine.shape[1:] != (s * (H + 2 * m), s * (W + 2 * m)):
@@ -93,7 +99,7 @@ class PatternPlane:
         return cls(fine, masks.shape[1], masks.shape[2], s, 0)
 
     @property
-    def B(self) -> int:  # noqa: N802
+    def B(self) -> int:
         return int(self.fine.shape[0])
 
     def reach(self, dx: float, dy: float, rotation: float, blur: float) -> float:
@@ -101,7 +107,9 @@ class PatternPlane:
         half_diag = math.hypot(self.H / 2.0, self.W / 2.0)
         return abs(dx) + abs(dy) + abs(math.sin(math.radians(rotation))) * half_diag + 4.0 * max(blur, 0.0) + 1.0
 
-    def masks(self, dx: float = 0.0, dy: float = 0.0, rotation: float = 0.0, blur: float = 0.0, strict: bool = True) -> np.ndarray:
+    def masks(
+        self, dx: float = 0.0, dy: float = 0.0, rotation: float = 0.0, blur: float = 0.0, strict: bool = True
+    ) -> np.ndarray:
         """Sensor masks ``(B, H, W)`` float64 of the pattern blurred, rotated and shifted.
 
         The mask image on the sensor is ``M(y) = (G_σ * P)(R_θ⁻¹ (y − c − d) + c)`` with ``c`` the
@@ -116,14 +124,16 @@ class PatternPlane:
             strict: raise when the warp reaches beyond the plane's margin (otherwise edge
                 values are repeated there).
         """
-        from scipy import ndimage
 
         if not all(math.isfinite(v) for v in (dx, dy, rotation, blur)) or blur < 0:
-            raise InvalidValueError(f"warp parameters must be finite with blur >= 0, got dx={dx}, dy={dy}, rotation={rotation}, blur={blur}")
+            raise InvalidValueError(
+                f"warp parameters must be finite with blur >= 0, got dx={dx}, dy={dy}, rotation={rotation}, blur={blur}"
+            )
         if strict and self.m > 0 and self.reach(dx, dy, rotation, blur) > self.m:
             raise InvalidValueError(
                 f"the misregistration (dx={dx:g}, dy={dy:g}, rotation={rotation:g}°, blur={blur:g}) reaches "
-                f"{self.reach(dx, dy, rotation, blur):.1f} px beyond the sensor; the pattern plane's margin is {self.m} px (raise Rig.margin)"
+                f"{self.reach(dx, dy, rotation, blur):.1f} px beyond the sensor; "
+                f"the pattern plane's margin is {self.m} px (raise Rig.margin)"
             )
         s, m = self.s, self.m
         fine = self.fine
@@ -141,7 +151,9 @@ class PatternPlane:
             if identity:
                 out[k] = fine[k, s * m : s * (m + self.H), s * m : s * (m + self.W)]
             else:
-                ndimage.affine_transform(fine[k], inverse, offset=offset, output_shape=out.shape[1:], order=1, mode="nearest", output=out[k])
+                ndimage.affine_transform(
+                    fine[k], inverse, offset=offset, output_shape=out.shape[1:], order=1, mode="nearest", output=out[k]
+                )
         return out.reshape(self.B, self.H, s, self.W, s).mean(axis=(2, 4), dtype=np.float64)
 
 
@@ -164,10 +176,9 @@ def mix_clock(masks: np.ndarray, offset: float, mode: str = "wrap") -> np.ndarra
 
 @functools.lru_cache(maxsize=8)
 def _plane_cached(key: tuple) -> PatternPlane:
-    (source, B, H, W, fill, seed, mirror_pitch, pixel_pitch, binning, magnification, step, axis, s, m) = key  # noqa: N806
-    from snapcap.cacti import masks as masklib
+    (source, B, H, W, fill, seed, mirror_pitch, pixel_pitch, binning, magnification, step, axis, s, m) = key
 
-    Hp, Wp = H + 2 * m, W + 2 * m  # noqa: N806
+    Hp, Wp = H + 2 * m, W + 2 * m
     if source == "dmd":
         cell = mirror_pitch * binning * magnification
         rows = int(math.ceil(Hp * pixel_pitch / cell)) + 1
@@ -220,9 +231,9 @@ class Rig:
             sensor on each side.
     """
 
-    H: int = 128  # noqa: N815
-    W: int = 128  # noqa: N815
-    B: int = 8  # noqa: N815
+    H: int = 128
+    W: int = 128
+    B: int = 8
     source: str = "dmd"
     fill: float = 0.5
     seed: int = 0
@@ -249,8 +260,6 @@ class Rig:
     margin: int = 8
 
     def __post_init__(self) -> None:
-        from snapcap.cacti.bayer import normalize_pattern
-        from snapcap.cacti.noise import parse_noise
 
         for name in ("H", "W", "B", "supersample", "binning"):
             value = getattr(self, name)
@@ -273,7 +282,10 @@ class Rig:
             if not (math.isfinite(value) and value > 0):
                 raise InvalidValueError(f"Rig.{name} must be a positive number, got {value!r}")
         if not self.blur >= 0 or not all(math.isfinite(v) for v in (self.dx, self.dy, self.rotation, self.blur)):
-            raise InvalidValueError(f"Rig misregistration must be finite with blur >= 0, got dx={self.dx}, dy={self.dy}, rotation={self.rotation}, blur={self.blur}")
+            raise InvalidValueError(
+                "Rig misregistration must be finite with blur >= 0, "
+                f"got dx={self.dx}, dy={self.dy}, rotation={self.rotation}, blur={self.blur}"
+            )
         if self.adc_bits is not None and (int(self.adc_bits) != self.adc_bits or not 1 <= self.adc_bits <= 24):
             raise InvalidValueError(f"Rig.adc_bits must be None or an integer in 1..24, got {self.adc_bits!r}")
         if self.full_scale is not None and not (math.isfinite(self.full_scale) and self.full_scale > 0):
@@ -287,9 +299,20 @@ class Rig:
     def plane(self) -> PatternPlane:
         """The pattern plane (cached per pattern geometry; read-only)."""
         key = (
-            self.source, int(self.B), int(self.H), int(self.W), float(self.fill), int(self.seed),
-            float(self.mirror_pitch), float(self.pixel_pitch), int(self.binning), float(self.magnification),
-            int(self.piezo_step), int(self.piezo_axis), int(self.supersample), int(self.margin),
+            self.source,
+            int(self.B),
+            int(self.H),
+            int(self.W),
+            float(self.fill),
+            int(self.seed),
+            float(self.mirror_pitch),
+            float(self.pixel_pitch),
+            int(self.binning),
+            float(self.magnification),
+            int(self.piezo_step),
+            int(self.piezo_axis),
+            int(self.supersample),
+            int(self.margin),
         )
         return _plane_cached(key)
 
@@ -323,7 +346,6 @@ class Rig:
     # --- the sensor ---------------------------------------------------------------------
     def noise_model(self):
         """The sensor: the noise spec followed by the ADC (when ``adc_bits`` is set)."""
-        from snapcap.cacti.noise import ADC, Compose, NoNoise, parse_noise
 
         model = parse_noise(self.noise)
         if self.adc_bits is not None:
@@ -380,8 +402,8 @@ class Rig:
         frames, single = self._video(video)
         masks = self.effective_masks() if masks is None else np.asarray(masks, dtype=np.float32)
         op = CactiOperator(masks, bayer=self.bayer)
-        N, F = frames.shape[:2]  # noqa: N806
-        T = F // self.B  # noqa: N806
+        N, F = frames.shape[:2]
+        T = F // self.B
         blocks = frames.reshape((N, T, self.B) + frames.shape[2:]).astype(np.float32)
         clean = np.asarray(op.A(blocks), dtype=np.float32)
         model = self.noise_model()
@@ -423,7 +445,9 @@ class Rig:
         model = self.noise_model()
         fs = max(1.0, self.duty_cycle * self.gain) * white
         zero = np.zeros((self.H, self.W), dtype=np.float32)
-        return np.stack([model.apply(zero, np.random.default_rng([int(seed), 2_000_003, r]), full_scale=fs) for r in range(int(repeats))])
+        return np.stack(
+            [model.apply(zero, np.random.default_rng([int(seed), 2_000_003, r]), full_scale=fs) for r in range(int(repeats))]
+        )
 
     def describe(self) -> dict[str, Any]:
         """All parameters (JSON-serialisable), with the exposure time."""
@@ -439,30 +463,27 @@ class Rig:
 WRITE_LAYOUTS: tuple[str, ...] = ("qiao2020-dmd", "bayer-real", "bayer-midscale", "gray-benchmark", "raw-frame")
 
 _MATLAB_CLASS = {
-    "uint8": "uint8", "int8": "int8", "uint16": "uint16", "int16": "int16", "uint32": "uint32",
-    "int32": "int32", "uint64": "uint64", "int64": "int64", "float32": "single", "float64": "double", "bool": "logical",
+    "uint8": "uint8",
+    "int8": "int8",
+    "uint16": "uint16",
+    "int16": "int16",
+    "uint32": "uint32",
+    "int32": "int32",
+    "uint64": "uint64",
+    "int64": "int64",
+    "float32": "single",
+    "float64": "double",
+    "bool": "logical",
 }
-
-
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def write_mat_v5(path: str | Path, **variables: np.ndarray) -> Path:
     """Write variables (MATLAB axis order) to a compressed MATLAB v5 file."""
-    import scipy.io
 
     path = Path(path)
-    return _atomic(path, lambda tmp: scipy.io.savemat(tmp, {k: np.asarray(v) for k, v in variables.items()}, do_compression=True))
+    return atomic_write(
+        path, lambda tmp: scipy.io.savemat(tmp, {k: np.asarray(v) for k, v in variables.items()}, do_compression=True)
+    )
 
 
 def write_mat_v73(path: str | Path, **variables: np.ndarray) -> Path:
@@ -471,7 +492,6 @@ def write_mat_v73(path: str | Path, **variables: np.ndarray) -> Path:
     An HDF5 file with a 512-byte user block holding MATLAB's text header, each array stored with
     its axes reversed (MATLAB is column-major) and a ``MATLAB_class`` attribute.
     """
-    import h5py
 
     path = Path(path)
 
@@ -485,7 +505,7 @@ def write_mat_v73(path: str | Path, **variables: np.ndarray) -> Path:
         with open(tmp, "r+b") as handle:
             handle.write(header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02IM")
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def write_mask_file(path: str | Path, masks: np.ndarray, key: str = "mask", version: str = "v5") -> Path:
@@ -521,14 +541,11 @@ def write_dng(
     LibRaw reads no image smaller than 22×22 pixels, and pidng packs 10-bit rows in groups of
     4 pixels, so those sizes are refused here rather than written unreadable.
     """
-    from snapcap.cacti.bayer import normalize_pattern
 
     try:
         from pidng.core import RAW2DNG, DNGTags, Tag
         from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, Orientation, PhotometricInterpretation
     except ImportError as exc:
-        from snapcap.errors import BackendUnavailableError
-
         raise BackendUnavailableError(f"writing DNG files needs pidng ({exc}); pip install pidng") from exc
     pattern = normalize_pattern(bayer)
     if pattern is None:
@@ -576,7 +593,7 @@ def write_dng(
         with open(tmp, "wb") as handle:
             handle.write(bytes(buffer))
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 @dataclass
@@ -586,7 +603,7 @@ class WrittenCapture:
     path: Path
     mask_path: Path | None
     layout: str
-    B: int  # noqa: N815
+    B: int
     clipped: int
     normalisation: str
 
@@ -664,10 +681,10 @@ def write_capture(
         raise ConfigError(f"rig must be a Rig, got {type(rig).__name__}")
     path = Path(path)
     stack = _snapshots_arg(meas)
-    T, H, W = stack.shape  # noqa: N806
+    T, H, W = stack.shape
     if (H, W) != (rig.H, rig.W):
         raise ShapeError(f"meas is {H}×{W} but the rig is {rig.H}×{rig.W}")
-    B = rig.B  # noqa: N806
+    B = rig.B
     masks = rig.effective_masks() if masks is None else np.asarray(masks, dtype=np.float32)
     if masks.shape != (B, H, W):
         raise ShapeError(f"masks must be (B, H, W) = ({B}, {H}, {W}), got {masks.shape}")
@@ -678,9 +695,7 @@ def write_capture(
         return (write_mat_v73 if (version or default) == "v7.3" else write_mat_v5)(target, **variables)
 
     if layout == "qiao2020-dmd":
-        from snapcap.hardware.captures import _b_from_name
-
-        named = _b_from_name(path)
+        named = b_from_name(path)
         if named is None:
             path = path.with_name(f"{path.stem}_cr_{B}{path.suffix or '.mat'}")
         elif named != B:
@@ -701,25 +716,33 @@ def write_capture(
         if rgb and rig.bayer != "RGGB":
             raise ConfigError(f"layout bayer-midscale is RGGB; the rig's sensor is {rig.bayer}")
         if truth is None:
-            raise ConfigError(f"layout {layout} stores the ground truth: pass truth= ({'(T, B, H, W, 3) RGB' if rgb else '(T, B, H, W)'} in [0, 1])")
+            raise ConfigError(
+                f"layout {layout} stores the ground truth: "
+                f"pass truth= ({'(T, B, H, W, 3) RGB' if rgb else '(T, B, H, W)'} in [0, 1])"
+            )
         frames = np.asarray(truth, dtype=np.float64)
         expected = (T, B, H, W) + ((3,) if rgb else ())
         if frames.shape != expected:
             raise ShapeError(f"truth must have shape {expected}, got {frames.shape}")
         orig = np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8).reshape((T * B,) + frames.shape[2:])
         if rgb:
-            from snapcap.cacti.bayer import mosaic
-
             orig_bayer = mosaic(orig, "RGGB")  # (F, H, W) uint8
             mat(
-                path, "v7.3",
+                path,
+                "v7.3",
                 meas_bayer=np.transpose(stack * 255.0, (1, 2, 0)),
                 mask_bayer=np.transpose(masks.astype(np.float64), (1, 2, 0)),
                 orig_bayer=np.transpose(orig_bayer, (1, 2, 0)),
                 orig=np.transpose(orig, (1, 2, 3, 0)),
             )
         else:
-            mat(path, "v5", orig=np.transpose(orig, (1, 2, 0)), mask=np.transpose(masks.astype(np.float64), (1, 2, 0)), meas=np.transpose(stack * 255.0, (1, 2, 0)))
+            mat(
+                path,
+                "v5",
+                orig=np.transpose(orig, (1, 2, 0)),
+                mask=np.transpose(masks.astype(np.float64), (1, 2, 0)),
+                meas=np.transpose(stack * 255.0, (1, 2, 0)),
+            )
         return WrittenCapture(path, None, layout, B, 0, "meas/255")
     # raw-frame
     if T != 1:
@@ -742,4 +765,3 @@ def write_capture(
     target = Path(mask_path) if mask_path is not None else path.with_name(f"{path.stem}_mask.mat")
     write_mask_file(target, masks, version=version or "v5")
     return WrittenCapture(path, target, layout, B, clipped, f"(raw − {black})/({white} − {black}) = y/{fs:g}")
-

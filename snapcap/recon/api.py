@@ -20,9 +20,15 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
-from snapcap.backend import namespace, require_finite, require_float
+from snapcap.backend import from_numpy, is_torch, namespace, require_finite, require_float, to_numpy
+from snapcap.cacti.bayer import demosaic
 from snapcap.cacti.operator import CactiOperator
 from snapcap.errors import ConfigError, ShapeError
+from snapcap.recon.denoisers.fastdvdnet import FastDVDnetDenoiser, load_fastdvdnet
+from snapcap.recon.denoisers.ffdnet import FFDNetDenoiser, load_ffdnet
+from snapcap.recon.denoisers.tv import TVDenoiser
+from snapcap.recon.solvers import AdmmParams, GapParams, SolverResult, admm, gap
+from snapcap.recon.train import load_reconstructor
 
 __all__ = [
     "GapTVParams",
@@ -140,20 +146,17 @@ class ReconResult:
 
 
 def _tv(params) -> Any:
-    from snapcap.recon.denoisers.tv import TVDenoiser
 
     return TVDenoiser(weight=params.tv_weight, n_iter=params.tv_iterations, method=params.tv_method, isotropic=params.isotropic)
 
 
 def _run_gap_tv(y, op, params: GapTVParams, reference, callback):
-    from snapcap.recon.solvers import GapParams, gap
 
     solver = GapParams(iterations=(params.iterations,), sigmas=(0.0,), accelerate=params.accelerate, demosaic=params.demosaic)
     return gap(y, op, _tv(params), solver, callback=callback, reference=reference)
 
 
 def _run_admm_tv(y, op, params: AdmmTVParams, reference, callback):
-    from snapcap.recon.solvers import AdmmParams, admm
 
     solver = AdmmParams(iterations=(params.iterations,), sigmas=(0.0,), gamma=params.gamma, demosaic=params.demosaic)
     return admm(y, op, _tv(params), solver, callback=callback, reference=reference)
@@ -161,14 +164,12 @@ def _run_admm_tv(y, op, params: AdmmTVParams, reference, callback):
 
 @functools.lru_cache(maxsize=4)
 def _cached_ffdnet(weights: str, device: str):
-    from snapcap.recon.denoisers.ffdnet import load_ffdnet
 
     return load_ffdnet(weights, device=device)
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_fastdvdnet(weights: str, device: str):
-    from snapcap.recon.denoisers.fastdvdnet import load_fastdvdnet
 
     return load_fastdvdnet(weights, device=device)
 
@@ -180,7 +181,6 @@ def _need(value: str, name: str, method: str) -> str:
 
 
 def _pnp(y, op, params, denoiser, reference, callback):
-    from snapcap.recon.solvers import GapParams, gap
 
     x0 = None
     history: list[dict[str, Any]] = []
@@ -203,15 +203,15 @@ def _pnp(y, op, params, denoiser, reference, callback):
 
 
 def _run_ffdnet(y, op, params: PnPFFDNetParams, reference, callback):
-    from snapcap.recon.denoisers.ffdnet import FFDNetDenoiser
 
     model = _cached_ffdnet(_need(params.weights, "weights", "pnp-ffdnet"), params.device)
     # PnP-SCI's frame denoiser returns x - noise without clamping; so does this one.
-    return _pnp(y, op, params, FFDNetDenoiser(model, batch_size=params.batch_size, device=params.device, clip=False), reference, callback)
+    return _pnp(
+        y, op, params, FFDNetDenoiser(model, batch_size=params.batch_size, device=params.device, clip=False), reference, callback
+    )
 
 
 def _run_fastdvdnet(y, op, params: PnPFastDVDnetParams, reference, callback):
-    from snapcap.recon.denoisers.fastdvdnet import FastDVDnetDenoiser
 
     model = _cached_fastdvdnet(_need(params.weights, "weights", "pnp-fastdvdnet"), params.device)
     return _pnp(y, op, params, FastDVDnetDenoiser(model, batch_size=params.batch_size, device=params.device), reference, callback)
@@ -219,7 +219,6 @@ def _run_fastdvdnet(y, op, params: PnPFastDVDnetParams, reference, callback):
 
 @functools.lru_cache(maxsize=4)
 def _cached_unfold(checkpoint: str, device: str):
-    from snapcap.recon.train import load_reconstructor
 
     return load_reconstructor(checkpoint, device=device)
 
@@ -227,10 +226,6 @@ def _cached_unfold(checkpoint: str, device: str):
 def _run_unfold(y, op, params: UnfoldParams, reference, callback):
     import numpy as np
     import torch
-
-    from snapcap.backend import from_numpy, is_torch, to_numpy
-    from snapcap.cacti.bayer import demosaic
-    from snapcap.recon.solvers import SolverResult
 
     model = _cached_unfold(_need(params.checkpoint, "checkpoint", "unfold"), params.device)
     if model.config.B != op.B:
@@ -262,7 +257,9 @@ METHODS: dict[str, Method] = {
     "gap-tv": Method(GapTVParams, _run_gap_tv, "accelerated GAP with total variation"),
     "admm-tv": Method(AdmmTVParams, _run_admm_tv, "PnP-ADMM with total variation"),
     "pnp-ffdnet": Method(PnPFFDNetParams, _run_ffdnet, "GAP with the FFDNet denoiser (checkpoint: weights=)"),
-    "pnp-fastdvdnet": Method(PnPFastDVDnetParams, _run_fastdvdnet, "GAP with the FastDVDnet video denoiser (checkpoint: weights=)"),
+    "pnp-fastdvdnet": Method(
+        PnPFastDVDnetParams, _run_fastdvdnet, "GAP with the FastDVDnet video denoiser (checkpoint: weights=)"
+    ),
     "unfold": Method(UnfoldParams, _run_unfold, "trained deep unfolding network (checkpoint=)"),
 }
 
@@ -325,7 +322,9 @@ def reconstruct(
     namespace(y)
     start = time.perf_counter()
     result = entry.run(y, op, params, reference, callback)
-    return ReconResult(frames=result.frames, method=method, params=params, seconds=time.perf_counter() - start, history=result.history)
+    return ReconResult(
+        frames=result.frames, method=method, params=params, seconds=time.perf_counter() - start, history=result.history
+    )
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:

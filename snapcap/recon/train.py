@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,9 +28,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from snapcap.cacti import functional as F
+from snapcap.cacti.bayer import mosaic
 from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.fileio import atomic_path
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS, UnfoldConfig, UnfoldingNet
 
 __all__ = ["TrainReconConfig", "PatchSampler", "initial_estimates", "train_recon", "load_reconstructor", "save_checkpoint"]
@@ -89,8 +91,6 @@ class PatchSampler:
             raise ShapeError(f"patch {patch} is larger than the frames ({self.height}x{self.width})")
 
     def __call__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        from snapcap.cacti.bayer import mosaic
-
         rng = np.random.default_rng([self.seed, position])
         index = int(rng.integers(len(self.samples)))
         sample = self.samples[index]
@@ -111,7 +111,9 @@ class PatchSampler:
 
 
 @torch.no_grad()
-def initial_estimates(model: UnfoldingNet, samples: Sequence[dict[str, Any]] | Any, device: torch.device, max_bytes: int) -> list[torch.Tensor] | None:
+def initial_estimates(
+    model: UnfoldingNet, samples: Sequence[dict[str, Any]] | Any, device: torch.device, max_bytes: int
+) -> list[torch.Tensor] | None:
     """The network's initial estimate (GAP-TV) of every whole training snapshot, on the CPU.
 
     Computed once, a few samples per batch, so that a training step crops it instead of
@@ -132,18 +134,18 @@ def initial_estimates(model: UnfoldingNet, samples: Sequence[dict[str, Any]] | A
         if any(tuple(sample["meas"].shape) != tuple(first["meas"].shape) for sample in group):
             return None
         meas = torch.cat([torch.as_tensor(sample["meas"]) for sample in group]).to(device, torch.float32)
-        masks = torch.cat([torch.as_tensor(sample["masks"]).expand(snapshots, *sample["masks"].shape[-3:]) for sample in group]).to(device, torch.float32)
+        masks = torch.cat(
+            [torch.as_tensor(sample["masks"]).expand(snapshots, *sample["masks"].shape[-3:]) for sample in group]
+        ).to(device, torch.float32)
         estimate = model.initial_estimate(meas, masks, F.aat_diag(masks)).cpu()
         initials.extend(estimate.reshape(len(group), snapshots, *estimate.shape[1:]).unbind(0))
     return initials
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temporary file, then rename: a checkpoint on disk is always whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """torch.save through :func:`snapcap.fileio.atomic_path`: a checkpoint on disk is always whole."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _psnr(estimate: torch.Tensor, target: torch.Tensor) -> float:
@@ -151,7 +153,14 @@ def _psnr(estimate: torch.Tensor, target: torch.Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
 
 
-def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainReconConfig(), resume: bool = True, progress: bool = True, validation=None) -> dict[str, Any]:
+def train_recon(
+    samples,
+    out_dir: str | Path,
+    config: TrainReconConfig = TrainReconConfig(),
+    resume: bool = True,
+    progress: bool = True,
+    validation=None,
+) -> dict[str, Any]:
     """Train an :class:`UnfoldingNet`; returns the final record (history, paths, seconds).
 
     Args:
@@ -162,8 +171,6 @@ def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainRe
             is refused).
         validation: optional sample dicts; PSNR on them is logged at each checkpoint.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -176,7 +183,9 @@ def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainRe
     if resume and checkpoint_path.exists():
         state = _load(checkpoint_path)
         if state.get("config") != config.to_dict():
-            raise ConfigError(f"{checkpoint_path}: was written with another configuration; use another output folder or resume=False")
+            raise ConfigError(
+                f"{checkpoint_path}: was written with another configuration; use another output folder or resume=False"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -197,7 +206,9 @@ def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainRe
                 target = torch.stack([b[2] for b in batch]).to(device, torch.float32)
                 initial = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(device, torch.float32)
                 estimate, stages = model(meas, masks, return_stages=True, initial=initial)
-                loss = sum(torch.nn.functional.l1_loss(s, target) * (0.5 if i < len(stages) - 1 else 1.0) for i, s in enumerate(stages))
+                loss = sum(
+                    torch.nn.functional.l1_loss(s, target) * (0.5 if i < len(stages) - 1 else 1.0) for i, s in enumerate(stages)
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
@@ -206,7 +217,12 @@ def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainRe
                 step += 1
                 bar.update(1)
                 if step % config.log_every == 0 or step == config.steps:
-                    entry = {"step": step, "loss": float(loss.detach()), "psnr": _psnr(estimate.detach(), target), "lr": scheduler.get_last_lr()[0]}
+                    entry = {
+                        "step": step,
+                        "loss": float(loss.detach()),
+                        "psnr": _psnr(estimate.detach(), target),
+                        "lr": scheduler.get_last_lr()[0],
+                    }
                     history.append(entry)
                     log.write(json.dumps(entry) + "\n")
                     log.flush()
@@ -215,19 +231,42 @@ def train_recon(samples, out_dir: str | Path, config: TrainReconConfig = TrainRe
                     if validation is not None:
                         history.append({"step": step, "val_psnr": evaluate(model, validation, device)})
                         model.train()
-                    save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history, "config": config.to_dict()})
+                    save_checkpoint(
+                        checkpoint_path,
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "step": step,
+                            "history": history,
+                            "config": config.to_dict(),
+                        },
+                    )
     finally:
         log.close()
     model.eval()
-    save_checkpoint(out_dir / "model.pt", {"kind": "snapcap-unfold", "model": model.state_dict(), "config": config.model.to_dict(), "train": config.to_dict(), "history": history})
-    return {"model": out_dir / "model.pt", "checkpoint": checkpoint_path, "history": history, "steps": step, "seconds": time.perf_counter() - started}
+    save_checkpoint(
+        out_dir / "model.pt",
+        {
+            "kind": "snapcap-unfold",
+            "model": model.state_dict(),
+            "config": config.model.to_dict(),
+            "train": config.to_dict(),
+            "history": history,
+        },
+    )
+    return {
+        "model": out_dir / "model.pt",
+        "checkpoint": checkpoint_path,
+        "history": history,
+        "steps": step,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 @torch.no_grad()
 def evaluate(model: UnfoldingNet, samples, device=None) -> float:
     """Mean PSNR (dB) of the model over every snapshot of the given samples (mosaic targets)."""
-    from snapcap.cacti.bayer import mosaic
-
     model.eval()
     device = device or next(model.parameters()).device
     values = []
@@ -244,7 +283,7 @@ def _load(path: Path) -> dict[str, Any]:
         raise DataFileError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle/zip errors on damaged files
+    except Exception as exc:
         raise DataFileError(f"{path}: not a readable torch checkpoint ({exc.__class__.__name__}: {exc})") from exc
 
 
@@ -259,5 +298,8 @@ def load_reconstructor(path: str | Path, device: str = "cpu") -> UnfoldingNet:
     model = UnfoldingNet(config)
     result = model.load_state_dict(state["model"], strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
+        raise DataFileError(
+            f"{path}: weights do not fit the recorded architecture "
+            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
     return model.to(device).eval()

@@ -30,16 +30,16 @@ from torch import nn
 from snapcap.backend import is_torch, to_numpy
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError
 from snapcap.recon.denoisers.ffdnet import (
-    _few,
-    _move,
-    _resolve_device,
     check_sigma,
     detect_layout,
+    few_keys,
     from_torch_like,
     load_state_dict_checked,
     module_device,
+    move_module,
     read_state_dict,
     require_float_frames,
+    resolve_device,
     to_torch32,
 )
 
@@ -313,7 +313,7 @@ def load_fastdvdnet(path: str | Path, channels: int | None = None, device: Any =
     """
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"FastDVDnet channels must be 1 (gray) or 3 (colour), got {channels!r}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     path, state = read_state_dict(path)
     layout = detect_layout(state)
     if layout != "fastdvdnet":
@@ -321,8 +321,8 @@ def load_fastdvdnet(path: str | Path, channels: int | None = None, device: Any =
         expected = FastDVDnet(num_color_channels=channels or 1).state_dict()
         missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
         raise DataFileError(
-            f"{path} is {other}, not a FastDVDnet one: {len(missing)} missing key(s): {_few(missing)}; "
-            f"{len(state)} unexpected key(s): {_few(sorted(state))}"
+            f"{path} is {other}, not a FastDVDnet one: {len(missing)} missing key(s): {few_keys(missing)}; "
+            f"{len(state)} unexpected key(s): {few_keys(sorted(state))}"
             + ("; use load_ffdnet" if layout in ("ipol", "kair") else "")
         )
     first = state.get("temp1.inc.convblock.0.weight")
@@ -330,7 +330,10 @@ def load_fastdvdnet(path: str | Path, channels: int | None = None, device: Any =
     inferred = None
     if first is not None and first.ndim == 4:
         inferred = int(first.shape[1]) - 1
-        widths = [state.get(k) for k in ("temp1.inc.convblock.3.weight", "temp1.downc0.convblock.0.weight", "temp1.downc1.convblock.0.weight")]
+        widths = [
+            state.get(k)
+            for k in ("temp1.inc.convblock.3.weight", "temp1.downc0.convblock.0.weight", "temp1.downc1.convblock.0.weight")
+        ]
         if all(wt is not None and wt.ndim == 4 for wt in widths) and first.shape[0] % 3 == 0:
             kwargs = {"channels": tuple(int(wt.shape[0]) for wt in widths), "interm_channels": int(first.shape[0]) // 3}
     if channels is None:
@@ -339,7 +342,7 @@ def load_fastdvdnet(path: str | Path, channels: int | None = None, device: Any =
         kwargs = {}  # let the paper-size model report the mismatch
     model = FastDVDnet(num_color_channels=channels, **kwargs)
     load_state_dict_checked(model, state, path, f"FastDVDnet ({'gray' if channels == 1 else 'colour'})")
-    return _move(model, dev)
+    return move_module(model, dev)
 
 
 # --- the protocol wrapper --------------------------------------------------------------------
@@ -461,7 +464,10 @@ class FastDVDnetDenoiser:
 
     def __repr__(self) -> str:
         m = self.model
-        return f"FastDVDnetDenoiser(channels={m.num_color_channels}, batch_size={self.batch_size}, clip={self.clip}, device={module_device(m)})"
+        return (
+            f"FastDVDnetDenoiser(channels={m.num_color_channels}, batch_size={self.batch_size}, "
+            f"clip={self.clip}, device={module_device(m)})"
+        )
 
 
 # --- training --------------------------------------------------------------------------------
@@ -470,7 +476,11 @@ class FastDVDnetDenoiser:
 def _clips_tensor(clips: Any, colour: bool) -> torch.Tensor:
     """Clean clips as a float32 CPU tensor (N, F, C, H, W)."""
     require_float_frames(clips)
-    t = clips.detach().to("cpu", torch.float32) if is_torch(clips) else torch.from_numpy(np.array(to_numpy(clips), dtype=np.float32))
+    t = (
+        clips.detach().to("cpu", torch.float32)
+        if is_torch(clips)
+        else torch.from_numpy(np.array(to_numpy(clips), dtype=np.float32))
+    )
     if colour:
         if t.ndim != 5 or t.shape[-1] != 3:
             raise ShapeError(f"colour FastDVDnet training clips must be (N, F, H, W, 3), got {tuple(t.shape)}")

@@ -48,6 +48,9 @@ __all__ = [
     "read_state_dict",
     "load_state_dict_checked",
     "detect_layout",
+    "few_keys",
+    "resolve_device",
+    "move_module",
 ]
 
 #: Paper defaults (num_features, num_conv_layers) per number of colour channels.
@@ -139,7 +142,8 @@ class FFDNet(nn.Module):
         super().__init__()
         if channels not in (1, 3) and (num_features is None or num_conv_layers is None):
             raise ConfigError(
-                f"FFDNet channels must be 1 (gray) or 3 (colour) unless num_features and num_conv_layers are given, got {channels}"
+                "FFDNet channels must be 1 (gray) or 3 (colour) unless num_features and num_conv_layers are given, "
+                f"got {channels}"
             )
         default_features, default_layers = _IPOL_DEFAULTS.get(channels, (64, 15))
         self.channels = int(channels)
@@ -218,7 +222,7 @@ class FFDNetKAIR(nn.Module):
 # --- checkpoints -----------------------------------------------------------------------------
 
 
-def _few(keys: list[str], limit: int = 5) -> str:
+def few_keys(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
@@ -245,7 +249,7 @@ def read_state_dict(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
         raise DataFileError(f"checkpoint {path} is not a file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip, EOF and torch errors all mean "not a checkpoint"
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise DataFileError(
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {reason[:200]}); "
@@ -262,10 +266,10 @@ def read_state_dict(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
         raise DataFileError(f"{path} holds a {type(obj).__name__}, not a state dict (a mapping of parameter names to tensors)")
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise DataFileError(f"{path} holds no tensors; keys found: {_few([str(k) for k in obj])}")
+        raise DataFileError(f"{path} holds no tensors; keys found: {few_keys([str(k) for k in obj])}")
     state: dict[str, torch.Tensor] = {}
     for key, value in tensors.items():
-        state[key[len("module."):] if key.startswith("module.") else key] = value
+        state[key[len("module.") :] if key.startswith("module.") else key] = value
     return path, state
 
 
@@ -313,11 +317,11 @@ def load_state_dict_checked(
     if missing or unexpected or mismatched:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing key(s): {_few(missing)}")
+            parts.append(f"{len(missing)} missing key(s): {few_keys(missing)}")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_few(unexpected)}")
+            parts.append(f"{len(unexpected)} unexpected key(s): {few_keys(unexpected)}")
         if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatch(es): {_few(mismatched, 3)}")
+            parts.append(f"{len(mismatched)} shape mismatch(es): {few_keys(mismatched, 3)}")
         message = f"{path} does not match {what}: " + "; ".join(parts)
         raise DataFileError(message + (f". {hint}" if hint else ""))
     full = dict(state)
@@ -341,14 +345,14 @@ def _conv_weights(state: Mapping[str, torch.Tensor], pattern: str) -> list[torch
     return [value for _, value in sorted(found, key=lambda item: item[0])]
 
 
-def _resolve_device(device: Any) -> torch.device:
+def resolve_device(device: Any) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"unknown torch device {device!r}: {exc}") from exc
 
 
-def _move(module: nn.Module, device: torch.device) -> nn.Module:
+def move_module(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` on ``device`` in eval mode without gradients, or BackendUnavailableError."""
     try:
         module.to(device)
@@ -385,9 +389,7 @@ def _build_ffdnet(layout: str, state: Mapping[str, torch.Tensor], channels: int 
     return cls(channels)
 
 
-def load_ffdnet(
-    path: str | Path, channels: int | None = None, layout: str | None = None, device: Any = "cpu"
-) -> nn.Module:
+def load_ffdnet(path: str | Path, channels: int | None = None, layout: str | None = None, device: Any = "cpu") -> nn.Module:
     """Load an FFDNet checkpoint into a module in eval mode.
 
     Args:
@@ -413,7 +415,7 @@ def load_ffdnet(
         raise ConfigError(f"FFDNet layout must be 'ipol' or 'kair', got {layout!r}")
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"FFDNet channels must be 1 (gray) or 3 (colour), got {channels!r}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     path, state = read_state_dict(path)
     detected = detect_layout(state)
     hint = ""
@@ -423,7 +425,7 @@ def load_ffdnet(
         if detected not in ("ipol", "kair"):
             raise DataFileError(
                 f"{path} is not an FFDNet checkpoint: expected keys like {_IPOL_PREFIX}0.weight (IPOL) "
-                f"or model.0.weight (KAIR), found {_few(sorted(state))}"
+                f"or model.0.weight (KAIR), found {few_keys(sorted(state))}"
             )
         layout = detected
     elif detected is not None and detected != layout:
@@ -431,7 +433,7 @@ def load_ffdnet(
     module = _build_ffdnet(layout, state, channels)
     name = f"the {'IPOL' if layout == 'ipol' else 'KAIR'} FFDNet ({'gray' if module.channels == 1 else 'colour'})"
     load_state_dict_checked(module, state, path, name, hint)
-    return _move(module, dev)
+    return move_module(module, dev)
 
 
 # --- backend conversion (shared with fastdvdnet) ---------------------------------------------
@@ -482,7 +484,7 @@ def require_float_frames(x: Any) -> None:
         require_float(x, "x")
     except DTypeError:
         raise
-    except Exception as exc:  # noqa: BLE001 - array_api_compat raises TypeError for unknown objects
+    except Exception as exc:
         raise DTypeError(f"x must be a floating array (numpy, torch, cupy), got {type(x).__name__}") from exc
 
 
@@ -510,8 +512,8 @@ def inference_copy(model: nn.Module) -> nn.Module:
                 merged.append(layers[index])
                 index += 1
         if len(merged) != len(layers):
-            for name in list(parent._modules):  # noqa: SLF001 - rebuilding the Sequential in place
-                del parent._modules[name]  # noqa: SLF001
+            for name in list(parent._modules):  # rebuilding the Sequential in place
+                del parent._modules[name]
             for position, layer in enumerate(merged):
                 parent.add_module(str(position), layer)
     return fast.to(memory_format=torch.channels_last)
@@ -538,7 +540,9 @@ class FFDNetDenoiser:
         if isinstance(model, (str, Path)):
             model = load_ffdnet(model, device=device)
         if not isinstance(model, (FFDNet, FFDNetKAIR)):
-            raise ConfigError(f"FFDNetDenoiser needs an FFDNet or FFDNetKAIR module or a checkpoint path, got {type(model).__name__}")
+            raise ConfigError(
+                f"FFDNetDenoiser needs an FFDNet or FFDNetKAIR module or a checkpoint path, got {type(model).__name__}"
+            )
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
             raise ConfigError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.model = model.eval()

@@ -34,7 +34,8 @@ it is also one dual update cheaper.
 
 All frames and batch axes are denoised together, with no loop over frames in the array API
 path. On numpy, the isotropic and anisotropic Chambolle solvers take a fast path: flat in-place
-ufuncs on private scratch buffers (16 passes over memory per dual update), run block by block so that the six scratch vectors of a block stay in an L2-sized
+ufuncs on private scratch buffers (16 passes over memory per dual update), run block by block
+so that the six scratch vectors of a block stay in an L2-sized
 cache (small frames are grouped, large frames are cut into strips of rows read with
 ``n_iter`` halo rows, so the result is exactly that of the whole frame), and the blocks are
 shared with the threads of :mod:`snapcap.backend`'s pool. Results do not depend on the blocking
@@ -52,7 +53,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from snapcap.backend import _thread_pool, is_numpy, require_float
+from snapcap.backend import is_numpy, require_float, thread_pool
 from snapcap.errors import ConfigError, InvalidValueError, ShapeError
 
 __all__ = ["TV_METHODS", "tv_denoise", "total_variation", "TVDenoiser"]
@@ -323,7 +324,7 @@ def _run_blocks(
         else:
             kernel(frames[first:last, row0:row1], out[first:last, row0 + keep0 : row0 + keep1], (keep0, keep1))
 
-    pool = _thread_pool() if len(items) > 1 and frames.size >= _THREAD_MIN_ELEMENTS else None
+    pool = thread_pool() if len(items) > 1 and frames.size >= _THREAD_MIN_ELEMENTS else None
     if pool is None:
         for item in items:
             run(item)
@@ -339,7 +340,7 @@ def _run_blocks(
                 return
             run(item)
 
-    workers = min(pool._max_workers, len(items) - 1)  # noqa: SLF001 - the pool size snapcap asked for
+    workers = min(pool._max_workers, len(items) - 1)  # the pool size snapcap asked for
     futures = [pool.submit(work) for _ in range(workers)]
     work()
     for future in futures:

@@ -29,6 +29,7 @@ from torch import nn
 
 from snapcap.cacti import functional as F
 from snapcap.errors import ConfigError, ShapeError
+from snapcap.recon.denoisers.tv import tv_denoise
 
 __all__ = ["UnfoldConfig", "UNFOLD_PRESETS", "LEGACY_FIELDS", "UnfoldingNet"]
 
@@ -50,7 +51,7 @@ class UnfoldConfig:
             covers), as channels.
     """
 
-    B: int = 8  # noqa: N815
+    B: int = 8
     stages: int = 4
     features: int = 16
     levels: int = 2
@@ -101,7 +102,13 @@ class StageDenoiser(nn.Module):
         self.merge = nn.ModuleList()
         width = features
         for _ in range(levels):
-            self.down.append(nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), _block(2 * width, 2 * width)))
+            self.down.append(
+                nn.Sequential(
+                    nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+                    nn.LeakyReLU(0.1, inplace=True),
+                    _block(2 * width, 2 * width),
+                )
+            )
             width *= 2
         for _ in range(levels):
             self.up.append(nn.ConvTranspose2d(width, width // 2, 2, stride=2))
@@ -127,11 +134,20 @@ class UnfoldingNet(nn.Module):
 
     def __init__(self, config: UnfoldConfig = UnfoldConfig()):
         super().__init__()
-        if config.stages < 1 or config.features < 1 or config.levels < 0 or config.B < 1 or config.init_iterations < 0 or not config.tv_weight >= 0:
+        if (
+            config.stages < 1
+            or config.features < 1
+            or config.levels < 0
+            or config.B < 1
+            or config.init_iterations < 0
+            or not config.tv_weight >= 0
+        ):
             raise ConfigError(f"invalid unfolding configuration {config}")
         self.config = config
         count = 1 if config.share_weights else config.stages
-        self.denoisers = nn.ModuleList(StageDenoiser(config.B, config.features, config.levels, config.mask_input) for _ in range(count))
+        self.denoisers = nn.ModuleList(
+            StageDenoiser(config.B, config.features, config.levels, config.mask_input) for _ in range(count)
+        )
 
     @torch.no_grad()
     def initial_estimate(self, meas: torch.Tensor, masks: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
@@ -139,7 +155,6 @@ class UnfoldingNet(nn.Module):
 
         y_acc ← y_acc + (y − A x);  x ← x + Aᵀ((y_acc − A x) ⊘ D);  x ← TV(x), as :func:`snapcap.recon.solvers.gap`.
         """
-        from snapcap.recon.denoisers.tv import tv_denoise
 
         if self.config.init_iterations == 0:
             return F.dagger(meas, masks, diag)
@@ -171,11 +186,13 @@ class UnfoldingNet(nn.Module):
             raise ShapeError(f"this network was built for B={self.config.B}; masks have B={masks.shape[-3]}")
         if tuple(masks.shape[-2:]) != tuple(meas.shape[-2:]):
             raise ShapeError(f"masks {tuple(masks.shape)} and measurement {tuple(meas.shape)} differ in size")
-        multiple = 2 ** self.config.levels
+        multiple = 2**self.config.levels
         height, width = meas.shape[-2:]
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         if initial is not None and tuple(initial.shape) != (meas.shape[0], self.config.B) + tuple(meas.shape[-2:]):
-            raise ShapeError(f"initial must have shape {(meas.shape[0], self.config.B) + tuple(meas.shape[-2:])}, got {tuple(initial.shape)}")
+            raise ShapeError(
+                f"initial must have shape {(meas.shape[0], self.config.B) + tuple(meas.shape[-2:])}, got {tuple(initial.shape)}"
+            )
         if pad_h or pad_w:  # pad with zero measurement and closed masks: the data step ignores them
             meas = nn.functional.pad(meas, (0, pad_w, 0, pad_h))
             masks = nn.functional.pad(masks, (0, pad_w, 0, pad_h))

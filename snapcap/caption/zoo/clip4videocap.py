@@ -34,7 +34,7 @@ annotations the sub-decoders are left out (``commonsense=False``) and a note say
 sub-decoder is a transformer decoder (``sub_layers``) over [f; vt]; in training its hidden states
 are teacher-forced on the annotation, at inference on its own greedy output.
 
-**Frame encoder** and presets as :mod:`snapcap.caption.clip4caption` (``tiny``: the tiny tower
+**Frame encoder**, decoding and presets as :mod:`snapcap.caption.zoo.clip4caption` (``tiny``: the tiny tower
 trained from scratch, or frozen-random with ``freeze_clip``, or a snapcap teacher's with
 ``teacher``; ``paper``: frozen OpenAI ViT-B/16, width 768).
 """
@@ -52,22 +52,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snapcap.caption.clip4caption import (
-    BOS,
-    EOS,
-    PAD,
+from snapcap.caption.decoding import BOS, EOS, PAD
+from snapcap.caption.teacher import open_clip_module, teacher_image_size
+from snapcap.caption.text import Vocabulary
+from snapcap.caption.train import distributed_context
+from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
+from snapcap.caption.zoo.clip4caption import (
     TransformerCaptionDecoder,
     build_frame_encoder,
     cached_features,
+    clip_tower_name,
     create_clip,
     data_layout,
     frame_count,
     materialise,
+    pretrained_override,
     select_frames,
     stack_frames,
     teacher_tower_name,
     train_config,
 )
+from snapcap.datasets.h5 import open_dataset
+from snapcap.datasets.synthetic import SyntheticCorpus
 from snapcap.errors import ConfigError, DataFileError, ShapeError
 
 __all__ = [
@@ -97,7 +103,7 @@ class Clip4VideoCapConfig:
 
     Attributes:
         clip, pretrained, teacher, train_clip, frames, fps, clip_fps: the frame encoder and the
-            frame sampling, as :class:`snapcap.caption.clip4caption.Clip4CaptionConfig`.
+            frame sampling, as :class:`snapcap.caption.zoo.clip4caption.Clip4CaptionConfig`.
         text_clip, text_pretrained, text_seed: the CLIP text encoder of the distillation targets.
         width, heads: model width D and attention heads.
         fusion, scales: the fusion block (``lstm``, ``transformer``, ``conv``) and the number of
@@ -136,8 +142,8 @@ class Clip4VideoCapConfig:
     dropout: float = 0.1
     max_length: int = 30
     aspect_length: int = 16
-    B: int = 8  # noqa: N815
-    T: int = 4  # noqa: N815
+    B: int = 8
+    T: int = 4
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -145,9 +151,13 @@ class Clip4VideoCapConfig:
         if int(self.scales) < 1:
             raise ConfigError(f"--scales must be >= 1, got {self.scales}")
         if int(self.width) < 1 or int(self.width) % int(self.heads) or (self.fusion == "lstm" and int(self.width) % 2):
-            raise ConfigError(f"--width must be a positive multiple of the {self.heads} heads (and even for lstm), got {self.width}")
+            raise ConfigError(
+                f"--width must be a positive multiple of the {self.heads} heads (and even for lstm), got {self.width}"
+            )
         if len(self.alphas) != 4 or any(a < 0 for a in self.alphas) or self.distill_weight < 0:
-            raise ConfigError(f"alphas must be four weights >= 0 and distill_weight >= 0, got {self.alphas}, {self.distill_weight}")
+            raise ConfigError(
+                f"alphas must be four weights >= 0 and distill_weight >= 0, got {self.alphas}, {self.distill_weight}"
+            )
         object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,8 +167,17 @@ class Clip4VideoCapConfig:
 CLIP4VIDEOCAP_PRESETS: dict[str, Clip4VideoCapConfig] = {
     "tiny": Clip4VideoCapConfig(),
     "paper": Clip4VideoCapConfig(
-        clip="ViT-B-16", pretrained="openai", train_clip=False, text_clip="ViT-B-16", text_pretrained="openai",
-        width=768, heads=12, vis2text_hidden=1024, text_dim=512, fusion="lstm", scales=3,
+        clip="ViT-B-16",
+        pretrained="openai",
+        train_clip=False,
+        text_clip="ViT-B-16",
+        text_pretrained="openai",
+        width=768,
+        heads=12,
+        vis2text_hidden=1024,
+        text_dim=512,
+        fusion="lstm",
+        scales=3,
     ),
 }
 """``tiny``: offline CPU size; ``paper``: frozen OpenAI ViT-B/16 image and text towers, LSTM fusion, 3 scales."""
@@ -220,7 +239,11 @@ class TemporalFusion(nn.Module):
         total = torch.zeros_like(x)
         for scale, block in enumerate(self.blocks):
             factor = 2**scale
-            squeezed = F.avg_pool1d(x.transpose(1, 2), kernel_size=factor, stride=factor, ceil_mode=True).transpose(1, 2) if factor > 1 else x
+            squeezed = (
+                F.avg_pool1d(x.transpose(1, 2), kernel_size=factor, stride=factor, ceil_mode=True).transpose(1, 2)
+                if factor > 1
+                else x
+            )
             fused = block(squeezed)
             total = total + fused.repeat_interleave(factor, dim=1)[:, :steps]
         return self.norm(x + self.proj(total / self.scales))
@@ -259,12 +282,19 @@ class Clip4VideoCap(nn.Module):
         self.text_proj = nn.Linear(config.text_dim, width)
         self.segment = nn.Parameter(torch.randn(2 + len(ASPECTS), width) * 0.02)  # visual, textual, aspects
         if config.commonsense:
-            self.aspects = nn.ModuleDict({
-                aspect: TransformerCaptionDecoder(vocab_size, width, config.sub_layers, config.heads, config.dropout, config.aspect_length) for aspect in ASPECTS
-            })
+            self.aspects = nn.ModuleDict(
+                {
+                    aspect: TransformerCaptionDecoder(
+                        vocab_size, width, config.sub_layers, config.heads, config.dropout, config.aspect_length
+                    )
+                    for aspect in ASPECTS
+                }
+            )
         else:
             self.aspects = nn.ModuleDict()
-        self.decoder = TransformerCaptionDecoder(vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length)
+        self.decoder = TransformerCaptionDecoder(
+            vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
+        )
         self.name = NAME
 
     @property
@@ -302,7 +332,9 @@ class Clip4VideoCap(nn.Module):
         states = self.aspects[aspect].hidden_states(memory, inputs) + self.segment[2 + ASPECTS.index(aspect)]
         return states, inputs == PAD
 
-    def _caption_memory(self, memory: torch.Tensor, aspect_tokens: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _caption_memory(
+        self, memory: torch.Tensor, aspect_tokens: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         parts, masks = [memory], [torch.zeros(memory.shape[:2], dtype=torch.bool, device=memory.device)]
         for aspect in self.aspects:
             states, padding = self._aspect_states(memory, aspect, aspect_tokens[aspect])
@@ -310,7 +342,14 @@ class Clip4VideoCap(nn.Module):
             masks.append(padding)
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
-    def losses(self, features: torch.Tensor, captions: torch.Tensor, text_targets: torch.Tensor | None, aspect_tokens: Mapping[str, torch.Tensor] | None, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+    def losses(
+        self,
+        features: torch.Tensor,
+        captions: torch.Tensor,
+        text_targets: torch.Tensor | None,
+        aspect_tokens: Mapping[str, torch.Tensor] | None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, torch.Tensor]:
         """Every term: ``l_cap``, ``l_int``, ``l_eff``, ``l_att`` (with commonsense), ``l_distill`` and ``loss``."""
         config = self.config
         out = self.visual(features)
@@ -319,7 +358,9 @@ class Clip4VideoCap(nn.Module):
         total = torch.zeros((), device=features.device)
         if self.aspects:
             if aspect_tokens is None:
-                raise ConfigError("this CLIP4VideoCap model has commonsense sub-decoders: its loss needs intention/effect/attribute tokens")
+                raise ConfigError(
+                    "this CLIP4VideoCap model has commonsense sub-decoders: its loss needs intention/effect/attribute tokens"
+                )
             for aspect, weight, short in zip(ASPECTS, alpha_aspects, ("l_int", "l_eff", "l_att")):
                 values[short] = self.aspects[aspect].loss(out["memory"], aspect_tokens[aspect], label_smoothing)
                 total = total + weight * values[short]
@@ -367,8 +408,6 @@ class ClipTextEncoder:
     """The frozen CLIP text tower of the distillation targets: ``encode(captions) -> (N, d_text)``."""
 
     def __init__(self, name: str, pretrained: str | None, seed: int = 0, device: str | torch.device = "cpu"):
-        from snapcap.caption.teacher import _open_clip
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             model = create_clip(name, pretrained, device)
@@ -376,7 +415,7 @@ class ClipTextEncoder:
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
-        self.tokenizer = _open_clip().get_tokenizer(name)
+        self.tokenizer = open_clip_module().get_tokenizer(name)
         self.device = device
 
     @property
@@ -388,7 +427,10 @@ class ClipTextEncoder:
 
     @torch.no_grad()
     def encode(self, captions: Sequence[str], chunk: int = 256) -> torch.Tensor:
-        parts = [self.model.encode_text(self.tokenizer(list(captions[i : i + chunk])).to(self.device)).float().cpu() for i in range(0, len(captions), chunk)]
+        parts = [
+            self.model.encode_text(self.tokenizer(list(captions[i : i + chunk])).to(self.device)).float().cpu()
+            for i in range(0, len(captions), chunk)
+        ]
         return torch.cat(parts)
 
 
@@ -402,8 +444,6 @@ def _from_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]] | None
 
 
 def _synthetic_corpus(description: Mapping[str, Any]):
-    from snapcap.datasets.synthetic import SyntheticCorpus
-
     if description.get("name") != "synthetic":
         return None
     keys = ("seed", "frames", "max_objects", "min_objects", "captions_per_video", "temporal_pairs", "max_speed")
@@ -427,8 +467,6 @@ def _corpus_extras(samples: Any) -> dict[str, dict[str, Any]] | None:
             return {item.video_id: dict(item.extra) for item in items}
         paths = getattr(node, "paths", None)
         if isinstance(paths, list) and paths and all(isinstance(p, Path) for p in paths):
-            from snapcap.datasets.h5 import open_dataset
-
             extras: dict[str, dict[str, Any]] = {}
             for path in paths:
                 with open_dataset(path) as handle:
@@ -473,35 +511,44 @@ def commonsense_annotations(samples: Any, rows: Sequence[Mapping[str, Any]]) -> 
 
 def add_arguments(group) -> None:
     """``snapcap train clip4videocap`` options."""
-    group.add_argument("--teacher", type=Path, default=None, help="a snapcap teacher.pt: its trained CLIP tower is the frame encoder (frozen)")
+    group.add_argument(
+        "--teacher", type=Path, default=None, help="a snapcap teacher.pt: its trained CLIP tower is the frame encoder (frozen)"
+    )
     group.add_argument("--frames", type=int, default=None, help="frames sampled per video (default: T, one per snapshot)")
-    group.add_argument("--clip-fps", type=float, default=None, help="frame rate of the clip's frames: then frames = T*B / clip-fps * --fps")
+    group.add_argument(
+        "--clip-fps", type=float, default=None, help="frame rate of the clip's frames: then frames = T*B / clip-fps * --fps"
+    )
     group.add_argument("--fps", type=float, default=None, help="frames sampled per second with --clip-fps (default 1)")
-    group.add_argument("--freeze-clip", action="store_true", help="keep a randomly initialised tiny tower frozen (default: train it from scratch)")
+    group.add_argument(
+        "--freeze-clip",
+        action="store_true",
+        help="keep a randomly initialised tiny tower frozen (default: train it from scratch)",
+    )
     group.add_argument("--width", type=int, default=None, help="model width D (default: the preset's)")
     group.add_argument("--fusion", choices=FUSIONS, default=None, help="temporal fusion block (default lstm, the paper's best)")
     group.add_argument("--scales", type=int, default=None, help="temporal scales of the fusion (default 3)")
-    group.add_argument("--alphas", type=float, nargs=4, default=None, metavar=("A1", "A2", "A3", "A4"), help="weights of L_cap, L_int, L_eff, L_att (default 1 1 1 1)")
+    group.add_argument(
+        "--alphas",
+        type=float,
+        nargs=4,
+        default=None,
+        metavar=("A1", "A2", "A3", "A4"),
+        help="weights of L_cap, L_int, L_eff, L_att (default 1 1 1 1)",
+    )
     group.add_argument("--distill-weight", type=float, default=None, help="weight of L_distill (default 1, the paper's Eq. 8)")
     group.add_argument("--no-commonsense", action="store_true", help="leave the commonsense sub-decoders out")
 
 
 def image_size(options: Mapping[str, Any]) -> int:
-    from snapcap.caption.clip4caption import _clip_name
-    from snapcap.caption.registry import teacher_image_size
-
-    return teacher_image_size(_clip_name(options, CLIP4VIDEOCAP_PRESETS))
+    return teacher_image_size(clip_tower_name(options, CLIP4VIDEOCAP_PRESETS))
 
 
-def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4VideoCapConfig:  # noqa: N803
-    from snapcap.caption.clip4caption import _pretrained_override
-    from snapcap.caption.zoo import option
-
+def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4VideoCapConfig:
     preset = str(option(options, "preset", "tiny"))
     if preset not in CLIP4VIDEOCAP_PRESETS:
         raise ConfigError(f"--preset {preset!r}: expected one of {', '.join(CLIP4VIDEOCAP_PRESETS)}")
     base = CLIP4VIDEOCAP_PRESETS[preset]
-    changes: dict[str, Any] = dict(B=int(B), T=int(T), **_pretrained_override(options))
+    changes: dict[str, Any] = dict(B=int(B), T=int(T), **pretrained_override(options))
     teacher = option(options, "teacher", None)
     if teacher:
         changes.update(teacher=str(Path(teacher).resolve()), clip=teacher_tower_name(teacher), pretrained=None, train_clip=False)
@@ -519,12 +566,14 @@ def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4Vide
         changes["commonsense"] = False
     config = replace(base, **changes)
     if config.frames < 0 or config.fps <= 0 or (config.clip_fps is not None and config.clip_fps <= 0):
-        raise ConfigError(f"frames must be >= 0 and fps, clip_fps > 0; got frames={config.frames}, fps={config.fps}, clip_fps={config.clip_fps}")
+        raise ConfigError(
+            f"frames must be >= 0 and fps, clip_fps > 0; got frames={config.frames}, fps={config.fps}, clip_fps={config.clip_fps}"
+        )
     return config
 
 
 def _chosen_captions(rows, indices, epoch: int, seed: int) -> list[int]:
-    """The caption index of each row for this epoch: the rule of ``snapcap.caption.train._caption_batch``."""
+    """The caption index of each row for this epoch: the rule of ``snapcap.caption.train.encode_caption_batch``."""
     out = []
     for index in indices:
         options = rows[int(index)]["captions"]
@@ -536,15 +585,11 @@ def _chosen_captions(rows, indices, epoch: int, seed: int) -> list[int]:
 
 def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None = None, progress: bool = True) -> Path:
     """Train CLIP4VideoCap on sample dicts; returns ``out_dir/clip4videocap.pt`` (resumable)."""
-    from snapcap.caption.text import Vocabulary
-    from snapcap.caption.train import distributed_context
-    from snapcap.caption.zoo import fit_and_save, option
-
     options = dict(options or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = materialise(samples)
-    B, T = data_layout(rows)  # noqa: N806
+    B, T = data_layout(rows)
     config = config_from_options(options, B, T)
     preset = str(option(options, "preset", "tiny"))
     training = train_config(options, TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["tiny"]))
@@ -552,7 +597,11 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     device = torch.device(training.device)
     annotations = commonsense_annotations(samples, rows) if config.commonsense else None
     if config.commonsense and annotations is None:
-        print("note: clip4videocap: no intention/effect/attribute annotations found for this data; training without the commonsense sub-decoders", file=sys.stderr)
+        print(
+            "note: clip4videocap: no intention/effect/attribute annotations found for this data; "
+            "training without the commonsense sub-decoders",
+            file=sys.stderr,
+        )
         config = replace(config, commonsense=False)
     texts = [c for row in rows for c in row["captions"]] + ([a[k] for a in annotations for k in ASPECTS] if annotations else [])
     if not any(str(t).strip() for t in texts):
@@ -572,18 +621,28 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     # T_CLIP of every reference caption, once (the text tower is frozen)
     offsets = np.cumsum([0] + [len(row["captions"]) for row in rows])
     targets = text_encoder.encode([c for row in rows for c in row["captions"]]) if text_encoder is not None else None
-    aspect_tokens = {a: vocab.encode_batch([ann[a] for ann in annotations], max_length=config.aspect_length) for a in ASPECTS} if annotations else None
+    aspect_tokens = (
+        {a: vocab.encode_batch([ann[a] for ann in annotations], max_length=config.aspect_length) for a in ASPECTS}
+        if annotations
+        else None
+    )
     max_length = min(training.max_length, config.max_length)
 
     def loss_fn(indices, epoch):
         choice = _chosen_captions(rows, indices, epoch, training.seed)
-        captions = vocab.encode_batch([rows[int(i)]["captions"][c] for i, c in zip(indices, choice)], max_length=max_length).to(device)
+        captions = vocab.encode_batch([rows[int(i)]["captions"][c] for i, c in zip(indices, choice)], max_length=max_length).to(
+            device
+        )
         index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         if features is not None:
             feats = features[index].to(device)
         else:
             feats = model.frame_features(stack_frames(rows, indices, device))
-        text = None if targets is None else targets[torch.as_tensor([offsets[int(i)] + c for i, c in zip(indices, choice)], dtype=torch.long)].to(device)
+        text = (
+            None
+            if targets is None
+            else targets[torch.as_tensor([offsets[int(i)] + c for i, c in zip(indices, choice)], dtype=torch.long)].to(device)
+        )
         aspects = None if aspect_tokens is None else {a: t[index].to(device) for a, t in aspect_tokens.items()}
         return model.losses(feats, captions, text, aspects, training.label_smoothing)
 
@@ -592,9 +651,6 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
 
 def load(path: str | Path, device: str = "cpu"):
     """``(model, Clip4VideoCapConfig, Vocabulary)`` of a ``clip4videocap.pt``."""
-    from snapcap.caption.text import Vocabulary
-    from snapcap.caption.zoo import read_checkpoint
-
     path = Path(path)
     state = read_checkpoint(path, NAME)
     data = dict(state["config"])

@@ -11,7 +11,8 @@ VCCV captions from those. The model of the paper (Sec. III), end to end:
 * features (Eq. 1): V_I = CNN_I(P_I) ∈ R^{N×D_I×H×W} and A_r = CNN_r(P_r) ∈ R^{N×D_r×H×W}.
   ``backbone="cnn"``: two small CNNs trained end to end with the captioner (no pretrained
   weights offline; batch normalisation in each stage, without which the from-scratch CNNs gave
-  the LSTM nearly the same features for every video and it learned one caption for all); ``backbone="clip"``: V_I are the patch-token features of a frozen open_clip
+  the LSTM nearly the same features for every video and it learned one caption for all);
+  ``backbone="clip"``: V_I are the patch-token features of a frozen open_clip
   ViT tower (:class:`snapcap.caption.teacher.ClipTeacher`; pretrained weights, or the tower of a
   trained snapcap teacher checkpoint), computed once before training as the paper stores them;
   CNN_r is then still trained end to end (the paper pre-trains a ResNet-18 on residuals).
@@ -31,8 +32,8 @@ VCCV captions from those. The model of the paper (Sec. III), end to end:
 
 * decoder (:class:`LstmDecoder`, Eqs. 13–14): h_t, c_t = LSTM([F_G^att; x_{t−1}], (h_{t−1},
   c_{t−1})), a linear layer and softmax over the vocabulary; cross-entropy with teacher forcing;
-  greedy decoding or beam search (paper: beam 5). Vocabulary min count 3, captions cut at 50
-  tokens (the paper's settings, :data:`VCCV_DEFAULTS`). (h_0, c_0) come from the video
+  greedy decoding or beam search (paper: beam 5), those of :mod:`snapcap.caption.decoding`.
+  Vocabulary min count 3, captions cut at 50 tokens (the paper's settings, :data:`VCCV_DEFAULTS`). (h_0, c_0) come from the video
   (``init_state``, as Show, Attend and Tell does; the zero state of older checkpoints left the
   first words blind): linear maps of the I-frame and residual channel means V_I^c, A_r^c of the
   GOPs, concatenated in GOP order (the one place the model sees the order of the GOPs, which the
@@ -42,7 +43,7 @@ Variants (the paper's Table I rows): ``rae`` (full), ``rae-no-gate``, ``rae-no-g
 and ``iframe`` (Mean Pool of the I-frame features into the LSTM).
 
 Entry points: :func:`train_vccv` (resumable, DDP-capable through
-:func:`snapcap.caption.train.fit`) writes ``<out>/vccv.pt``; :func:`load_vccv` reads it back as
+:func:`snapcap.caption.train.fit`) writes ``<out>/vccv.pt``; :func:`load` reads it back as
 ``(model, config, vocab)``; ``model.caption(frames, method=..., beam_size=...)`` returns token
 ids per video.
 """
@@ -58,7 +59,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
+from snapcap.caption.decoding import PAD, Hypothesis, beam_search, check_beam_options, check_lengths, greedy_search
+from snapcap.caption.teacher import ClipTeacher, teacher_image_size
+from snapcap.caption.text import Vocabulary
+from snapcap.caption.train import (
+    CaptionTrainConfig,
+    build_vocabulary,
+    distributed_context,
+    encode_caption_batch,
+    fit,
+    load_checkpoint,
+)
+from snapcap.caption.zoo import read_checkpoint, save_checkpoint
+from snapcap.datasets.gop import RESIDUAL_REDUCTIONS, gop_inputs
 from snapcap.errors import ConfigError, DataFileError, DTypeError, InvalidValueError, ShapeError
 
 __all__ = [
@@ -76,7 +91,6 @@ __all__ = [
     "VccvCaptioner",
     "vccv_preset",
     "train_vccv",
-    "load_vccv",
     "compress_samples",
     "train",
     "load",
@@ -95,7 +109,6 @@ CNN_NORMS = ("batch", "none")
 """Normalisation in the CNN stages (:class:`FrameCNN`)."""
 
 NAME = "vccv"
-_PAD, _BOS, _EOS = 0, 1, 2
 
 
 def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
@@ -138,8 +151,8 @@ class VccvConfig:
         vocab_size: set from the vocabulary.
     """
 
-    B: int = 8  # noqa: N815
-    T: int = 4  # noqa: N815
+    B: int = 8
+    T: int = 4
     gop_size: int | None = None
     block_size: int = 8
     search_range: int = 4
@@ -164,8 +177,6 @@ class VccvConfig:
     vocab_size: int = 0
 
     def __post_init__(self) -> None:
-        from snapcap.datasets.gop import RESIDUAL_REDUCTIONS
-
         for name in ("B", "T", "block_size", "image_size", "gate_dim", "visual_dim", "embed_dim", "hidden_dim"):
             _check_positive(name, getattr(self, name))
         _check_positive("search_range", self.search_range, 0)
@@ -179,7 +190,9 @@ class VccvConfig:
         if self.backbone not in ("cnn", "clip"):
             raise ConfigError(f"backbone must be 'cnn' or 'clip', got {self.backbone!r}")
         if self.residual_reduction not in RESIDUAL_REDUCTIONS:
-            raise ConfigError(f"residual_reduction must be one of {', '.join(RESIDUAL_REDUCTIONS)}, got {self.residual_reduction!r}")
+            raise ConfigError(
+                f"residual_reduction must be one of {', '.join(RESIDUAL_REDUCTIONS)}, got {self.residual_reduction!r}"
+            )
         if self.cnn_norm not in CNN_NORMS:
             raise ConfigError(f"cnn_norm must be one of {', '.join(CNN_NORMS)}, got {self.cnn_norm!r}")
         if not isinstance(self.init_state, bool):
@@ -241,8 +254,17 @@ VCCV_PRESETS: dict[str, VccvConfig] = {
     # The paper's sizes (ResNet-152 features 2048 x 7 x 7 there; here a frozen CLIP ViT-B/16,
     # 768 x 14 x 14), word embedding 500, LSTM 512, visual representation 2048.
     "paper": VccvConfig(
-        image_size=224, backbone="clip", clip_model="ViT-B-16", clip_pretrained="openai", residual_widths=(32, 64, 128, 256),
-        gate_dim=512, visual_dim=2048, embed_dim=500, hidden_dim=512, T=8, dropout=0.5,
+        image_size=224,
+        backbone="clip",
+        clip_model="ViT-B-16",
+        clip_pretrained="openai",
+        residual_widths=(32, 64, 128, 256),
+        gate_dim=512,
+        visual_dim=2048,
+        embed_dim=500,
+        hidden_dim=512,
+        T=8,
+        dropout=0.5,
     ),
 }
 """Named VCCV architectures (B and T are set from the data)."""
@@ -304,7 +326,11 @@ class FrameCNN(nn.Module):
         channels = in_channels
         for width in widths:
             if norm == "batch":
-                layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
             else:
                 layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
             channels = width
@@ -319,10 +345,10 @@ class FrameCNN(nn.Module):
 class ClipGridFeatures(nn.Module):
     """Frozen open_clip ViT patch-token features: frames ``(M, H, W, 3)`` -> ``(M, width, h, w)``."""
 
-    def __init__(self, name: str, pretrained: str | None = None, checkpoint: str | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, name: str, pretrained: str | None = None, checkpoint: str | None = None, device: str | torch.device = "cpu"
+    ):
         super().__init__()
-        from snapcap.caption.teacher import ClipTeacher
-
         self.teacher = ClipTeacher.create(name, pretrained=pretrained, checkpoint=checkpoint, device=device, frozen=True)
         self.out_channels = int(self.teacher.visual.class_embedding.shape[0])
         self.grid = tuple(int(g) for g in self.teacher.grid)
@@ -372,7 +398,9 @@ class SpatialAttention(nn.Module):
         alpha = torch.tanh(self.w_t(hidden)[:, None, :] + static)
         return torch.softmax(alpha, dim=-1)
 
-    def forward(self, v_conv: torch.Tensor, v_s: torch.Tensor, a_s: torch.Tensor | None, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, v_conv: torch.Tensor, v_s: torch.Tensor, a_s: torch.Tensor | None, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """F_R^att ``(b, N, D_r)`` and A_R ``(b, N, S)`` from V_I^conv ``(b, N, S, D_r)``,
         V_I^s, A_r^s ``(b, N, S)`` and h ``(b, hidden_dim)``."""
         if v_conv.ndim != 4 or v_conv.shape[2] != self.locations:
@@ -409,7 +437,9 @@ class TemporalGate(nn.Module):
     def gate(self, static_gate: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.w_g(static_gate + self.w_gt(hidden)[:, None, :]))
 
-    def forward(self, attended: torch.Tensor, v_c: torch.Tensor, a_c: torch.Tensor | None, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, attended: torch.Tensor, v_c: torch.Tensor, a_c: torch.Tensor | None, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """F_G^att ``(b, N, D_I)`` and G ``(b, N)`` from F_R^att ``(b, N, D_r)``, V_I^c, A_r^c, h."""
         static_gate, plain = self.static(v_c, a_c)
         gate = self.gate(static_gate, hidden)
@@ -425,7 +455,19 @@ class ResidualsAssistedEncoder(nn.Module):
     Eqs. 8 and 11), or everything but the mean-pooled I-frame features (``iframe``).
     """
 
-    def __init__(self, image_dim: int, residual_dim: int, grid: tuple[int, int], hidden_dim: int, gate_dim: int, visual_dim: int, dropout: float, variant: str = "rae", init_state: bool = False, gops: int = 1):
+    def __init__(
+        self,
+        image_dim: int,
+        residual_dim: int,
+        grid: tuple[int, int],
+        hidden_dim: int,
+        gate_dim: int,
+        visual_dim: int,
+        dropout: float,
+        variant: str = "rae",
+        init_state: bool = False,
+        gops: int = 1,
+    ):
         super().__init__()
         if variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -456,7 +498,9 @@ class ResidualsAssistedEncoder(nn.Module):
 
     def _check(self, v_i: torch.Tensor, a_r: torch.Tensor | None) -> None:
         if v_i.ndim != 5 or v_i.shape[2] != self.image_dim or tuple(v_i.shape[-2:]) != self.grid:
-            raise ShapeError(f"V_I must have shape (b, N, {self.image_dim}, {self.grid[0]}, {self.grid[1]}), got {tuple(v_i.shape)}")
+            raise ShapeError(
+                f"V_I must have shape (b, N, {self.image_dim}, {self.grid[0]}, {self.grid[1]}), got {tuple(v_i.shape)}"
+            )
         if self.use_residuals:
             if a_r is None:
                 raise ShapeError(f"the {self.variant!r} encoder needs the residual features A_r")
@@ -500,7 +544,9 @@ class ResidualsAssistedEncoder(nn.Module):
         """The context of the videos (rows) ``index``."""
         return {key: value.index_select(0, index) for key, value in context.items()}
 
-    def step(self, context: dict[str, torch.Tensor], hidden: torch.Tensor, details: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def step(
+        self, context: dict[str, torch.Tensor], hidden: torch.Tensor, details: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """The visual representation ``(b, visual_dim)`` for the decoder's previous state ``hidden``.
 
         ``details``, when given, receives ``"attention"`` A_R ``(b, N, S)`` and ``"gate"`` G ``(b, N)``.
@@ -537,12 +583,14 @@ class LstmDecoder(nn.Module):
         if vocab_size < 4:
             raise InvalidValueError(f"vocab_size must be >= 4 (the special tokens), got {vocab_size}")
         self.vocab_size, self.hidden_dim = int(vocab_size), int(hidden_dim)
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=_PAD)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.cell = nn.LSTMCell(visual_dim + embed_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_dim, vocab_size)
 
-    def forward(self, visual: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def forward(
+        self, visual: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         """One step: visual ``(b, visual_dim)``, previous tokens ``(b,)`` -> new state, logits ``(b, V)``."""
         hidden, cell = self.cell(torch.cat([visual, self.embed(tokens)], dim=1), state)
         return (hidden, cell), self.head(self.dropout(hidden))
@@ -587,18 +635,34 @@ class VccvCaptioner(nn.Module):
             image_dim = self.image_cnn.out_channels
             size = config.image_size // 2 ** len(config.image_widths)
             if size < 1 or config.image_size % 2 ** len(config.image_widths):
-                raise ConfigError(f"image_size {config.image_size} must be divisible by 2^{len(config.image_widths)} (one halving per CNN stage)")
+                raise ConfigError(
+                    f"image_size {config.image_size} must be divisible by 2^{len(config.image_widths)} "
+                    "(one halving per CNN stage)"
+                )
             grid = (size, size)
             self.input_size = config.image_size
         stages = int(round(math.log2(self.input_size / grid[0])))
         if 2**stages * grid[0] != self.input_size:
-            raise ConfigError(f"the residual CNN cannot reach the {grid} feature grid from {self.input_size}x{self.input_size} by halvings")
+            raise ConfigError(
+                f"the residual CNN cannot reach the {grid} feature grid from {self.input_size}x{self.input_size} by halvings"
+            )
         widths = tuple(config.residual_widths)
         widths = (widths + (widths[-1],) * stages)[:stages] if stages else widths[:0]
         self.residual_cnn = FrameCNN(3, widths, config.cnn_norm) if config.use_residuals else None
         residual_dim = widths[-1] if widths else 3
         self.grid = grid
-        self.encoder = ResidualsAssistedEncoder(image_dim, residual_dim, grid, config.hidden_dim, config.gate_dim, config.visual_dim, config.dropout, config.variant, config.init_state, config.num_gops)
+        self.encoder = ResidualsAssistedEncoder(
+            image_dim,
+            residual_dim,
+            grid,
+            config.hidden_dim,
+            config.gate_dim,
+            config.visual_dim,
+            config.dropout,
+            config.variant,
+            config.init_state,
+            config.num_gops,
+        )
         self.decoder = LstmDecoder(config.vocab_size, config.visual_dim, config.embed_dim, config.hidden_dim, config.dropout)
         self.name = "vccv"
         self.to(device)
@@ -624,13 +688,13 @@ class VccvCaptioner(nn.Module):
             ``(iframes, residuals)``, each ``(N, G, 3, S, S)`` float32 on the model's device;
             I-frames in [0, 1], residuals on the same scale.
         """
-        from snapcap.datasets.gop import gop_inputs
-
         frames = _as_frames(frames)
         config = self.config
         iframes, residuals = [], []
         for video in frames:
-            inputs = gop_inputs(_to_video(video), config.gop, config.block_size, config.search_range, config.residual_reduction, config.source)
+            inputs = gop_inputs(
+                _to_video(video), config.gop, config.block_size, config.search_range, config.residual_reduction, config.source
+            )
             iframes.append(torch.from_numpy(inputs.iframes))
             residuals.append(torch.from_numpy(inputs.residuals))
         return self._resize(torch.stack(iframes)), self._resize(torch.stack(residuals))
@@ -662,13 +726,22 @@ class VccvCaptioner(nn.Module):
         features = self.residual_cnn(residuals.flatten(0, 1) * 4.0)
         return features.reshape(count, gops, *features.shape[1:])
 
-    def context(self, iframes: torch.Tensor, residuals: torch.Tensor, image_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def context(
+        self, iframes: torch.Tensor, residuals: torch.Tensor, image_features: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         v_i = self.image_features(iframes) if image_features is None else image_features.to(self.device)
         return self.encoder.prepare(v_i, self.residual_features(residuals))
 
     # -- training ---------------------------------------------------------------------------------
 
-    def loss(self, iframes: torch.Tensor, residuals: torch.Tensor, captions: torch.Tensor, image_features: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        iframes: torch.Tensor,
+        residuals: torch.Tensor,
+        captions: torch.Tensor,
+        image_features: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         """Cross-entropy of the captions ``(N, L)`` (``[BOS, w..., EOS, PAD...]``) with teacher forcing (Eq. 14)."""
         if captions.ndim != 2 or captions.shape[1] < 2 or captions.shape[0] != iframes.shape[0]:
             raise ShapeError(f"captions must have shape ({iframes.shape[0]}, L >= 2), got {tuple(captions.shape)}")
@@ -681,111 +754,56 @@ class VccvCaptioner(nn.Module):
             state, step_logits = self.decoder(visual, captions[:, position], state)
             logits.append(step_logits)
         stacked = torch.stack(logits, dim=1)
-        return F.cross_entropy(stacked.reshape(-1, stacked.shape[-1]), captions[:, 1:].reshape(-1), ignore_index=_PAD, label_smoothing=label_smoothing)
+        return F.cross_entropy(
+            stacked.reshape(-1, stacked.shape[-1]), captions[:, 1:].reshape(-1), ignore_index=PAD, label_smoothing=label_smoothing
+        )
 
     # -- generation ---------------------------------------------------------------------------------
 
     def _advance(self, context, state, tokens):
+        """One LSTM step: the RAE's visual representation for h_{t−1}, then the decoder on ``tokens``."""
         visual = self.encoder.step(context, state[0])
         return self.decoder(visual, tokens, state)
 
-    @staticmethod
-    def _logprobs(logits: torch.Tensor, words: int, min_length: int) -> torch.Tensor:
-        logprobs = torch.log_softmax(logits.double(), dim=-1)
-        logprobs[:, _PAD] = -math.inf
-        logprobs[:, _BOS] = -math.inf
-        if words < min_length:
-            logprobs[:, _EOS] = -math.inf
-        return logprobs
+    def _search_functions(self, context: dict[str, torch.Tensor]):
+        """The ``step``, ``reorder`` and initial state of :mod:`snapcap.caption.decoding` for these
+        videos: the state is ``(context, (h, c))``."""
+
+        def step(tokens: torch.Tensor, state):
+            context, hidden = state
+            hidden, logits = self._advance(context, hidden, tokens)
+            return logits, (context, hidden)
+
+        def reorder(state, index: torch.Tensor):
+            context, (h, c) = state
+            return self.encoder.select(context, index), (h.index_select(0, index), c.index_select(0, index))
+
+        return step, reorder, (context, self.encoder.initial_state(context))
 
     def _max_words(self, max_length: int | None, min_length: int) -> int:
         limit = self.config.max_length
-        max_length = limit if max_length is None else max_length
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
-            raise InvalidValueError(f"max_length must be an int in [3, {limit}] (tokens incl. BOS and EOS), got {max_length!r}")
-        if isinstance(min_length, bool) or not isinstance(min_length, int) or not 0 <= min_length <= max_length - 2:
-            raise InvalidValueError(f"min_length must be an int in [0, max_length - 2 = {max_length - 2}] words, got {min_length!r}")
-        return max_length - 2
+        return check_lengths(limit if max_length is None else max_length, min_length, limit)
 
     def greedy(self, context: dict[str, torch.Tensor], max_words: int, min_length: int = 1) -> list[list[int]]:
-        rows = next(iter(context.values())).shape[0]
-        state = self.encoder.initial_state(context)
-        tokens = torch.full((rows,), _BOS, dtype=torch.long, device=self.device)
-        done = torch.zeros(rows, dtype=torch.bool, device=self.device)
-        chosen = []
-        for step in range(max_words):
-            state, logits = self._advance(context, state, tokens)
-            best = self._logprobs(logits, step, min_length).argmax(dim=-1)
-            best = torch.where(done, torch.full_like(best, _EOS), best)
-            chosen.append(best)
-            done = done | (best == _EOS)
-            if bool(done.all()):
-                break
-            tokens = best
-        sequences = torch.stack(chosen, dim=1).tolist() if chosen else [[] for _ in range(rows)]
-        return [seq[: seq.index(_EOS)] if _EOS in seq else seq for seq in sequences]
+        """Greedy decoding (:func:`snapcap.caption.decoding.greedy_search`) of the videos of ``context``."""
+        step, _, state = self._search_functions(context)
+        return greedy_search(step, state, next(iter(context.values())).shape[0], max_words, min_length, device=self.device)
 
-    def beam(self, context: dict[str, torch.Tensor], beam_size: int, max_words: int, min_length: int = 1, length_penalty: float = 1.0):
-        """Beam search over a batch; per video its finished hypotheses, best first.
+    def beam(
+        self, context: dict[str, torch.Tensor], beam_size: int, max_words: int, min_length: int = 1, length_penalty: float = 1.0
+    ) -> list[list[Hypothesis]]:
+        """Beam search over a batch (:func:`snapcap.caption.decoding.beam_search`, ``"shrinking"``
+        style); per video its finished hypotheses, best first.
 
         Each video keeps ``k`` live beams (``k = beam_size`` at first); every step extends each
         live beam by every word and keeps the ``k`` best by cumulative log-probability (ties:
         lowest beam, then lowest id); a kept candidate ending in EOS is finished and ``k`` drops
         by one. Beams still live after ``max_words`` words finish without EOS. Hypotheses are
         ranked by ``logprob / length ** length_penalty``. ``beam_size = 1`` is greedy decoding.
-
-        Returns:
-            ``list[list[Hypothesis]]`` (:class:`snapcap.caption.decoder.Hypothesis`).
         """
-        from snapcap.caption.decoder import Hypothesis
-
+        step, reorder, state = self._search_functions(context)
         videos = next(iter(context.values())).shape[0]
-        width, device = beam_size, self.device
-        rows = torch.arange(videos, device=device).repeat_interleave(width)
-        context = self.encoder.select(context, rows)
-        state = self.encoder.initial_state(context)
-        tokens = torch.full((videos * width,), _BOS, dtype=torch.long, device=device)
-        cumulative = torch.full((videos, width), -math.inf, dtype=torch.float64, device=device)
-        cumulative[:, 0] = 0.0
-        words = torch.zeros((videos * width, 0), dtype=torch.long, device=device)
-        slots = [width] * videos
-        finished: list[list[Any]] = [[] for _ in range(videos)]
-        base = (torch.arange(videos, device=device) * width)[:, None]
-
-        def score(logprob: float, length: int) -> float:
-            return logprob / (max(length, 1) ** length_penalty)
-
-        for step in range(max_words):
-            state, logits = self._advance(context, state, tokens)
-            logprobs = self._logprobs(logits, step, min_length)
-            vocab = logprobs.shape[-1]
-            candidates = (cumulative.reshape(-1, 1) + logprobs).reshape(videos, width * vocab)
-            top_scores, top_index = torch.sort(candidates, dim=1, descending=True, stable=True)
-            top_scores, top_index = top_scores[:, :width], top_index[:, :width]
-            origin_beam, token = top_index // vocab, top_index % vocab
-            rank = torch.arange(width, device=device)[None, :]
-            keep = (rank < torch.tensor(slots, device=device)[:, None]) & torch.isfinite(top_scores)
-            ends = keep & (token == _EOS)
-            origin = (base + origin_beam).reshape(-1)
-            for video, slot in ends.nonzero().tolist():
-                row = int(origin[video * width + slot])
-                logprob = float(top_scores[video, slot])
-                hyp = words[row].tolist()
-                finished[video].append(Hypothesis(hyp, logprob, len(hyp) + 1, score(logprob, len(hyp) + 1), True))
-                slots[video] -= 1
-            live = keep & ~ends
-            cumulative = torch.where(live, top_scores, torch.full_like(top_scores, -math.inf))
-            token = torch.where(live, token, torch.full_like(token, _EOS))
-            words = torch.cat([words.index_select(0, origin), token.reshape(-1, 1)], dim=1)
-            if not bool(live.any()) or step == max_words - 1:
-                break
-            state = (state[0].index_select(0, origin), state[1].index_select(0, origin))
-            tokens = token.reshape(-1)
-        for video, slot in torch.isfinite(cumulative).nonzero().tolist():
-            logprob = float(cumulative[video, slot])
-            hyp = words[video * width + slot].tolist()
-            finished[video].append(Hypothesis(hyp, logprob, max(len(hyp), 1), score(logprob, len(hyp)), False))
-        return [sorted(hyps, key=lambda h: -h.score) for hyps in finished]
+        return beam_search(step, reorder, state, videos, beam_size, max_words, min_length, length_penalty, device=self.device)
 
     @torch.no_grad()
     def generate(
@@ -802,10 +820,7 @@ class VccvCaptioner(nn.Module):
         """Word ids (no BOS/EOS) for each video from its I-frames and residual frames."""
         if method not in ("greedy", "beam"):
             raise ConfigError(f"unknown generation method {method!r}; expected 'greedy' or 'beam'")
-        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
-            raise InvalidValueError(f"beam_size must be a positive int, got {beam_size!r}")
-        if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
-            raise InvalidValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+        check_beam_options(beam_size, length_penalty)
         max_words = self._max_words(max_length, min_length)
         was_training = self.training
         self.eval()
@@ -818,7 +833,9 @@ class VccvCaptioner(nn.Module):
             self.train(was_training)
 
     @torch.no_grad()
-    def caption(self, frames: Any, method: str = "beam", beam_size: int = VCCV_DEFAULTS["beam_size"], **options: Any) -> list[list[int]]:
+    def caption(
+        self, frames: Any, method: str = "beam", beam_size: int = VCCV_DEFAULTS["beam_size"], **options: Any
+    ) -> list[list[int]]:
         """Caption true videos: compress them (GOPs), then :meth:`generate`.
 
         Args:
@@ -833,7 +850,9 @@ class VccvCaptioner(nn.Module):
         """
         unknown = sorted(set(options) - {"length_penalty", "max_length", "min_length"})
         if unknown:
-            raise ConfigError(f"unknown caption option(s) {unknown}; expected method, beam_size, length_penalty, max_length, min_length")
+            raise ConfigError(
+                f"unknown caption option(s) {unknown}; expected method, beam_size, length_penalty, max_length, min_length"
+            )
         iframes, residuals = self.compress(frames)
         return self.generate(iframes, residuals, method=method, beam_size=beam_size, **options)
 
@@ -880,17 +899,20 @@ def _split_options(options: Mapping[str, Any] | VccvTrainConfig | None) -> tuple
     return preset, model, train
 
 
-def compress_samples(model: VccvCaptioner, samples, chunk: int = 16, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+def compress_samples(
+    model: VccvCaptioner, samples, chunk: int = 16, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
     """One pass over the samples: the I-frames and residual frames ``(n, G, 3, S, S)`` of every
     video (on the CPU) and its captions. Each sample is indexed once; its frames are not kept."""
-    from tqdm.auto import tqdm
-
     iframes, residuals, captions = [], [], []
     for start in tqdm(range(0, len(samples), chunk), desc="compress (GOPs)", disable=not progress):
         rows = [samples[index] for index in range(start, min(len(samples), start + chunk))]
         for offset, row in enumerate(rows):
             if row.get("frames") is None:
-                raise DataFileError(f"training sample {start + offset} ({row.get('video_id', '?')}) holds no frames; VCCV compresses the true video frames")
+                raise DataFileError(
+                    f"training sample {start + offset} ({row.get('video_id', '?')}) holds no frames; "
+                    "VCCV compresses the true video frames"
+                )
         i, r = model.compress(torch.stack([torch.as_tensor(row["frames"]) for row in rows]))
         iframes.append(i.cpu())
         residuals.append(r.cpu())
@@ -898,7 +920,9 @@ def compress_samples(model: VccvCaptioner, samples, chunk: int = 16, progress: b
     return torch.cat(iframes), torch.cat(residuals), captions
 
 
-def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTrainConfig | None = None, progress: bool = True, vocab=None) -> Path:
+def train_vccv(
+    samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTrainConfig | None = None, progress: bool = True, vocab=None
+) -> Path:
     """Train VCCV on true videos; returns the path of ``<out_dir>/vccv.pt``.
 
     The training videos are compressed once (GOPs: I-frames and residual frames, kept in memory)
@@ -922,9 +946,6 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
         ConfigError: unknown option, or no captions.
         ShapeError: samples without frames of the expected shape.
     """
-    from snapcap.caption.train import CaptionTrainConfig, _caption_batch, build_vocabulary, distributed_context, fit
-    from snapcap.caption.zoo import save_checkpoint
-
     preset, model_overrides, train_overrides = _split_options(options)
     train = VccvTrainConfig(**train_overrides)
     if len(samples) == 0:
@@ -941,13 +962,15 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
     model_overrides.setdefault("T", int(frames.shape[1]))
     config = vccv_preset(preset, **model_overrides, vocab_size=max(4, len(vocab) if vocab is not None else 4))
     if (config.T, config.B) != (int(frames.shape[1]), int(frames.shape[2])):
-        raise ShapeError(f"the samples have T={frames.shape[1]}, B={frames.shape[2]} but the options ask for T={config.T}, B={config.B}")
+        raise ShapeError(
+            f"the samples have T={frames.shape[1]}, B={frames.shape[2]} but the options ask for T={config.T}, B={config.B}"
+        )
     device = torch.device(train.device)
     compress_config = config
     if config.backbone == "clip":  # compression needs only the input size, not the tower
-        from snapcap.caption.registry import teacher_image_size
-
-        compress_config = replace(config, backbone="cnn", image_size=teacher_image_size(config.clip_model), image_widths=(1,), residual_widths=(1,))
+        compress_config = replace(
+            config, backbone="cnn", image_size=teacher_image_size(config.clip_model), image_widths=(1,), residual_widths=(1,)
+        )
     compressor = VccvCaptioner(compress_config, device="cpu")
     iframes, residuals, captions_of = compress_samples(compressor, samples, progress=progress and context.main)
     texts = [{"captions": captions} for captions in captions_of]
@@ -962,33 +985,64 @@ def train_vccv(samples, out_dir: str | Path, options: Mapping[str, Any] | VccvTr
 
     def loss_fn(indices, epoch):
         rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        captions = _caption_batch(texts, indices, vocab, epoch, train.seed, min(train.max_length, config.max_length))
+        captions = encode_caption_batch(texts, indices, vocab, epoch, train.seed, min(train.max_length, config.max_length))
         feats = features[rows].to(device) if features is not None else None
-        loss = model.loss(iframes[rows].to(device), residuals[rows].to(device), captions, image_features=feats, label_smoothing=train.label_smoothing)
+        loss = model.loss(
+            iframes[rows].to(device),
+            residuals[rows].to(device),
+            captions,
+            image_features=feats,
+            label_smoothing=train.label_smoothing,
+        )
         return {"loss": loss}
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     fit_config = CaptionTrainConfig(
-        batch_size=train.batch_size, weight_decay=train.weight_decay, warmup_epochs=train.warmup_epochs, seed=train.seed,
-        device=train.device, checkpoint_every=train.checkpoint_every, log_every=train.log_every,
+        batch_size=train.batch_size,
+        weight_decay=train.weight_decay,
+        warmup_epochs=train.warmup_epochs,
+        seed=train.seed,
+        device=train.device,
+        checkpoint_every=train.checkpoint_every,
+        log_every=train.log_every,
     )
     stamp = {"kind": "vccv", "config": config.to_dict(), "train": train.to_dict(), "count": len(samples), "vocab": len(vocab)}
-    history = fit("vccv", model, [{"params": trainable, "lr": train.lr}], loss_fn, len(samples), train.epochs, fit_config, out_dir, stamp, progress, context)
+    history = fit(
+        "vccv",
+        model,
+        [{"params": trainable, "lr": train.lr}],
+        loss_fn,
+        len(samples),
+        train.epochs,
+        fit_config,
+        out_dir,
+        stamp,
+        progress,
+        context,
+    )
     path = out_dir / "vccv.pt"
     if context.main:
-        save_checkpoint(path, NAME, {"config": config.to_dict(), "train": train.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history})
+        save_checkpoint(
+            path,
+            NAME,
+            {
+                "config": config.to_dict(),
+                "train": train.to_dict(),
+                "vocab": vocab.to_dict(),
+                "state": model.state_dict(),
+                "history": history,
+            },
+        )
     return path
 
 
-def load_vccv(path: str | Path, device: str | torch.device = "cpu") -> tuple[VccvCaptioner, VccvConfig, Any]:
-    """A trained VCCV model: ``(model, config, vocab)``, the model in eval mode.
+def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[VccvCaptioner, VccvConfig, Any]:
+    """A trained VCCV model: ``(model, config, vocab)``, the model in eval mode (the registry's load function;
+    :func:`snapcap.caption.registry.load_captioner` reads any checkpoint).
 
     Raises:
         DataFileError: missing, unreadable or foreign checkpoint, or weights that do not fit.
     """
-    from snapcap.caption.text import Vocabulary
-    from snapcap.caption.zoo import read_checkpoint
-
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such VCCV checkpoint; make one with `snapcap train vccv --out {path.parent}`")
@@ -999,25 +1053,46 @@ def load_vccv(path: str | Path, device: str | torch.device = "cpu") -> tuple[Vcc
     model = VccvCaptioner(config, device=device)
     missing, unexpected = model.load_state_dict(state["state"], strict=False)
     if missing or unexpected:
-        raise DataFileError(f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise DataFileError(
+            f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     model.eval()
     return model, config, vocab
 
 
 # --- the zoo hook (``snapcap train vccv``, ``snapcap eval --model vccv``) --------------------------
 
-_CLI_TRAIN_KEYS = ("epochs", "batch_size", "lr", "warmup_epochs", "min_count", "seed", "device", "checkpoint_every", "label_smoothing")
-_CLI_MODEL_KEYS = ("variant", "backbone", "gop_size", "block_size", "search_range", "residual_reduction", "source", "dropout", "B", "T")
+_CLI_TRAIN_KEYS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "warmup_epochs",
+    "min_count",
+    "seed",
+    "device",
+    "checkpoint_every",
+    "label_smoothing",
+)
+_CLI_MODEL_KEYS = (
+    "variant",
+    "backbone",
+    "gop_size",
+    "block_size",
+    "search_range",
+    "residual_reduction",
+    "source",
+    "dropout",
+    "B",
+    "T",
+)
 
 
 def _teacher_tower(path: str | Path) -> str:
     """The open_clip model name of a snapcap ``teacher.pt``'s CLIP tower."""
-    from snapcap.caption.train import _load
-
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such teacher checkpoint (make one with `snapcap train teacher --out {path.parent}`)")
-    state = _load(path)
+    state = load_checkpoint(path)
     if not isinstance(state, dict) or state.get("kind") != "snapcap-captioner" or state.get("name") != "teacher":
         raise DataFileError(f"{path}: not a teacher checkpoint (made by `snapcap train teacher`)")
     return str(state["config"]["teacher"])
@@ -1039,7 +1114,12 @@ def options_from_cli(options: Mapping[str, Any] | None) -> dict[str, Any]:
         tag = str(options["pretrained"])
         out["clip_pretrained"] = None if tag.lower() == "none" else tag
     if options.get("teacher") is not None:
-        out.update(backbone="clip", clip_model=_teacher_tower(options["teacher"]), clip_checkpoint=str(options["teacher"]), clip_pretrained=None)
+        out.update(
+            backbone="clip",
+            clip_model=_teacher_tower(options["teacher"]),
+            clip_checkpoint=str(options["teacher"]),
+            clip_pretrained=None,
+        )
     return out
 
 
@@ -1048,29 +1128,49 @@ def train(samples, out_dir: str | Path, options: Mapping[str, Any] | None = None
     return train_vccv(samples, out_dir, options_from_cli(options), progress=progress)
 
 
-def load(path: str | Path, device: str = "cpu"):
-    """The zoo's load function: :func:`load_vccv`."""
-    return load_vccv(path, device=device)
-
-
 def add_arguments(group) -> None:
     """``snapcap train vccv`` options (the vocabulary's --min-count defaults to the paper's 3)."""
-    group.add_argument("--variant", choices=VARIANTS, default=None, help="model variant (default rae, the full model; the others are the paper's ablations)")
-    group.add_argument("--backbone", choices=["cnn", "clip"], default=None, help="I-frame features: a CNN trained end to end (tiny default) or a frozen CLIP ViT")
-    group.add_argument("--teacher", type=Path, default=None, help="a snapcap teacher.pt: its trained CLIP tower gives the I-frame features (frozen)")
-    group.add_argument("--gop-size", type=int, default=None, help="frames per group of pictures (default B: one GOP per snapshot's frames)")
+    group.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=None,
+        help="model variant (default rae, the full model; the others are the paper's ablations)",
+    )
+    group.add_argument(
+        "--backbone",
+        choices=["cnn", "clip"],
+        default=None,
+        help="I-frame features: a CNN trained end to end (tiny default) or a frozen CLIP ViT",
+    )
+    group.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="a snapcap teacher.pt: its trained CLIP tower gives the I-frame features (frozen)",
+    )
+    group.add_argument(
+        "--gop-size", type=int, default=None, help="frames per group of pictures (default B: one GOP per snapshot's frames)"
+    )
     group.add_argument("--block-size", type=int, default=None, help="block size of the motion search (default 8)")
     group.add_argument("--search-range", type=int, default=None, help="largest motion searched, pixels (default 4)")
-    group.add_argument("--residual-reduction", choices=["mean-abs", "mean", "last"], default=None, help="how a GOP's residuals make one frame (default mean-abs)")
-    group.add_argument("--source", choices=["emulated", "codec"], default=None, help="GOPs from the block-matching emulation (default) or a real codec through PyAV")
+    group.add_argument(
+        "--residual-reduction",
+        choices=["mean-abs", "mean", "last"],
+        default=None,
+        help="how a GOP's residuals make one frame (default mean-abs)",
+    )
+    group.add_argument(
+        "--source",
+        choices=["emulated", "codec"],
+        default=None,
+        help="GOPs from the block-matching emulation (default) or a real codec through PyAV",
+    )
     group.add_argument("--dropout", type=float, default=None, help="dropout (tiny preset 0.2; paper preset 0.5, the paper's)")
     group.set_defaults(min_count=VCCV_DEFAULTS["min_count"])
 
 
 def image_size(options: Mapping[str, Any] | None) -> int:
     """The frame size of simulated training data: the model's input size for these options."""
-    from snapcap.caption.registry import teacher_image_size
-
     cli = options_from_cli(options)
     preset = vccv_preset(cli["preset"])
     if cli.get("backbone", preset.backbone) == "clip":

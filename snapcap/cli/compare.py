@@ -1,0 +1,210 @@
+"""``snapcap compare``: one- against two-stage captioning across compression ratios B (the main job)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from snapcap.caption.metrics import metric_names
+from snapcap.caption.registry import zoo_names
+from snapcap.cli.options import (
+    CORPUS_FLAGS,
+    add_camera_options,
+    add_corpus_options,
+    add_device_option,
+    add_recon_param_option,
+    nonnegative_int,
+    positive_int,
+    recon_methods,
+    recon_params_by_method,
+)
+from snapcap.compare.capture import compare_capture
+from snapcap.compare.config import COMPARE_PRESETS, STUDENT_PIPELINES, compare_preset
+from snapcap.compare.report import table3
+from snapcap.compare.run import run_compare
+from snapcap.errors import ConfigError
+
+__all__ = ["add_parser", "config_from_args"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "compare",
+        help="one- against two-stage captioning across compression ratios B (the main job), or on a real capture",
+        description=(
+            "For each compression ratio B: simulate the corpus, train (or reuse) the teacher, SnapCap, its baseline and the deep "
+            "reconstructor, caption the test split with every pipeline (traditional, two-stage per reconstructor, one-stage), "
+            "and write results.json, results.csv, report.md, cider_vs_B.png, latency_memory.png and montages to OUT. "
+            "Work is cached by content hash (OUT/cache, or --cache): a rerun reuses what matches and a killed run resumes. "
+            "With --capture FILE --mask-file M it captions a real capture with the models of --checkpoints instead."
+        ),
+    )
+    parser.add_argument(
+        "--preset",
+        default="tiny",
+        choices=sorted(COMPARE_PRESETS),
+        help="tiny (default: procedural corpus, tiny models, CPU), micro (tests) or paper (MSR-VTT/MSVD, ViT-B/16, GPU)",
+    )
+    parser.add_argument("--out", "-o", type=Path, default=Path("compare_out"), help="report folder (default compare_out)")
+    parser.add_argument("--cache", type=Path, help="cache folder of datasets, models and rows (default OUT/cache)")
+    add_corpus_options(parser, default=None, num_videos=None, title="corpus (default: the preset's; tiny: synthetic, 400 videos)")
+    add_camera_options(
+        parser,
+        B=None,
+        T=None,
+        size=None,
+        B_many=True,
+        mask_file=True,
+        title="camera (default: the preset's; tiny: B 2 4 8 16 24, T 4, 64x64 RGGB)",
+    )
+    models = parser.add_argument_group("pipelines and training")
+    models.add_argument("--students", nargs="*", choices=STUDENT_PIPELINES, help="one-stage rows (default: snapcap baseline)")
+    models.add_argument(
+        "--recon",
+        nargs="*",
+        choices=recon_methods(),
+        help="two-stage reconstructors (tiny: gap-tv; paper: gap-tv pnp-ffdnet unfold)",
+    )
+    add_recon_param_option(models)
+    models.add_argument("--zoo", nargs="*", choices=zoo_names(), help="other captioners as rows, trained per B")
+    models.add_argument("--zoo-epochs", type=positive_int, help="training epochs of the --zoo captioners")
+    models.add_argument("--unfold-steps", type=positive_int, help="training steps of the deep reconstructor per B")
+    models.add_argument("--epochs", type=positive_int, help="students' stage-2 epochs")
+    models.add_argument("--teacher-epochs", type=positive_int, help="teacher tower epochs")
+    models.add_argument("--base-B", type=positive_int, help="the B the teacher tower trains at (default 8; micro: 4)")
+    models.add_argument("--captioner", help="captioner preset: tiny, small or paper")
+    models.add_argument("--seed", type=nonnegative_int, help="training seed")
+    evals = parser.add_argument_group("evaluation")
+    evals.add_argument("--test-limit", type=positive_int, help="at most this many test videos")
+    evals.add_argument("--metrics", help="comma-separated among BLEU,METEOR,ROUGE-L,CIDEr (default all four)")
+    evals.add_argument("--beam", type=positive_int, help="beam size (default 1: greedy)")
+    evals.add_argument("--montage-videos", type=nonnegative_int, help="test videos drawn in montages (default 3)")
+    add_device_option(evals, default=None)
+    evals.add_argument("--threads", type=nonnegative_int, help="torch CPU threads (default: torch's)")
+    cap = parser.add_argument_group("real capture (no references: captions, reconstructions and timings)")
+    cap.add_argument(
+        "--capture", type=Path, help="a real capture (any layout of `snapcap capture info`); --mask-file gives its masks"
+    )
+    cap.add_argument(
+        "--checkpoints",
+        type=Path,
+        help="the models: a training folder (teacher.pt, snapcap.pt, baseline.pt) or an earlier compare's OUT",
+    )
+    cap.add_argument(
+        "--crop",
+        default="center",
+        choices=["center", "none"],
+        help="crop a larger capture to the models' size around its centre (default) or refuse",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no stage log")
+    parser.set_defaults(func=run)
+
+
+def _square(size: tuple[int, int] | None) -> int | None:
+    if size is None:
+        return None
+    if size[0] != size[1]:
+        raise ConfigError(
+            f"--size {size[0]}x{size[1]}: compare works with square frames (the teacher's input size); give one number"
+        )
+    return int(size[0])
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~snapcap.compare.config.CompareConfig` of a ``compare`` command line."""
+    base = COMPARE_PRESETS[args.preset]
+    corpus = dict(base.corpus)
+    if args.corpus is not None and args.corpus != corpus.get("kind"):
+        corpus = {"kind": args.corpus}
+    for name, flag in CORPUS_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            corpus[name] = (
+                [str(v) for v in value] if isinstance(value, list) else (str(value) if isinstance(value, Path) else value)
+            )
+    if corpus.get("kind") != "synthetic" and args.num_videos is not None:
+        raise ConfigError("--num-videos applies to the synthetic corpus only")
+    if args.mask_file is not None:
+        raise ConfigError("--mask-file goes with --capture; simulation uses --mask KIND")
+    training = dict(base.training)
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    if args.teacher_epochs is not None:
+        training["teacher_epochs"] = args.teacher_epochs
+    recon_params = {method: dict(values) for method, values in base.recon_params.items()}
+    for method, values in recon_params_by_method(args.recon_param).items():
+        recon_params.setdefault(method, {}).update(values)
+    unfold = dict(base.unfold)
+    if args.unfold_steps is not None:
+        unfold["steps"] = args.unfold_steps
+    metrics = None if args.metrics is None else tuple(metric_names([m.strip() for m in args.metrics.split(",") if m.strip()]))
+    return compare_preset(
+        args.preset,
+        B=None if args.B is None else tuple(args.B),
+        corpus=corpus,
+        T=args.T,
+        size=_square(args.size),
+        gray=args.gray,
+        bayer=args.bayer,
+        mask=args.mask,
+        mask_seed=args.mask_seed,
+        noise=args.noise,
+        noise_seed=args.noise_seed,
+        captioner=args.captioner,
+        training=training,
+        base_B=args.base_B,
+        students=None if args.students is None else tuple(args.students),
+        recon=None if args.recon is None else tuple(args.recon),
+        recon_params=recon_params,
+        zoo=None if args.zoo is None else tuple(args.zoo),
+        zoo_options=None if args.zoo_epochs is None else {name: {"epochs": args.zoo_epochs} for name in (args.zoo or base.zoo)},
+        unfold=unfold,
+        test_limit=args.test_limit,
+        metrics=metrics,
+        beam=args.beam,
+        montage_videos=args.montage_videos,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.capture is not None:
+        if args.checkpoints is None:
+            raise ConfigError("--capture needs --checkpoints (a training folder, or the OUT of an earlier `snapcap compare`)")
+        if args.mask is not None:
+            raise ConfigError(
+                f"--mask {args.mask}: a capture is reconstructed with the masks it was taken with; pass --mask-file"
+            )
+        recon = args.recon if args.recon is not None else ["gap-tv"]
+        params: dict[str, dict[str, Any]] = recon_params_by_method(args.recon_param)
+        results = compare_capture(
+            args.capture,
+            args.mask_file,
+            args.checkpoints,
+            args.out,
+            recon=recon,
+            recon_params=params,
+            students=args.students if args.students is not None else ("snapcap", "baseline"),
+            crop=args.crop,
+            mask_key=args.mask_key,
+            B=args.B[0] if args.B else None,
+            device=args.device or "cpu",
+            progress=not args.no_progress,
+        )
+        for row in results["rows"]:
+            first = next(iter(row["predictions"].values()), "")
+            print(f"{row['label']:<36} {row['total_ms']:9.1f} ms/video  {first}")
+        print(f"wrote {args.out / 'report.md'}", file=sys.stderr)
+        return 0
+    config = config_from_args(args)
+    results = run_compare(config, args.out, cache=args.cache, progress=not args.no_progress, quiet=args.quiet)
+    print(table3(results["rows"], results["config"]["reference_B"], results["config"]["pipelines"]))
+    for line in results.get("findings", []) or []:
+        print(f"- {line}")
+    print(f"wrote {args.out / 'report.md'} ({results['wall_s']:.0f} s)", file=sys.stderr)
+    return 0

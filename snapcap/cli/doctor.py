@@ -1,0 +1,49 @@
+"""``snapcap doctor``: the installed backends and optional tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+
+import numpy as np
+
+from snapcap import __version__
+from snapcap.backend import cupy_available
+
+__all__ = ["add_parser", "environment_report"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("doctor", help="report the installed backends and optional tools")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def environment_report() -> dict[str, str]:
+    """Versions of the array backends and what optional pieces are usable."""
+    report = {"snapcap": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import torch  # heavy: only this command needs it here
+
+        report["torch"] = f"{torch.__version__} (CUDA available: {torch.cuda.is_available()})"
+    except ImportError as exc:
+        report["torch"] = f"not importable ({exc})"
+    ok, why = cupy_available()
+    report["cupy"] = why if ok else f"unavailable: {why}"
+    java = shutil.which("java")
+    report["java"] = (
+        java or "not found (METEOR and the PTB tokenizer of caption metrics need it: apt-get install default-jre-headless)"
+    )
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    report = environment_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for name, value in report.items():
+            print(f"{name:>8}: {value}")
+    return 0

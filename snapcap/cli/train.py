@@ -1,0 +1,186 @@
+"""``snapcap train MODEL``: the deep reconstructor (``recon``) and every registered captioner, in one place.
+
+Captioner verbs come from the captioner registry (:func:`snapcap.caption.registry.trainable_captioners`):
+the teacher, the SnapCap student and its baseline and ablations, and the zoo models. They share
+the data options (dataset files with ``--data``, or a corpus simulated on the fly) and the
+optimisation options; each adds its own (``--teacher`` for students, the zoo models' options).
+Every verb writes ``OUT/<name>.pt``, a resumable checkpoint and the training record
+(:mod:`snapcap.caption.records`), and runs under ``torchrun`` as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from snapcap.caption.records import write_training_record
+from snapcap.caption.registry import CaptionerEntry, captioner_entry, trainable_captioners
+from snapcap.cli.dataset import dataset_config_from_args
+from snapcap.cli.options import (
+    SPLIT_CHOICES,
+    add_camera_options,
+    add_corpus_options,
+    add_device_option,
+    nonnegative_int,
+    open_corpus_from_args,
+    positive_int,
+    resolve_device,
+)
+from snapcap.datasets.h5 import DatasetConfig
+from snapcap.datasets.samples import data_shape, training_data
+from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
+from snapcap.errors import ConfigError
+from snapcap.recon.nets.unfold import UNFOLD_PRESETS
+from snapcap.recon.train import TrainReconConfig, train_recon
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train models: the deep reconstructor (recon) and the captioners")
+    what = parser.add_subparsers(dest="what", metavar="MODEL")
+    what.required = True
+    _add_recon(what)
+    for entry in trainable_captioners():
+        verb = what.add_parser(entry.name, help=entry.help, description=entry.description or entry.help)
+        _add_captioner_arguments(verb, entry)
+        verb.set_defaults(func=run_captioner, captioner=entry.name)
+
+
+# --- recon ---------------------------------------------------------------------------------------
+
+
+def _add_recon(what: argparse._SubParsersAction) -> None:
+    recon = what.add_parser("recon", help="train the deep unfolding reconstructor on simulated snapshots (resumable)")
+    recon.add_argument("--data", type=Path, nargs="*", help="snapcap dataset file(s) with frames; default: simulate on the fly")
+    add_corpus_options(recon, default="synthetic", num_videos=120, title="corpus for on-the-fly simulation")
+    recon.add_argument("--limit", type=positive_int, help="at most this many training videos")
+    add_camera_options(recon, B=8, T=2, size=(96, 96), title="camera for on-the-fly simulation (gray)")
+    recon.add_argument("--preset", default="tiny", choices=sorted(UNFOLD_PRESETS), help="network size")
+    recon.add_argument("--steps", type=positive_int, default=None, help="training steps (default 800)")
+    recon.add_argument("--batch-size", type=positive_int, default=8)
+    recon.add_argument("--patch", type=positive_int, default=None, help="training patch size (default 48)")
+    recon.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3)")
+    recon.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
+    add_device_option(recon)
+    recon.add_argument("--checkpoint-every", type=positive_int, default=100)
+    recon.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a checkpoint")
+    recon.add_argument("--out", "-o", type=Path, required=True, help="output folder (checkpoint.pt, model.pt, log.jsonl)")
+    recon.set_defaults(func=run_recon, split=None)
+
+
+def run_recon(args: argparse.Namespace) -> int:
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr must be > 0, got {args.lr}")
+    if args.data:
+        train = MeasurementDataset(args.data, split="train")
+        validation_source = MeasurementDataset(args.data, split="val")
+        if len(train) == 0:
+            train = MeasurementDataset(args.data)
+    else:
+        corpus = open_corpus_from_args(args)
+        config = dataset_config_from_args(args, gray=True)
+        train = SimulatedDataset(corpus, config, split="train")
+        validation_source = SimulatedDataset(corpus, config, split="val")
+    samples = [train[i] for i in range(min(len(train), args.limit or len(train)))]
+    validation = [validation_source[i] for i in range(min(len(validation_source), 4))] or None
+    model = dataclasses.replace(UNFOLD_PRESETS[args.preset], B=int(samples[0]["masks"].shape[-3]))
+    defaults = TrainReconConfig()
+    config = TrainReconConfig(
+        model=model,
+        steps=defaults.steps if args.steps is None else args.steps,
+        batch_size=args.batch_size,
+        patch=defaults.patch if args.patch is None else args.patch,
+        lr=defaults.lr if args.lr is None else args.lr,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        checkpoint_every=args.checkpoint_every,
+    )
+    record = train_recon(samples, args.out, config, resume=not args.no_resume, validation=validation)
+    last = [entry for entry in record["history"] if "psnr" in entry][-1:]
+    val = [entry for entry in record["history"] if "val_psnr" in entry][-1:]
+    print(f"trained {record['steps']} steps in {record['seconds']:.0f} s; model: {record['model']}")
+    if last:
+        print(
+            f"last training batch PSNR {last[0]['psnr']:.2f} dB"
+            + (f", validation PSNR {val[0]['val_psnr']:.2f} dB" if val else "")
+        )
+    return 0
+
+
+# --- captioners ----------------------------------------------------------------------------------
+
+
+def _add_captioner_arguments(parser: argparse.ArgumentParser, entry: CaptionerEntry) -> None:
+    data = parser.add_argument_group("data (dataset files, or simulation on the fly)")
+    data.add_argument(
+        "--data", type=Path, nargs="+", help="snapcap dataset file(s) with frames (default: simulate from --corpus)"
+    )
+    data.add_argument("--split", default="train", choices=SPLIT_CHOICES, help="split to train on (default train)")
+    data.add_argument("--limit", type=positive_int, help="at most this many training videos")
+    add_corpus_options(parser, default="synthetic", num_videos=200, title="corpus simulated on the fly")
+    add_camera_options(parser, B=None, T=None, size=None, title="camera for simulation (default B, T and size: the model's)")
+    model = parser.add_argument_group("model and optimisation (default: the model's own settings)")
+    model.add_argument("--preset", default=None, help="the model's preset (default tiny; the teacher: tiny, small or paper)")
+    model.add_argument(
+        "--pretrained", default=None, help="override the preset's open_clip pretrained tag ('none': random initialisation)"
+    )
+    model.add_argument("--epochs", type=positive_int, default=None, help="epochs (students: of stage 2)")
+    model.add_argument("--batch-size", type=positive_int, default=None)
+    model.add_argument("--lr", type=float, default=None, help="learning rate")
+    model.add_argument("--warmup-epochs", type=nonnegative_int, default=None, help="linear warm-up epochs")
+    model.add_argument("--min-count", type=positive_int, default=None, help="vocabulary: keep words seen at least this often")
+    model.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
+    add_device_option(model)
+    model.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between resumable checkpoints")
+    model.add_argument("--no-progress", action="store_true", help="no progress bars")
+    try:
+        extra = entry.arguments_fn()
+    except ConfigError as exc:  # a broken plug-in must not take the whole command line down
+        parser.set_defaults(entry_error=str(exc))
+        extra = None
+    if extra is not None:
+        extra(parser.add_argument_group(f"{entry.name} options"))
+    parser.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_captioner(args: argparse.Namespace) -> int:
+    entry = captioner_entry(args.captioner)
+    if getattr(args, "entry_error", None):
+        raise ConfigError(args.entry_error)
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr must be > 0, got {args.lr}")
+    options = {
+        key: value for key, value in vars(args).items() if key not in ("func", "command", "what", "captioner", "entry_error")
+    }
+    options["device"] = resolve_device(args.device)
+    B, T, image = entry.shape_for(options)
+    if args.data:
+        data = training_data(args.data, None if args.split == "all" else args.split, limit=args.limit)
+    else:
+        args.B, args.T = args.B or B, args.T or T
+        args.size = args.size or (image, image)
+        config: DatasetConfig = dataset_config_from_args(args, gray=args.corpus == "benchmark")
+        data = training_data(
+            None, None if args.split == "all" else args.split, corpus=open_corpus_from_args(args), config=config, limit=args.limit
+        )
+    got_b, got_t, size = data_shape(data.samples)
+    entry.check(got_b, got_t, size, options)
+    options.update(B=got_b, T=got_t, size=list(size))
+    if _is_main_process():
+        write_training_record(args.out, entry.file_stem, data.samples, data.description, data.config)
+    print(
+        f"train {entry.name}: {len(data.samples)} video(s), B={got_b}, T={got_t}, {size[0]}x{size[1]} -> {args.out}",
+        file=sys.stderr,
+    )
+    path = entry.run_training(data.samples, args.out, options, not args.no_progress)
+    if _is_main_process():
+        print(f"wrote {path}")
+    return 0
