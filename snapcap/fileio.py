@@ -26,7 +26,16 @@ from typing import Any, Callable, Iterator
 
 from snapcap.errors import DataFileError
 
-__all__ = ["atomic_path", "atomic_write", "write_text", "write_bytes", "write_json", "output_error", "TEMP_PREFIX"]
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "write_text",
+    "write_bytes",
+    "write_json",
+    "output_error",
+    "check_output",
+    "TEMP_PREFIX",
+]
 
 TEMP_PREFIX = ".tmp-"
 """Prefix of the temporary names (hidden files in the target folder)."""
@@ -47,6 +56,32 @@ def output_error(path: str | Path, exc: OSError) -> DataFileError:
     }
     reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
     return DataFileError(f"{path}: cannot write ({reason})")
+
+
+def check_output(path: str | Path, folder: bool = False, what: str = "-o") -> Path:
+    """Refuse, before any work, an output that cannot be written: a folder where a file goes (or the
+    reverse), a parent that is a file, or a folder this process may not write into.
+
+    Args:
+        path: the output file (or folder, with ``folder=True``).
+        what: the argument that named it, for the message.
+
+    Raises:
+        DataFileError: naming the argument, the path and the reason.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise DataFileError(f"{what} {path}: is a file; expected a folder (or a new name)")
+    if not folder and path.is_dir():
+        raise DataFileError(f"{what} {path}: is a folder; expected a file name")
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataFileError(f"{what} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataFileError(f"{what} {path}: cannot write into {parent} (permission denied)")
+    return path
 
 
 def _prepare(path: Path) -> None:

@@ -9,9 +9,13 @@ from typing import Sequence
 import numpy as np
 
 from snapcap.backend import to_numpy
+from snapcap.errors import DataFileError
 from snapcap.fileio import atomic_path
 
-__all__ = ["save_figure", "simulation_montage", "reconstruction_montage", "snapshot_montage", "save_animation"]
+__all__ = ["IMAGE_SUFFIXES", "save_figure", "simulation_montage", "reconstruction_montage", "snapshot_montage", "save_animation"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+"""Image formats the figures are written in (matplotlib picks the format from the suffix)."""
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
@@ -19,8 +23,11 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        plt.close(fig)
+        raise DataFileError(f"{path}: a figure is an image; use one of {', '.join(IMAGE_SUFFIXES)}")
     try:
-        with atomic_path(path, suffix=path.suffix or ".png") as tmp:
+        with atomic_path(path, suffix=path.suffix) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)

@@ -38,13 +38,17 @@ class TinyCorpus(Corpus):
         return (frames * 255).round().astype(np.uint8).reshape((T, B) + frames.shape[1:])
 
 
-if __name__ == "__main__":  # used by the kill-and-resume test
+if __name__ == "__main__":  # used by the kill-and-resume and two-writer tests: OUT [PART_SIZE [WORKERS [DELAY]]]
     from snapcap.datasets.h5 import DatasetConfig, make_dataset
 
     out = sys.argv[1]
+    part_size = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.04
     make_dataset(
-        TinyCorpus(24, bad=("vid005",), delay=0.04),
+        TinyCorpus(24, bad=("vid005",), delay=delay),
         out,
-        DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=3),
+        DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=part_size),
         progress=False,
+        workers=workers,
     )

@@ -190,3 +190,105 @@ def test_bad_inputs(tmp_path):
         open_dataset(tmp_path / "missing.h5")
     with pytest.raises(Exception, match="noise"):
         DatasetConfig(noise="crackle")
+
+
+# --- reliability: the data-loss cases of the reliability issue, each a regression test -----------
+
+
+def _start_fixture_run(out: Path, *args: str) -> subprocess.Popen:
+    script = Path(__file__).with_name("dataset_fixtures.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), str(script.parent.parent)]))
+    return subprocess.Popen([sys.executable, str(script), str(out), *args], env=env)
+
+
+def _wait_for_parts(out: Path, count: int, timeout: float = 60) -> None:
+    parts = out.with_name(out.name + ".parts")
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(parts.glob("part-*.h5"))) < count:
+        time.sleep(0.02)
+
+
+def test_resume_with_another_part_size_publishes_every_sample(tmp_path):
+    """Killed with --part-size 3, rerun with --part-size 5: every sample, bytes equal to a clean run (was: 32 of 40)."""
+    out = tmp_path / "killed.h5"
+    process = _start_fixture_run(out, "3", "1")
+    _wait_for_parts(out, 3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and len(list(out.with_name(out.name + ".parts").glob("part-*.h5"))) >= 3
+    corpus = TinyCorpus(24, bad=("vid005",))
+    config = DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=5)
+    report = make_dataset(corpus, out, config, progress=False, workers=1)
+    assert report.complete and report.reused >= 9
+    assert report.reused + report.written == 24
+    clean = read_all(make_dataset(corpus, tmp_path / "clean.h5", config, progress=False, workers=1).path)
+    resumed = read_all(out)
+    assert resumed["index"].tolist() == [i for i in range(24) if i != 5]
+    for name in clean:
+        np.testing.assert_array_equal(resumed[name], clean[name], err_msg=name)
+    assert verify_dataset(out).ok
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    """Two runs on one output: the second gets one clear error, the first finishes a whole file."""
+    out = tmp_path / "shared.h5"
+    process = _start_fixture_run(out, "3", "1", "0.2")  # about 5 s of work
+    try:
+        _wait_for_parts(out, 1)
+        corpus = TinyCorpus(24, bad=("vid005",))
+        config = DatasetConfig(B=4, T=2, size=(24, 24), noise="gaussian:sigma=0.01", part_size=3)
+        with pytest.raises(DataFileError, match="another snapcap process is writing it"):
+            make_dataset(corpus, out, config, progress=False, workers=1)
+        assert process.wait(timeout=120) == 0
+    finally:
+        process.kill()
+    report = verify_dataset(out)
+    assert report.ok, report.summary()
+    assert dataset_info(out)["num_samples"] == 23
+    assert not list(tmp_path.glob(".shared.h5.lock")) and not out.with_name(out.name + ".parts").exists()
+
+
+def test_merge_refuses_an_output_that_is_one_of_its_shards(tmp_path):
+    corpus = TinyCorpus(6)
+    shards = [make_dataset(corpus, tmp_path / "s.h5", CONFIG, shard=i, num_shards=2, progress=False).path for i in range(2)]
+    before = read_all(shards[0])
+    with pytest.raises(ConfigError, match="one of the shards"):
+        merge_shards(shards, shards[0])
+    after = read_all(shards[0])
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert verify_dataset(shards[0]).ok
+
+
+def test_verify_catches_flips_outside_the_arrays(tmp_path):
+    path = make_dataset(TinyCorpus(4), tmp_path / "d.h5", CONFIG, progress=False).path
+    assert verify_dataset(path).ok
+    with h5py.File(path, "r+") as handle:
+        handle["captions"][1] = json.dumps(["video 1 caption a", "video 1 caption B"])
+    report = verify_dataset(path)
+    assert not report.ok and any("metadata_sha256" in problem for problem in report.problems)
+
+
+def test_verify_reports_damage_instead_of_crashing(tmp_path):
+    path = make_dataset(TinyCorpus(4), tmp_path / "d.h5", CONFIG, progress=False).path
+    with h5py.File(path, "r") as handle:
+        offset = handle["meas"].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as raw:  # one byte of the first sample's measurement chunk: read error on re-simulation too
+        raw.seek(offset + 40)
+        byte = raw.read(1)
+        raw.seek(offset + 40)
+        raw.write(bytes([byte[0] ^ 0xFF]))
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["config"] = "{not json"
+    report = verify_dataset(path, samples=4)
+    assert not report.ok
+    assert any(problem.startswith("meas[0]") for problem in report.problems), report.summary()
+    assert any("attribute config" in problem for problem in report.problems), report.summary()
+
+
+def test_verify_catches_a_short_file(tmp_path):
+    path = make_dataset(TinyCorpus(5), tmp_path / "d.h5", CONFIG, progress=False).path
+    with h5py.File(path, "r+") as handle:  # as if two samples of the selection had been lost
+        handle.attrs["index_range"] = json.dumps([0, 7])
+    report = verify_dataset(path)
+    assert not report.ok and any("neither stored nor listed as skipped" in problem for problem in report.problems)

@@ -125,6 +125,42 @@ class CaptionTrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
 
+    def __post_init__(self) -> None:
+        for name in ("lr", "lr_tail", "lr_conv2", "lr_proj", "lr_encoder"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in (
+            "weight_decay",
+            "alpha",
+            "beta",
+            "baseline_caption_weight",
+            "label_smoothing",
+            "bow_weight",
+            "shortcut_ridge",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name, minimum in (
+            ("epochs", 0),
+            ("stage1_epochs", 0),
+            ("batch_size", 1),
+            ("warmup_epochs", 0),
+            ("head_epochs", 0),
+            ("teacher_frames", 0),
+            ("max_length", 1),
+            ("min_count", 1),
+            ("seed", 0),
+            ("checkpoint_every", 1),
+            ("log_every", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if self.teacher_epochs is not None and (not isinstance(self.teacher_epochs, int) or self.teacher_epochs < 0):
+            raise ConfigError(f"teacher_epochs must be None or an integer >= 0, got {self.teacher_epochs!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

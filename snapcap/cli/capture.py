@@ -18,13 +18,12 @@ import numpy as np
 
 from snapcap.cli.options import add_mask_file_options, nonnegative_int, positive_int
 from snapcap.errors import ConfigError
+from snapcap.fileio import check_output
 from snapcap.hardware.captures import LAYOUT_NAMES, load_capture
 from snapcap.recon.api import reconstruct
-from snapcap.viz import reconstruction_montage, snapshot_montage
+from snapcap.viz import IMAGE_SUFFIXES, reconstruction_montage, snapshot_montage
 
-__all__ = ["add_parser", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+__all__ = ["add_parser"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +106,9 @@ def run_preview(args: argparse.Namespace) -> int:
     for flag, path in (("-o", args.out), ("--recon-out", args.recon_out)):
         if path is not None and path.suffix.lower() not in IMAGE_SUFFIXES:
             raise ConfigError(f"{flag} {path}: the preview is an image; use one of {', '.join(IMAGE_SUFFIXES)}")
+    check_output(args.out)
+    if args.recon_out is not None:
+        check_output(args.recon_out, what="--recon-out")
     capture = _load(args, require_mask=False)
     title = f"{capture.source.name}: {capture.layout}, B={capture.B}, {capture.normalisation}"
     written = snapshot_montage(capture.meas, args.out, title=title)

@@ -25,6 +25,7 @@ from snapcap.compare.config import COMPARE_PRESETS, STUDENT_PIPELINES, compare_p
 from snapcap.compare.report import table3
 from snapcap.compare.run import run_compare
 from snapcap.errors import ConfigError
+from snapcap.fileio import check_output
 
 __all__ = ["add_parser", "config_from_args"]
 
@@ -173,6 +174,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, folder=True)
+    if args.cache is not None:
+        check_output(args.cache, folder=True, what="--cache")
     if args.capture is not None:
         if args.checkpoints is None:
             raise ConfigError("--capture needs --checkpoints (a training folder, or the OUT of an earlier `snapcap compare`)")

@@ -15,6 +15,7 @@ from snapcap.cli.options import (
     positive_int,
 )
 from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset, merge_shards, shard_from_env, verify_dataset
+from snapcap.fileio import check_output
 
 __all__ = ["add_parser"]
 
@@ -83,6 +84,7 @@ def dataset_config_from_args(args: argparse.Namespace, gray: bool = False) -> Da
 
 
 def run_make(args: argparse.Namespace) -> int:
+    check_output(args.out)
     corpus = open_corpus_from_args(args)
     items = corpus.select(args.split, args.limit)
     config = dataset_config_from_args(args, gray=args.corpus == "benchmark")
@@ -102,6 +104,7 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    check_output(args.out)
     out = merge_shards(args.shards, args.out)
     print(f"wrote {out} (virtual datasets over {len(args.shards)} shard file(s); keep them beside it)")
     return 0

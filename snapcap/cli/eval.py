@@ -14,7 +14,7 @@ from snapcap.datasets.h5 import dataset_info
 from snapcap.datasets.samples import Limited
 from snapcap.datasets.torch_data import MeasurementDataset
 from snapcap.errors import ConfigError, DataFileError
-from snapcap.fileio import write_json, write_text
+from snapcap.fileio import check_output, write_json, write_text
 
 __all__ = ["add_parser"]
 
@@ -50,6 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_output(args.out, folder=args.out.suffix.lower() != ".json")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     split = None if args.split == "all" else args.split
     results = []

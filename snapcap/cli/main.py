@@ -37,11 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SnapcapError as exc:
-        print(f"snapcap {args.command}: error: {exc}", file=sys.stderr)
+        print(f"snapcap {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the system refused a read or write (full disk, file-size limit, permissions...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"snapcap {args.command}: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"snapcap {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ from snapcap.cli.options import (
     recon_params_by_method,
 )
 from snapcap.errors import ConfigError
-from snapcap.fileio import atomic_path, write_json
+from snapcap.fileio import atomic_path, check_output, write_json
 from snapcap.recon.api import make_params, reconstruct
 from snapcap.recon.inputs import load_recon_input
 from snapcap.recon.metrics import psnr, ssim
@@ -89,6 +89,7 @@ def recon_overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, folder=True)
     params = make_params(args.method, **recon_overrides(args))
     source = load_recon_input(
         args.input, mask=args.mask_file, mask_key=args.mask_key, samples=args.samples or "all", snapshots=args.snapshots, B=args.B

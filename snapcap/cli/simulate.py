@@ -12,10 +12,13 @@ from snapcap.cacti.simulate import simulate
 from snapcap.cacti.store import save_measurements
 from snapcap.cli.options import add_camera_options, deprecated, generated_mask_spec, nonnegative_int, positive_int
 from snapcap.datasets.sources import load_frames
-from snapcap.errors import ConfigError
-from snapcap.viz import simulation_montage
+from snapcap.errors import ConfigError, DataFileError
+from snapcap.fileio import check_output
+from snapcap.viz import IMAGE_SUFFIXES, simulation_montage
 
 __all__ = ["add_parser"]
+
+MEASUREMENT_SUFFIXES = (".npz", ".h5", ".hdf5")
 
 
 class _LegacySeed(argparse.Action):
@@ -58,6 +61,13 @@ def _masks(args: argparse.Namespace, stored, height: int, width: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() not in MEASUREMENT_SUFFIXES:  # before any work
+        raise DataFileError(f"-o {args.out}: output must end in {', '.join(MEASUREMENT_SUFFIXES)}")
+    if args.montage is not None and args.montage.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataFileError(f"--montage {args.montage}: the montage is an image; use one of {', '.join(IMAGE_SUFFIXES)}")
+    check_output(args.out)
+    if args.montage is not None:
+        check_output(args.montage, what="--montage")
     if args.legacy_seed is not None:
         args.mask_seed = args.legacy_seed if args.mask_seed is None else args.mask_seed
         args.noise_seed = args.legacy_seed if args.noise_seed is None else args.noise_seed

@@ -33,6 +33,7 @@ from snapcap.datasets.h5 import DatasetConfig
 from snapcap.datasets.samples import data_shape, training_data
 from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
 from snapcap.errors import ConfigError
+from snapcap.fileio import check_output
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS
 from snapcap.recon.train import TrainReconConfig, train_recon
 
@@ -73,6 +74,7 @@ def _add_recon(what: argparse._SubParsersAction) -> None:
 
 
 def run_recon(args: argparse.Namespace) -> int:
+    check_output(args.out, folder=True)
     if args.lr is not None and not args.lr > 0:
         raise ConfigError(f"--lr must be > 0, got {args.lr}")
     if args.data:
@@ -153,6 +155,7 @@ def _is_main_process() -> bool:
 
 def run_captioner(args: argparse.Namespace) -> int:
     entry = captioner_entry(args.captioner)
+    check_output(args.out, folder=True)
     if getattr(args, "entry_error", None):
         raise ConfigError(args.entry_error)
     if args.lr is not None and not args.lr > 0:

@@ -107,6 +107,16 @@ class CompareConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for method, params in self.recon_params.items():  # before any work: unknown names are typos
+            if method not in METHODS:
+                raise ConfigError(f"--recon-param {method}:...: not a reconstruction method ({', '.join(METHODS)})")
+            known = {item.name for item in fields(METHODS[method].params)}
+            unknown = sorted(set(params) - known)
+            if unknown:
+                raise ConfigError(
+                    f"--recon-param {method}:{unknown[0]}=...: {method} has no parameter {unknown[0]!r}; "
+                    f"it takes {', '.join(sorted(known))}"
+                )
         B = tuple(int(b) for b in self.B)
         if not B or min(B) < 1:
             raise ConfigError(f"--B: compression ratios must be >= 1, got {list(self.B)}")

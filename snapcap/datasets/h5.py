@@ -30,6 +30,7 @@ virtual datasets without copying the arrays.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import itertools
@@ -45,6 +46,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+try:  # POSIX: writers of one output exclude each other
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None  # type: ignore[assignment]
 
 import h5py
 import hdf5plugin
@@ -386,6 +392,7 @@ def _consolidate(final: Path, parts: list[Path], config: DatasetConfig, attrs: d
                 out.attrs[key] = value
             out.attrs["num_samples"] = total
             out.attrs["complete"] = 1
+            out.attrs[METADATA_HASH_ATTR] = metadata_hash(out)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -433,6 +440,118 @@ def _worker_part(path: Path, block: list[int]) -> list[dict[str, str]]:
     )
 
 
+@contextlib.contextmanager
+def output_lock(final: Path, grace: float = 1.0) -> Iterator[None]:
+    """Hold an exclusive lock on ``final`` (a hidden ``.NAME.lock`` beside it) for a whole run.
+
+    A writer killed a moment ago still holds the lock until the kernel has closed its files (its
+    worker processes too): the lock is retried for ``grace`` seconds before giving up.
+
+    Raises:
+        DataFileError: another process holds it (a second writer of the same output).
+    """
+    lock_path = final.with_name(f".{final.name}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # held open (and locked) for the whole run
+    except OSError as exc:
+        raise DataFileError(f"{final}: cannot create its lock file {lock_path} ({exc.strerror or exc})") from exc
+    try:
+        if fcntl is not None:
+            deadline = time.monotonic() + grace
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise DataFileError(
+                        f"{final}: another snapcap process is writing it now; wait for it to finish (a rerun then reuses "
+                        "its work) or choose another --out"
+                    ) from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+    finally:
+        handle.close()
+
+
+def _scan_parts(parts_dir: Path, selection: range) -> dict[int, tuple[Path, np.ndarray]]:
+    """Finished part files by first index, each with its sample indices (checked against the plan).
+
+    A part is trusted by its contents, not its name: its ``index`` rows must be consecutive corpus
+    indices inside ``selection`` that no other part holds. Anything else (a damaged file, a part
+    of another plan) is removed, so its samples are simulated again.
+    """
+    found: dict[int, tuple[Path, np.ndarray]] = {}
+    covered: set[int] = set()
+    for path in sorted(parts_dir.glob("part-*.h5")):
+        try:
+            with h5py.File(path, "r") as handle:
+                indices = np.asarray(handle["index"][()], dtype=np.int64)
+                status = np.asarray(handle["status"][()])
+        except (OSError, KeyError):
+            path.unlink(missing_ok=True)
+            continue
+        consecutive = len(indices) > 0 and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices)))
+        inside = consecutive and selection.start <= int(indices[0]) and int(indices[-1]) < selection.stop
+        fresh = inside and not covered.intersection(indices.tolist()) and bool(np.all(np.isin(status, (1, 2))))
+        if not fresh:
+            path.unlink(missing_ok=True)
+            continue
+        covered.update(indices.tolist())
+        found[int(indices[0])] = (path, indices)
+    return found
+
+
+def _part_indices(path: Path) -> np.ndarray:
+    with h5py.File(path, "r") as handle:
+        return np.asarray(handle["index"][()], dtype=np.int64)
+
+
+def _runs(indices: Sequence[int], size: int) -> list[list[int]]:
+    """Consecutive runs of ``indices`` cut into blocks of at most ``size``."""
+    blocks: list[list[int]] = []
+    for index in indices:
+        if blocks and blocks[-1][-1] == index - 1 and len(blocks[-1]) < size:
+            blocks[-1].append(index)
+        else:
+            blocks.append([index])
+    return blocks
+
+
+METADATA_HASH_ATTR = "metadata_sha256"
+"""Root attribute: sha256 of the per-sample metadata and every other attribute (see :func:`metadata_hash`)."""
+
+
+def metadata_hash(handle) -> str:
+    """sha256 over ``index``, ``video_id``, ``split``, ``captions``, ``done`` and the root attributes.
+
+    The arrays carry fletcher32 checksums only per chunk of the big datasets; this covers what
+    they do not (captions, ids, attributes), so :func:`verify_dataset` catches a flip there.
+    """
+    digest = hashlib.sha256()
+    for name in ("index", "done", "video_id", "split", "captions"):
+        values = handle[name][()]
+        digest.update(name.encode())
+        if values.dtype.kind in "OSU":
+            for value in values:
+                digest.update(value if isinstance(value, bytes) else str(value).encode())
+                digest.update(b"\0")
+        else:
+            digest.update(np.ascontiguousarray(values).tobytes())
+    for key in sorted(handle.attrs):
+        if key == METADATA_HASH_ATTR:
+            continue
+        value = handle.attrs[key]
+        digest.update(key.encode())
+        digest.update(repr(_attr_text(value.item() if isinstance(value, np.generic) else value)).encode())
+    return digest.hexdigest()
+
+
 def make_dataset(
     corpus,
     out: str | Path,
@@ -462,6 +581,21 @@ def make_dataset(
     if not items:
         raise InvalidValueError(f"corpus {corpus.name} selected no videos")
     final = shard_path(out, shard, num_shards)
+    with output_lock(final):
+        return _make_locked(corpus, items, final, config, shard, num_shards, progress, workers, start_time)
+
+
+def _make_locked(
+    corpus,
+    items: list,
+    final: Path,
+    config: DatasetConfig,
+    shard: int,
+    num_shards: int,
+    progress: bool,
+    workers: int | None,
+    start_time: float,
+) -> DatasetReport:
     selection = _shard_range(len(items), shard, num_shards)
     corpus_info = dict(corpus.describe(), selected=len(items), first_id=items[0].video_id, last_id=items[-1].video_id)
     config_hash = config.data_hash(corpus_info)
@@ -499,10 +633,11 @@ def make_dataset(
 
     shared_masks = None if config.per_sample_masks else sample_masks(config, None)
     full_scale = dataset_full_scale(config, shared_masks)
-    blocks = [list(selection[i : i + config.part_size]) for i in range(0, len(selection), config.part_size)]
-    parts = [parts_dir / _part_name(block[0]) for block in blocks]
-    todo = [(path, block) for path, block in zip(parts, blocks) if not path.exists()]
-    report.reused = sum(len(block) for path, block in zip(parts, blocks) if path.exists())
+    existing = _scan_parts(parts_dir, selection)
+    covered = {int(index) for _, indices in existing.values() for index in indices}
+    blocks = _runs([index for index in selection if index not in covered], config.part_size)
+    todo = [(parts_dir / _part_name(block[0]), block) for block in blocks]
+    report.reused = len(covered)
     workers = max(1, min(workers if workers is not None else _default_workers(), len(todo)))
     with tqdm(
         total=len(selection), initial=report.reused, desc=f"dataset {final.name}", unit="video", disable=not progress
@@ -524,6 +659,14 @@ def make_dataset(
                     report.skipped.extend(future.result())
                     report.written += len(futures[future])
                     bar.update(len(futures[future]))
+    parts = [path for _, path in sorted([(block[0], path) for path, block in todo] + [(s, p) for s, (p, _) in existing.items()])]
+    written = np.concatenate([_part_indices(path) for path in parts]) if parts else np.zeros(0, np.int64)
+    if not np.array_equal(written, np.arange(selection.start, selection.stop)):
+        missing = sorted(set(selection) - set(written.tolist()))
+        raise DataFileError(
+            f"{final}: the parts in {parts_dir} do not cover samples {selection.start}..{selection.stop - 1} exactly "
+            f"(missing {missing[:10]}); nothing was published: rerun the command"
+        )
     written_now = {path for path, _ in todo}
     for path in parts:  # videos skipped by an earlier, interrupted run are recorded in its parts
         if path not in written_now:
@@ -581,6 +724,8 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
     for path in sorted(Path(p) for p in shards):
         if not path.is_file():
             raise DataFileError(f"{path}: no such shard file")
+        if out.exists() and os.path.samefile(out, path):
+            raise ConfigError(f"-o {out}: is one of the shards being merged; the merged file must be a new name")
         try:
             with h5py.File(path, "r") as handle:
                 if handle.attrs.get("format") != FORMAT:
@@ -639,7 +784,11 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
         handle.attrs["num_samples"] = total
         handle.attrs["shard"] = -1
         handle.attrs["merged_from"] = json.dumps([os.path.relpath(info["path"], out.parent) for info in infos])
+        ranges = [json.loads(_attr_text(info["attrs"].get("index_range", "null")) or "null") for info in infos]
+        if all(ranges):
+            handle.attrs["index_range"] = json.dumps([min(r[0] for r in ranges), max(r[1] for r in ranges)])
         handle.attrs["complete"] = 1
+        handle.attrs[METADATA_HASH_ATTR] = metadata_hash(handle)
     return out
 
 
@@ -713,19 +862,36 @@ class VerifyReport:
 
 
 def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: bool = False) -> VerifyReport:
-    """Check a dataset: every checksum, every completion marker, and re-simulate some samples.
+    """Check a dataset: every checksum, every completion marker, coverage, metadata, and re-simulate some samples.
 
-    Re-simulation needs the stored frames; it rebuilds each sampled entry's measurements from
-    its frames, the masks and the recorded noise spec and seed, and compares bit for bit.
+    * every chunk of every array is read (fletcher32 checksums);
+    * the samples present against the corpus selection recorded in the file (``index_range``):
+      every index stored once or listed as skipped, none outside;
+    * captions, ids, splits, markers and attributes against :data:`METADATA_HASH_ATTR` (files
+      written before it existed get a note);
+    * re-simulation needs the stored frames; it rebuilds each sampled entry's measurements from
+      its frames, the masks and the recorded noise spec and seed, and compares bit for bit.
+
+    Every read error is a problem of the report, never an exception.
     """
+    if samples < 0:
+        raise InvalidValueError(f"samples (entries to re-simulate) must be >= 0, got {samples}")
     path = Path(path)
     problems: list[str] = []
     notes: list[str] = []
     checked = 0
     resimulated: list[int] = []
+
+    def attempt(what: str, fn, default=None):
+        try:
+            return fn()
+        except (OSError, ValueError, TypeError, KeyError, SnapcapError) as exc:
+            problems.append(f"{what}: unreadable or damaged ({exc.__class__.__name__}: {_one_line(exc)})")
+            return default
+
     with open_dataset(path) as handle:
-        count = int(handle.attrs["num_samples"])
-        config = DatasetConfig.from_dict(json.loads(handle.attrs["config"]))
+        count = attempt("attribute num_samples", lambda: int(handle.attrs["num_samples"]), 0)
+        config = attempt("attribute config", lambda: DatasetConfig.from_dict(json.loads(handle.attrs["config"])))
         for name in ("meas", "frames", "masks", "index", "done", "video_id", "split", "captions"):
             if name not in handle:
                 if name not in ("frames",):
@@ -735,41 +901,80 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
             if data.shape[:1] != (count,) and not (name == "masks" and data.ndim == 3):
                 problems.append(f"{name} has {data.shape[0]} rows, expected {count}")
             if data.ndim <= 1:
-                try:
-                    data[()]
+                if attempt(name, lambda data=data: data[()]) is not None:
                     checked += 1
-                except OSError as exc:
-                    problems.append(f"{name}: checksum or read error ({exc})")
                 continue
             for row in tqdm(range(data.shape[0]), desc=f"verify {name}", disable=not progress):
                 try:
                     data[row]
                     checked += 1
                 except OSError as exc:
-                    problems.append(f"{name}[{row}]: checksum or read error ({exc})")
-        done = handle["done"][()]
-        if not np.all(done == 1):
+                    problems.append(f"{name}[{row}]: checksum or read error ({_one_line(exc)})")
+        done = attempt("done", lambda: handle["done"][()])
+        if done is not None and not np.all(done == 1):
             problems.append(
                 f"{int(np.sum(done != 1))} sample(s) lack their completion marker: {np.flatnonzero(done != 1)[:10].tolist()}"
             )
-        indices = handle["index"][()]
-        if len(np.unique(indices)) != len(indices):
-            problems.append("duplicate corpus indices: some videos were written twice")
+        indices = attempt("index", lambda: np.asarray(handle["index"][()], dtype=np.int64))
+        if indices is not None:
+            if len(np.unique(indices)) != len(indices):
+                problems.append("duplicate corpus indices: some videos were written twice")
+            _check_coverage(handle, indices, problems, notes)
+        stored_hash = handle.attrs.get(METADATA_HASH_ATTR)
+        if stored_hash is None:
+            notes.append("no metadata checksum (a file written before it existed): captions, ids and attributes are not checked")
+        else:
+            again = attempt("metadata", lambda: metadata_hash(handle))
+            if again is not None and again != _attr_text(stored_hash):
+                problems.append(
+                    "captions, ids, splits, markers or attributes differ from their recorded checksum (metadata_sha256)"
+                )
         if "frames" not in handle:
             notes.append("frames are not stored: measurements cannot be re-simulated from the file alone")
-        elif count:
+        elif count and config is not None and indices is not None:
             rng = np.random.default_rng(seed)
             picks = sorted(set([0, count - 1] + rng.choice(count, size=min(samples, count), replace=False).tolist()))
-            shared = handle["masks"][()] if handle["masks"].ndim == 3 else None
-            full_scale = float(handle.attrs["full_scale"])
+            shared = attempt("masks", lambda: handle["masks"][()] if handle["masks"].ndim == 3 else None)
+            full_scale = attempt("attribute full_scale", lambda: float(handle.attrs["full_scale"]))
             for row in picks:
-                masks = shared if shared is not None else handle["masks"][row]
-                index = int(indices[row])
-                expected_masks = sample_masks(config, index if config.per_sample_masks else None)
-                if not np.array_equal(masks, expected_masks):
-                    problems.append(f"sample {row}: stored masks differ from the masks their seed makes")
-                again = simulate_sample(handle["frames"][row], config, masks, index, full_scale)
-                if not np.array_equal(again, handle["meas"][row]):
-                    problems.append(f"sample {row} (index {index}): re-simulation differs from the stored measurement")
-                resimulated.append(row)
+                if full_scale is None or row >= len(indices):
+                    break
+
+                def resimulate(row: int = row) -> None:
+                    masks = shared if shared is not None else handle["masks"][row]
+                    index = int(indices[row])
+                    expected_masks = sample_masks(config, index if config.per_sample_masks else None)
+                    if not np.array_equal(masks, expected_masks):
+                        problems.append(f"sample {row}: stored masks differ from the masks their seed makes")
+                    again = simulate_sample(handle["frames"][row], config, masks, index, full_scale)
+                    if not np.array_equal(again, handle["meas"][row]):
+                        problems.append(f"sample {row} (index {index}): re-simulation differs from the stored measurement")
+                    resimulated.append(row)
+
+                attempt(f"sample {row} (re-simulation)", resimulate)
     return VerifyReport(path, not problems, checked, resimulated, problems, notes)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _check_coverage(handle, indices: np.ndarray, problems: list[str], notes: list[str]) -> None:
+    """The stored indices against the recorded corpus selection: each once, or listed as skipped."""
+    try:
+        start, stop = json.loads(_attr_text(handle.attrs["index_range"]))
+        skipped = json.loads(_attr_text(handle.attrs.get("skipped", "[]")))
+    except (KeyError, ValueError, TypeError):
+        notes.append("no readable index_range attribute: sample coverage is not checked")
+        return
+    outside = indices[(indices < start) | (indices >= stop)]
+    if len(outside):
+        problems.append(f"{len(outside)} sample(s) outside the corpus selection {start}..{stop - 1}: {outside[:10].tolist()}")
+    expected = stop - start - len(skipped)
+    present = len(np.unique(indices[(indices >= start) & (indices < stop)]))
+    if present < expected:
+        missing = sorted(set(range(start, stop)) - set(indices.tolist()))
+        problems.append(
+            f"{expected - present} sample(s) of the corpus selection {start}..{stop - 1} are neither stored nor listed as "
+            f"skipped (e.g. indices {missing[:10]}): the file is short"
+        )

@@ -57,6 +57,8 @@ def parse_selection(text: str | None, count: int, what: str) -> list[int]:
     bad = [index for index in chosen if not 0 <= index < count]
     if bad:
         raise ConfigError(f"--{what} {bad} out of range: the input has {count} {what}")
+    if not chosen:
+        raise ConfigError(f"--{what} {text!r} selects nothing (a range START:STOP needs START < STOP)")
     return chosen
 
 

@@ -1,0 +1,111 @@
+"""Bad input from the command line: one line on stderr, exit status 2, no traceback, nothing left behind.
+
+Each case is a command line a user could type with a wrong value, a wrong path or a damaged file.
+argparse errors (unknown choice, a value of the wrong type or range) exit 2 with argparse's usage
+line and one ``error:`` line; errors found while running exit 2 with one ``snapcap CMD: error:``
+line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from snapcap.caption.train import CaptionTrainConfig
+from snapcap.cli.main import main
+from snapcap.errors import ConfigError
+
+
+@pytest.fixture
+def files(tmp_path):
+    video = (np.random.default_rng(0).random((1, 8, 16, 16)) * 255).astype(np.uint8)
+    np.save(tmp_path / "video.npy", video)
+    np.save(tmp_path / "masks5.npy", np.ones((5, 16, 16), np.float32))
+    (tmp_path / "not_a_checkpoint.pt").write_bytes(b"this is not a torch file")
+    (tmp_path / "truncated.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 20)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+PARSE_ERRORS = [
+    ["simulate", "builtin:demo", "--mask-seed", "-1"],
+    ["simulate", "builtin:demo", "--noise-seed", "x"],
+    ["simulate", "builtin:demo", "--B", "0"],
+    ["simulate", "builtin:demo", "--mask", "zebra"],
+    ["simulate", "builtin:demo", "--size", "0x4"],
+    ["dataset", "make", "--corpus", "nope", "-o", "x.h5"],
+    ["dataset", "make", "--corpus", "synthetic", "--limit", "-1", "-o", "x.h5"],
+    ["dataset", "verify", "x.h5", "--resimulate", "-1"],
+    ["reconstruct", "x.mat", "--method", "nope", "-o", "out"],
+    ["reconstruct", "x.mat", "--device", "bogus", "-o", "out"],
+    ["reconstruct", "x.mat", "--recon-param", "nope:x=1", "-o", "out"],
+    ["eval", "--data", "x.h5", "--model", "teacher", "--limit", "-1"],
+    ["eval", "--data", "x.h5", "--model", "teacher", "--beam", "0"],
+    ["compare", "--device", "bogus"],
+    ["compare", "--B", "0"],
+    ["compare", "--recon", "nope"],
+    ["train", "teacher", "--epochs", "0", "-o", "out"],
+    ["train", "recon", "--steps", "-5", "-o", "out"],
+    ["capture", "info", "x.mat", "--layout", "nope"],
+]
+
+
+@pytest.mark.parametrize("argv", PARSE_ERRORS, ids=lambda argv: " ".join(argv))
+def test_bad_values_are_refused_when_read(argv, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if "error:" in line], err
+
+
+RUN_ERRORS = [
+    (["simulate", "{d}/missing.npy"], "no such file"),
+    (["simulate", "{d}/video.npy", "--stored-mask"], "holds no mask"),
+    (["simulate", "{d}/video.npy", "-o", "{d}/out.txt"], ".npz, .h5"),
+    (["simulate", "{d}/video.npy", "-o", "{d}/folder"], "folder"),
+    (["simulate", "{d}/video.npy", "-o", "{d}/a_file/out.npz"], "a_file"),
+    (["reconstruct", "{d}/missing.mat", "-o", "{d}/r"], "missing.mat"),
+    (["reconstruct", "{d}/truncated.h5", "-o", "{d}/r"], "truncated.h5"),
+    (["dataset", "info", "{d}/truncated.h5"], "truncated.h5"),
+    (["dataset", "verify", "{d}/missing.h5"], "no such"),
+    (["dataset", "merge", "{d}/missing.h5", "-o", "{d}/m.h5"], "no such shard"),
+    (["caption", "{d}/video.npy", "--model", "{d}/not_a_checkpoint.pt"], "not_a_checkpoint.pt"),
+    (["caption", "{d}/missing.h5", "--model", "teacher"], "no such file"),
+    (["eval", "--data", "{d}/missing.h5", "--model", "snapcap"], "--checkpoints"),
+    (["train", "teacher", "--lr", "nan", "--num-videos", "2", "-o", "{d}/t"], "--lr must be > 0"),
+    (["train", "teacher", "--lr", "-1", "--num-videos", "2", "-o", "{d}/t"], "--lr must be > 0"),
+    (["train", "snapcap", "--num-videos", "2", "-o", "{d}/s"], "teacher.pt"),
+    (["train", "snapcap", "--preset", "paper", "-o", "{d}/s"], "--preset"),
+    (["capture", "preview", "{d}/video.npy", "-o", "{d}/p.txt"], "image"),
+    (["compare", "--preset", "micro", "--size", "48x64", "-o", "{d}/c"], "square"),
+    (["compare", "--preset", "micro", "--mask-file", "{d}/masks5.npy", "-o", "{d}/c"], "--capture"),
+    (["compare", "--capture", "{d}/video.npy", "-o", "{d}/c"], "--checkpoints"),
+    (["reconstruct", "{d}/video.npy", "--samples", "5:2", "-o", "{d}/r"], ""),
+    (["compare", "--preset", "micro", "--recon-param", "gap-tv:bogus=1", "-o", "{d}/c"], "no parameter 'bogus'"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", RUN_ERRORS, ids=lambda value: " ".join(value) if isinstance(value, list) else None)
+def test_bad_inputs_are_one_line(argv, expected, files, capsys):
+    capsys.readouterr()
+    code = main([token.format(d=files) for token in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("snapcap: ") and "deprecated" not in line]
+    assert len(lines) == 1 and lines[0].startswith(f"snapcap {argv[0]}: error: "), err
+    assert expected in lines[0], err
+    assert not list(files.rglob(".tmp-*")), "a temporary file was left behind"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("lr", math.nan), ("lr", -1.0), ("lr_proj", math.inf), ("batch_size", 0), ("epochs", -1), ("weight_decay", math.nan)],
+)
+def test_training_configuration_refuses_impossible_values(field, value):
+    with pytest.raises(ConfigError, match=field):
+        CaptionTrainConfig(**{field: value})
