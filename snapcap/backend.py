@@ -42,12 +42,28 @@ __all__ = [
     "cupy_available",
     "torch_cuda_available",
     "thread_pool",
+    "require_data",
 ]
 
 
 def namespace(*arrays: Any):
-    """Array-API namespace of the given arrays (numpy, torch, cupy, array-api-strict...)."""
+    """Array-API namespace of the given arrays (numpy, torch, cupy, array-api-strict...).
+
+    Raises:
+        InvalidValueError: a torch tensor on the ``meta`` device (it holds no data).
+    """
+    for array in arrays:
+        require_data(array)
     return array_api_compat.array_namespace(*arrays)
+
+
+def require_data(x: Any, what: str = "array") -> Any:
+    """``x`` unless it is a torch tensor on the ``meta`` device, which has shapes but no values."""
+    if getattr(x, "is_meta", False):
+        raise InvalidValueError(
+            f"{what} is a torch tensor on the 'meta' device, which holds no data; move it to cpu or cuda first"
+        )
+    return x
 
 
 def is_numpy(x: Any) -> bool:
@@ -89,6 +105,7 @@ def to_numpy(x: Any) -> np.ndarray:
         return x
     if np.isscalar(x):
         return np.asarray(x)
+    require_data(x)
     if is_torch(x):
         return x.detach().resolve_conj().cpu().numpy()
     if is_cupy(x):

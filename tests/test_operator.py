@@ -165,7 +165,7 @@ def test_operator_is_immutable_and_masks_read_only():
         op.masks[0, 0, 0] = 5.0
     other = op.with_masks(np.ones((4, 6, 8)))
     assert other is not op and other.masks.sum() == 4 * 6 * 8 and op.masks.sum() != 4 * 6 * 8
-    assert CactiOperator(masks, bayer="rggb").mosaic_operator().bayer is None
+    assert CactiOperator(op.masks, bayer="rggb").mosaic_operator().bayer is None
 
 
 def test_bad_inputs_raise_clear_errors():

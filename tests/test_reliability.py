@@ -109,3 +109,48 @@ def test_bad_inputs_are_one_line(argv, expected, files, capsys):
 def test_training_configuration_refuses_impossible_values(field, value):
     with pytest.raises(ConfigError, match=field):
         CaptionTrainConfig(**{field: value})
+
+
+# --- the Python API: every misuse is a SnapcapError ----------------------------------------------
+
+
+def _api_cases():
+    import torch
+
+    from snapcap.cacti import CactiOperator, simulate
+    from snapcap.recon.api import reconstruct
+
+    masks = (np.random.default_rng(0).random((8, 16, 16)) > 0.5).astype(np.float32)
+    video = np.random.default_rng(0).random((1, 16, 16, 16)).astype(np.float32)
+    op = CactiOperator(masks)
+    y = op.A(video[0, :8])
+    read_only = np.zeros((1, 2, 16, 16), np.float32)
+    read_only.setflags(write=False)
+    meta = {"device": "meta"}
+    return {
+        "meta masks": lambda: CactiOperator(torch.zeros((8, 16, 16), **meta)),
+        "meta frames": lambda: op.A(torch.zeros((8, 16, 16), **meta)),
+        "meta video": lambda: simulate(torch.zeros((1, 16, 16, 16), **meta), B=8),
+        "meta measurement": lambda: reconstruct(torch.zeros((16, 16), **meta), op, "gap-tv"),
+        "gamma not a number": lambda: op.prox_l2(video[0, :8], y, gamma="x"),
+        "negative seed": lambda: simulate(video, B=8, seed=-1),
+        "string seed": lambda: simulate(video, B=8, seed="a"),
+        "negative noise seed": lambda: simulate(video, B=8, noise="gaussian:sigma=0.1", noise_seed=-1),
+        "read-only out": lambda: simulate(video, B=8, out=read_only),
+        "integer out": lambda: simulate(video, B=8, out=np.zeros((1, 2, 16, 16), np.int16)),
+        "video None": lambda: simulate(None, B=8),
+        "video list": lambda: simulate([[1, 2]], B=8),
+        "fractional B": lambda: simulate(video, B=4.5),
+        "boolean B": lambda: simulate(video, B=True),
+        "float video above 1": lambda: simulate(video * 3, B=8),
+        "all-zero masks (operator)": lambda: CactiOperator(np.zeros((8, 16, 16), np.float32)),
+        "all-zero masks (simulate)": lambda: simulate(video, masks=np.zeros((8, 16, 16), np.float32)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_api_cases()))
+def test_api_misuse_is_a_snapcap_error(name):
+    from snapcap.errors import SnapcapError
+
+    with pytest.raises(SnapcapError):
+        _api_cases()[name]()

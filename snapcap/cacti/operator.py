@@ -38,6 +38,10 @@ def _host_masks(masks: Any) -> np.ndarray:
         )
     if np.any(host < 0):
         raise InvalidValueError(f"masks hold negative values (min {host.min():g}); expected transmissions >= 0")
+    if not np.any(host):
+        raise InvalidValueError(
+            f"masks {host.shape} are zero everywhere: no light reaches the sensor; expected transmissions > 0"
+        )
     return host
 
 
@@ -195,7 +199,10 @@ class CactiOperator:
         """
         self._check_frames(z, "z")
         self._check_meas(meas)
-        gamma = float(gamma)
+        try:
+            gamma = float(gamma)
+        except (TypeError, ValueError):
+            raise InvalidValueError(f"gamma must be a number >= 0 or inf, got {gamma!r}") from None
         if not gamma >= 0:
             raise InvalidValueError(f"gamma must be >= 0 or inf, got {gamma}")
         if self._bayer:

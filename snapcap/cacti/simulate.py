@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from snapcap import __version__
-from snapcap.backend import backend_name, is_array_object, is_numpy, namespace, require_finite, to_numpy
+from snapcap.backend import backend_name, is_array_object, is_numpy, namespace, require_data, require_finite, to_numpy
 from snapcap.cacti.bayer import mosaic, normalize_pattern
 from snapcap.cacti.masks import MaskSpec, make_masks
 from snapcap.cacti.noise import NoiseModel, NoNoise, noise_from_dict, parse_noise
@@ -66,7 +66,24 @@ class SimulationResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def check_seed(value: Any, name: str = "seed") -> int:
+    """A seed: an integer >= 0 (numpy integers too; not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _require_video(video: Any) -> Any:
+    if video is None or not hasattr(video, "shape") or not hasattr(video, "dtype"):
+        raise DTypeError(
+            f"video must be an array (numpy, torch, cupy, or an h5py dataset) of shape (N, F, H, W[, 3]); "
+            f"got {type(video).__name__} (wrap lists with numpy.asarray)"
+        )
+    return require_data(video, "video")
+
+
 def _video_layout(video: Any) -> tuple[int, int, int, int, bool]:
+    _require_video(video)
     shape = tuple(int(s) for s in video.shape)
     if len(shape) == 4:
         n, f, h, w = shape
@@ -110,8 +127,14 @@ def plan_simulation(
 
     class _Shape:
         shape = video_shape
+        dtype = video_dtype
 
     n_videos, n_frames, height, width, rgb = _video_layout(_Shape)
+    if B is not None and (isinstance(B, (bool, np.bool_)) or not isinstance(B, (int, np.integer)) or B < 1):
+        raise InvalidValueError(f"B (frames per snapshot) must be an integer >= 1, got {B!r}")
+    seed = check_seed(seed, "seed")
+    if noise_seed is not None:
+        noise_seed = check_seed(noise_seed, "noise_seed")
     dtype = np.dtype(str(video_dtype).rsplit(".", 1)[-1])
     if dtype.kind not in "uif":
         raise DTypeError(f"video must be uint8, uint16 or floating, got dtype {video_dtype}")
@@ -166,7 +189,7 @@ def plan_simulation(
         "N": n_videos,
         "H": height,
         "W": width,
-        "input": {"shape": list(video_shape), "dtype": str(dtype), "rgb": rgb, "scale": scale},
+        "input": {"shape": list(video_shape), "dtype": str(dtype), "rgb": rgb, "scale": scale, "normalize": bool(normalize)},
         "frames_used": n_snapshots * b_masks,
         "frames_dropped": n_frames - n_snapshots * b_masks,
         "bayer": pattern,
@@ -192,7 +215,15 @@ def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: Simulation
         raw = mosaic(raw, plan.params["bayer"])
     if xp.isdtype(raw.dtype, "real floating"):
         frames = raw
-        require_finite(frames, f"video {n}, frames {t0 * B}..{t1 * B - 1}")
+        where = f"video {n}, frames {t0 * B}..{t1 * B - 1}"
+        require_finite(frames, where)
+        if plan.params["input"].get("normalize", True):
+            low, high = float(xp.min(frames)), float(xp.max(frames))
+            if low < 0 or high > 1:
+                raise InvalidValueError(
+                    f"{where}: float video must be in [0, 1], got values in [{low:g}, {high:g}]; scale it, or pass "
+                    "normalize=False (--raw) to simulate the values as they are"
+                )
     else:  # integers cannot hold NaN
         frames = xp.astype(raw, xp.float32)
     if plan.scale != 1.0:
@@ -225,6 +256,7 @@ def simulate_iter(
     """
     if chunk_size < 1:
         raise InvalidValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    _require_video(video)
     if plan is None:
         plan = plan_simulation(tuple(video.shape), video.dtype, B, masks, bayer, noise, seed, noise_seed, normalize, full_scale)
     b = plan.params["B"]
@@ -286,6 +318,7 @@ def simulate(
         :class:`SimulationResult` with ``meas (N, T, H, W)``, ``masks``, ``operator`` (on gray or
         mosaic frames) and ``params``: everything needed to re-simulate, JSON-serialisable.
     """
+    _require_video(video)
     plan = plan_simulation(tuple(video.shape), video.dtype, B, masks, bayer, noise, seed, noise_seed, normalize, full_scale)
     height, width = plan.params["H"], plan.params["W"]
     target = out
@@ -298,6 +331,10 @@ def simulate(
             device_chunks = []
     elif tuple(target.shape) != (plan.N, plan.T, height, width):
         raise ShapeError(f"out must have shape (N, T, H, W) = {(plan.N, plan.T, height, width)}, got {tuple(target.shape)}")
+    elif np.dtype(str(target.dtype).rsplit(".", 1)[-1]).kind != "f":
+        raise DTypeError(f"out must be a floating array (measurements are not integers), got dtype {target.dtype}")
+    elif isinstance(target, np.ndarray) and not target.flags.writeable:
+        raise InvalidValueError("out is a read-only array; pass a writable one")
     total = plan.N * plan.T
 
     with tqdm(total=total, desc="simulate", unit="snapshot", disable=not progress) as bar:
