@@ -16,6 +16,7 @@ import pytest
 from snapcap.caption.train import CaptionTrainConfig
 from snapcap.cli.main import main
 from snapcap.errors import ConfigError
+from snapcap.hardware.emulate import write_mat_v5
 
 
 @pytest.fixture
@@ -27,6 +28,9 @@ def files(tmp_path):
     (tmp_path / "truncated.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 20)
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "folder").mkdir()
+    orig = np.random.default_rng(1).random((16, 16, 8)) * 255
+    orig[3, 4, 5] = np.nan
+    write_mat_v5(tmp_path / "nan.mat", orig=orig, mask=np.ones((16, 16, 8)), meas=np.ones((16, 16, 1)))
     return tmp_path
 
 
@@ -50,6 +54,10 @@ PARSE_ERRORS = [
     ["train", "teacher", "--epochs", "0", "-o", "out"],
     ["train", "recon", "--steps", "-5", "-o", "out"],
     ["capture", "info", "x.mat", "--layout", "nope"],
+    ["reconstruct", "x.mat", "--warm-start", "-3", "-o", "out"],
+    ["reconstruct", "x.mat", "--sigmas", "50,-5", "-o", "out"],
+    ["reconstruct", "x.mat", "--iterations", "0", "-o", "out"],
+    ["reconstruct", "x.mat", "--tv-weight", "nan", "-o", "out"],
 ]
 
 
@@ -87,6 +95,10 @@ RUN_ERRORS = [
     (["compare", "--capture", "{d}/video.npy", "-o", "{d}/c"], "--checkpoints"),
     (["reconstruct", "{d}/video.npy", "--samples", "5:2", "-o", "{d}/r"], ""),
     (["compare", "--preset", "micro", "--recon-param", "gap-tv:bogus=1", "-o", "{d}/c"], "no parameter 'bogus'"),
+    (["dataset", "make", "--corpus", "synthetic", "--num-videos", "2", "--B", "100000", "-o", "{d}/big.h5"], "lower B"),
+    (["dataset", "merge", "{d}/video.npy", "-o", "{d}/video.npy"], "video.npy"),
+    (["simulate", "{d}/nan.mat"], "NaN"),
+    (["dataset", "make", "--corpus", "benchmark", "--paths", "{d}/nan.mat", "-o", "{d}/nan.h5"], "NaN"),
 ]
 
 
@@ -96,7 +108,11 @@ def test_bad_inputs_are_one_line(argv, expected, files, capsys):
     code = main([token.format(d=files) for token in argv])
     err = capsys.readouterr().err
     assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("snapcap: ") and "deprecated" not in line]
+    lines = [  # the error, without deprecation notes and progress bars of work done before the failure
+        line
+        for line in err.replace("\r", "\n").splitlines()
+        if line.strip() and not line.startswith("snapcap: ") and "deprecated" not in line and "%|" not in line
+    ]
     assert len(lines) == 1 and lines[0].startswith(f"snapcap {argv[0]}: error: "), err
     assert expected in lines[0], err
     assert not list(files.rglob(".tmp-*")), "a temporary file was left behind"
@@ -154,3 +170,38 @@ def test_api_misuse_is_a_snapcap_error(name):
 
     with pytest.raises(SnapcapError):
         _api_cases()[name]()
+
+
+def test_memory_is_checked_before_work():
+    from snapcap.datasets.h5 import DatasetConfig, check_memory
+
+    small = DatasetConfig(B=8, T=8, size=(224, 224))
+    assert check_memory(small, workers=4, available=16 * 2**30) < 2**30
+    with pytest.raises(ConfigError, match="lower B"):
+        check_memory(DatasetConfig(B=2048, T=8, size=(224, 224)), workers=2, available=16 * 2**30)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it: one line, status 130, workers gone, work kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s.h5"
+    argv = [sys.executable, "-m", "snapcap", "dataset", "make", "--corpus", "synthetic", "--num-videos", "600", "--size", "64"]
+    argv += ["--part-size", "2", "--no-frames", "-o", str(out)]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parts = out.with_name(out.name + ".parts")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.h5"))) < 2 and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "snapcap dataset: interrupted" in err, err
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker outlives the command
+        os.killpg(process.pid, 0)
+    assert list(parts.glob("part-*.h5")) and not out.exists()

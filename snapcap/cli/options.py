@@ -43,6 +43,9 @@ __all__ = [
     "size_type",
     "floats_type",
     "ints_type",
+    "positive_floats_type",
+    "positive_ints_type",
+    "nonnegative_float",
     "device_type",
     "recon_param_type",
     "positive_int",
@@ -125,6 +128,33 @@ def ints_type(text: str) -> tuple[int, ...]:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def positive_floats_type(text: str) -> tuple[float, ...]:
+    """Comma-separated numbers, each > 0 (noise levels, schedules)."""
+    values = floats_type(text)
+    if not all(value > 0 for value in values):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
+    return values
+
+
+def positive_ints_type(text: str) -> tuple[int, ...]:
+    """Comma-separated integers, each >= 1 (iteration counts)."""
+    values = ints_type(text)
+    if not all(value >= 1 for value in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0 (weights)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
 
 
 def _int_at_least(text: str, minimum: int) -> int:

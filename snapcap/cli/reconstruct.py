@@ -15,9 +15,11 @@ from snapcap.cli.options import (
     add_mask_file_options,
     add_recon_param_option,
     add_samples_option,
-    floats_type,
-    ints_type,
+    nonnegative_float,
+    nonnegative_int,
+    positive_floats_type,
     positive_int,
+    positive_ints_type,
     recon_methods,
     recon_params_by_method,
 )
@@ -49,11 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--snapshots", help="snapshots to reconstruct: 0,2 or 1:4 or all (default all)")
     add_recon_param_option(parser)
     short = parser.add_argument_group("shortcuts for common parameters (the same as --recon-param METHOD:NAME=VALUE)")
-    short.add_argument("--iterations", type=ints_type, help="iterations (gap-tv/admm-tv: one number; pnp: one per sigma)")
-    short.add_argument("--tv-weight", type=float, help="TV weight (gap-tv, admm-tv)")
-    short.add_argument("--gamma", type=float, help="ADMM gamma (admm-tv)")
-    short.add_argument("--sigmas", type=floats_type, help="PnP sigma schedule on the 0..255 scale (e.g. 50,25,12,6)")
-    short.add_argument("--warm-start", type=int, help="GAP-TV iterations before a PnP schedule")
+    short.add_argument(
+        "--iterations", type=positive_ints_type, help="iterations (gap-tv/admm-tv: one number; pnp: one per sigma)"
+    )
+    short.add_argument("--tv-weight", type=nonnegative_float, help="TV weight (gap-tv, admm-tv)")
+    short.add_argument("--gamma", type=nonnegative_float, help="ADMM gamma (admm-tv)")
+    short.add_argument("--sigmas", type=positive_floats_type, help="PnP sigma schedule on the 0..255 scale (e.g. 50,25,12,6)")
+    short.add_argument("--warm-start", type=nonnegative_int, help="GAP-TV iterations before a PnP schedule")
     short.add_argument("--weights", type=Path, help="denoiser checkpoint (pnp-ffdnet, pnp-fastdvdnet)")
     short.add_argument("--checkpoint", type=Path, help="trained reconstructor (unfold): model.pt")
     add_device_option(parser, default=None)

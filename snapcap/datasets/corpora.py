@@ -803,6 +803,9 @@ class SCIBenchmark(Corpus):
             video = np.transpose(array, (3, 0, 1, 2))
         else:
             raise DataFileError(f"{item.path}: {key!r} has shape {array.shape}; expected H x W x F (or H x W x 3 x F)")
+        if video.dtype.kind == "f" and not np.all(np.isfinite(video)):
+            bad = int(np.sum(~np.isfinite(video)))
+            raise DataFileError(f"{item.path}: {key!r} holds {bad} NaN or infinite value(s); expected finite pixel values")
         if video.dtype != np.uint8:
             if video.dtype.kind == "f" and np.nanmax(video) <= 1.0:
                 video = video * 255.0

@@ -430,6 +430,7 @@ def _die_with_parent() -> None:
 
 def _init_worker(corpus, items, config, shared_masks, full_scale) -> None:
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent alone handles it
     _WORKER.update(corpus=corpus, items=items, config=config, shared_masks=shared_masks, full_scale=full_scale)
 
 
@@ -438,6 +439,39 @@ def _worker_part(path: Path, block: list[int]) -> list[dict[str, str]]:
     return _write_part(
         path, state["corpus"], state["items"], block, state["config"], state["shared_masks"], state["full_scale"], None
     )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_memory(config: DatasetConfig, workers: int = 1, available: int | None = None) -> int:
+    """Refuse, before any work, a configuration whose videos cannot be held in memory.
+
+    A worker holds a clip being decoded, two decoded ahead and the one it simulates: T·B frames
+    each as uint8, plus float32 working copies of the one being simulated. Returns the estimate in
+    bytes.
+
+    Raises:
+        ConfigError: the estimate exceeds 80% of ``available`` (default: this machine's memory).
+    """
+    channels = 1 if config.gray else 3
+    frame = config.size[0] * config.size[1]
+    clip = config.T * config.B * frame * channels
+    per_worker = 3 * clip + clip * 4 * 2 + config.T * frame * 4
+    estimate = max(1, workers) * per_worker
+    available = _physical_memory() if available is None else available
+    if available and estimate > 0.8 * available:
+        gib = 2**30
+        raise ConfigError(
+            f"B={config.B}, T={config.T}, size {config.size[0]}x{config.size[1]}: one video is {config.T * config.B} frames "
+            f"({clip / gib:.1f} GiB as uint8) and {max(1, workers)} worker(s) need about {estimate / gib:.1f} GiB, more than "
+            f"this machine's {available / gib:.1f} GiB allow; lower B, T, --size or the number of workers"
+        )
+    return estimate
 
 
 @contextlib.contextmanager
@@ -581,6 +615,7 @@ def make_dataset(
     if not items:
         raise InvalidValueError(f"corpus {corpus.name} selected no videos")
     final = shard_path(out, shard, num_shards)
+    check_memory(config, workers if workers is not None else _default_workers())
     with output_lock(final):
         return _make_locked(corpus, items, final, config, shard, num_shards, progress, workers, start_time)
 
@@ -655,10 +690,17 @@ def _make_locked(
                 initargs=(corpus, items, config, shared_masks, full_scale),
             ) as pool:
                 futures = {pool.submit(_worker_part, path, block): block for path, block in todo}
-                for future in as_completed(futures):
-                    report.skipped.extend(future.result())
-                    report.written += len(futures[future])
-                    bar.update(len(futures[future]))
+                try:
+                    for future in as_completed(futures):
+                        report.skipped.extend(future.result())
+                        report.written += len(futures[future])
+                        bar.update(len(futures[future]))
+                except BaseException:  # interrupted or failed: stop the workers now (finished parts are kept)
+                    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for process in processes:
+                        process.terminate()
+                    raise
     parts = [path for _, path in sorted([(block[0], path) for path, block in todo] + [(s, p) for s, (p, _) in existing.items()])]
     written = np.concatenate([_part_indices(path) for path in parts]) if parts else np.zeros(0, np.int64)
     if not np.array_equal(written, np.arange(selection.start, selection.stop)):
@@ -701,6 +743,12 @@ def _make_locked(
         "skipped": json.dumps(report.skipped),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if len(report.skipped) >= len(selection):
+        first = report.skipped[0]
+        raise DataFileError(
+            f"{final}: every video of the selection failed, so there is nothing to write "
+            f"(first: {first['video_id']}: {first['error']})"
+        )
     _consolidate(final, parts, config, attrs, shared_masks)
     shutil.rmtree(parts_dir, ignore_errors=True)
     report.complete = True

@@ -66,6 +66,9 @@ def _from_mat(container: Container, key: str | None) -> FrameSource:
         video = np.transpose(array, (3, 0, 1, 2))[None]
     else:
         raise ShapeError(f"{path}: variable {name!r} has shape {array.shape}; expected H x W x F or H x W x 3 x F")
+    if video.dtype.kind == "f" and not np.all(np.isfinite(video)):
+        bad = int(np.sum(~np.isfinite(video)))
+        raise DataFileError(f"{path}: variable {name!r} holds {bad} NaN or infinite value(s); expected finite pixel values")
     mask_key = container.first(MASK_KEYS)
     stored = None if mask_key is None else load_masks(path, key=mask_key)
     return FrameSource(np.ascontiguousarray(video), f"{path.name}:{name}", stored, {"key": name, "mask_key": mask_key})
