@@ -98,6 +98,8 @@ RUN_ERRORS = [
     (["dataset", "make", "--corpus", "synthetic", "--num-videos", "2", "--B", "100000", "-o", "{d}/big.h5"], "lower B"),
     (["dataset", "merge", "{d}/video.npy", "-o", "{d}/video.npy"], "video.npy"),
     (["simulate", "{d}/nan.mat"], "NaN"),
+    (["simulate", "{d}/video.npy", "--B", "4", "--duty", "0"], "zero everywhere"),
+    (["dataset", "make", "--corpus", "synthetic", "--num-videos", "2", "--size", "16", "--duty", "0", "-o", "{d}/z.h5"], "zero"),
     (["dataset", "make", "--corpus", "benchmark", "--paths", "{d}/nan.mat", "-o", "{d}/nan.h5"], "NaN"),
 ]
 
@@ -116,6 +118,7 @@ def test_bad_inputs_are_one_line(argv, expected, files, capsys):
     assert len(lines) == 1 and lines[0].startswith(f"snapcap {argv[0]}: error: "), err
     assert expected in lines[0], err
     assert not list(files.rglob(".tmp-*")), "a temporary file was left behind"
+    assert not list(files.rglob("*.parts")) and not list(files.rglob(".*.lock")), "a half-made dataset was left behind"
 
 
 @pytest.mark.parametrize(
@@ -205,3 +208,105 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     with pytest.raises(ProcessLookupError):  # no worker outlives the command
         os.killpg(process.pid, 0)
     assert list(parts.glob("part-*.h5")) and not out.exists()
+
+
+def test_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    """``ulimit -f``: the write fails with one line (exit 2), not SIGXFSZ (exit 153), and no partial file stays."""
+    import resource
+    import subprocess
+    import sys
+
+    video = (np.random.default_rng(0).random((1, 16, 64, 64)) * 255).astype(np.uint8)
+    np.save(tmp_path / "video.npy", video)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out = tmp_path / "big.npz"
+    argv = [sys.executable, "-m", "snapcap", "simulate", str(tmp_path / "video.npy"), "--B", "4", "--save-frames", "--no-montage"]
+    run = subprocess.run([*argv, "-o", str(out)], capture_output=True, text=True, preexec_fn=limit)
+    assert run.returncode == 2, run.stderr
+    assert "file-size limit" in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+# --- a property: any flags with odd values, on inputs that do not exist --------------------------
+
+ODD_VALUES = [
+    "-1",
+    "0",
+    "nan",
+    "inf",
+    "-inf",
+    "x",
+    "",
+    "1e12",
+    "3.5",
+    "a:b=c",
+    "gap-tv:iterations=-2",
+    "/nonexistent/y",
+    "all",
+    "5:2",
+]
+FAST_FAILING = {  # a base command line that must fail quickly whatever else is added (its flags are not varied)
+    ("simulate",): ["simulate", "/nonexistent/video.npy"],
+    ("reconstruct",): ["reconstruct", "/nonexistent/x.mat", "-o", "{tmp}/r"],
+    ("caption",): ["caption", "/nonexistent/x.h5", "--model", "/nonexistent/m.pt"],
+    ("eval",): ["eval", "--data", "/nonexistent/x.h5", "--model", "/nonexistent/m.pt"],
+    ("capture", "info"): ["capture", "info", "/nonexistent/x.mat"],
+    ("capture", "preview"): ["capture", "preview", "/nonexistent/x.mat", "-o", "{tmp}/p.png"],
+    ("dataset", "info"): ["dataset", "info", "/nonexistent/x.h5"],
+    ("dataset", "verify"): ["dataset", "verify", "/nonexistent/x.h5"],
+    ("dataset", "merge"): ["dataset", "merge", "/nonexistent/x.h5", "-o", "{tmp}/m.h5"],
+    ("dataset", "make"): ["dataset", "make", "--corpus", "folder", "--root", "/nonexistent/videos", "-o", "{tmp}/d.h5"],
+    ("train", "recon"): ["train", "recon", "--data", "/nonexistent/x.h5", "-o", "{tmp}/t"],
+    ("train", "teacher"): ["train", "teacher", "--data", "/nonexistent/x.h5", "-o", "{tmp}/t"],
+    ("train", "vccv"): ["train", "vccv", "--data", "/nonexistent/x.h5", "-o", "{tmp}/t"],
+    ("compare",): ["compare", "--capture", "/nonexistent/c.mat", "--checkpoints", "/nonexistent/run", "-o", "{tmp}/c"],
+}
+FIXED = {"-o", "--out", "--data", "--model", "--capture", "--checkpoints", "--corpus", "--root", "-h", "--help", "--version"}
+
+
+def _flags(path: tuple[str, ...]) -> list[str]:
+    import argparse
+
+    from snapcap.cli.main import build_parser
+
+    parser = build_parser()
+    for word in path:
+        sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return sorted({option for action in parser._actions for option in action.option_strings if option.startswith("--")} - FIXED)
+
+
+def test_any_flags_on_missing_inputs_fail_in_one_line(tmp_path_factory):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    flags = {path: _flags(path) for path in FAST_FAILING}
+    tmp = tmp_path_factory.mktemp("fuzz")
+
+    @hypothesis.settings(max_examples=150, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.sampled_from(sorted(FAST_FAILING)), st.data())
+    def check(path, data):
+        choices = flags[path] or ["--no-such-flag"]
+        extra = data.draw(st.lists(st.tuples(st.sampled_from(choices), st.sampled_from(ODD_VALUES)), max_size=4))
+        argv = [token.format(tmp=tmp) for token in FAST_FAILING[path]]
+        for flag, value in extra:
+            argv += [flag, value]
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse: usage and one error line
+                code = exc.code
+        text = err.getvalue()
+        assert code == 2, (argv, code, text)
+        assert "Traceback" not in text, (argv, text)
+        errors = [line for line in text.splitlines() if "error:" in line]
+        assert len(errors) == 1, (argv, text)
+
+    check()

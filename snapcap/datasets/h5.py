@@ -61,6 +61,7 @@ from snapcap import __version__
 from snapcap.cacti.bayer import normalize_pattern
 from snapcap.cacti.masks import MaskSpec, make_masks
 from snapcap.cacti.noise import parse_noise
+from snapcap.cacti.operator import CactiOperator
 from snapcap.cacti.simulate import plan_simulation, simulate_iter
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path, write_json
@@ -318,6 +319,18 @@ def _write_part(
     path: Path, corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, shared_masks, full_scale: float, bar
 ) -> list[dict[str, str]]:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        skipped = _fill_part(tmp, corpus, items, indices, config, shared_masks, full_scale, bar)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return skipped
+
+
+def _fill_part(
+    tmp: Path, corpus, items: Sequence, indices: Sequence[int], config: DatasetConfig, shared_masks, full_scale: float, bar
+) -> list[dict[str, str]]:
     skipped: list[dict[str, str]] = []
     with h5py.File(tmp, "w") as handle:
         _create_sample_datasets(handle, len(indices), config, config.per_sample_masks)
@@ -349,7 +362,6 @@ def _write_part(
                 handle["done"][row] = 1
             if bar is not None:
                 bar.update(1)
-    os.replace(tmp, path)
     return skipped
 
 
@@ -651,6 +663,10 @@ def _make_locked(
         report.seconds = time.perf_counter() - start_time
         return report
 
+    # the camera is checked before anything is written: bad masks (all zero, wrong size) fail here
+    shared_masks = None if config.per_sample_masks else sample_masks(config, None)
+    CactiOperator(shared_masks if shared_masks is not None else sample_masks(config, selection.start))
+    full_scale = dataset_full_scale(config, shared_masks)
     parts_dir = final.with_name(final.name + ".parts")
     parts_dir.mkdir(parents=True, exist_ok=True)
     stamp = parts_dir / "config.json"
@@ -666,8 +682,6 @@ def _make_locked(
     for leftover in parts_dir.glob("*.tmp*"):
         leftover.unlink(missing_ok=True)
 
-    shared_masks = None if config.per_sample_masks else sample_masks(config, None)
-    full_scale = dataset_full_scale(config, shared_masks)
     existing = _scan_parts(parts_dir, selection)
     covered = {int(index) for _, indices in existing.values() for index in indices}
     blocks = _runs([index for index in selection if index not in covered], config.part_size)
@@ -743,7 +757,8 @@ def _make_locked(
         "skipped": json.dumps(report.skipped),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if len(report.skipped) >= len(selection):
+    if len(report.skipped) >= len(selection):  # nothing to publish, and nothing worth resuming
+        shutil.rmtree(parts_dir, ignore_errors=True)
         first = report.skipped[0]
         raise DataFileError(
             f"{final}: every video of the selection failed, so there is nothing to write "

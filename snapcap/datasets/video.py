@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from snapcap.errors import DataFileError, InvalidValueError
 
-__all__ = ["VIDEO_SUFFIXES", "read_video", "resize_frames"]
+__all__ = ["VIDEO_SUFFIXES", "read_video", "resize_frames", "open_capture"]
+
+# OpenCV and its FFmpeg backend print their own diagnostics (often not UTF-8) for damaged files;
+# snapcap reports a damaged video in one line itself. Read when OpenCV starts, so set them first.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".3gp", ".ogv")
 """Suffixes (lower case) of the files read as videos, everywhere: corpora folders, ``snapcap simulate``,
 ``snapcap caption``. The order is the lookup preference of :mod:`snapcap.datasets.corpora`."""
+
+
+def open_capture(path: str | Path):
+    """An opened ``cv2.VideoCapture`` of ``path`` through the FFmpeg backend (one line of error otherwise).
+
+    Only FFmpeg is tried: OpenCV's fallback readers print their complaints about a damaged file
+    straight to the terminal.
+
+    Raises:
+        DataFileError: the file cannot be opened as a video.
+    """
+    import cv2
+
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        capture.release()
+        raise DataFileError(f"{path}: OpenCV cannot open this file as a video (damaged, truncated or not a video)")
+    return capture
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -46,10 +70,8 @@ def read_video(
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such video file")
-    capture = cv2.VideoCapture(str(path))
+    capture = open_capture(path)
     try:
-        if not capture.isOpened():
-            raise DataFileError(f"{path}: OpenCV cannot open this file as a video")
         frames = []
         index = 0
         while max_frames is None or len(frames) < max_frames:
@@ -103,10 +125,8 @@ def frame_count(path: str | Path) -> int:
     """Number of frames OpenCV reports for a video (may be approximate for some containers)."""
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
+    capture = open_capture(path)
     try:
-        if not capture.isOpened():
-            raise DataFileError(f"{path}: OpenCV cannot open this file as a video")
         return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         capture.release()
@@ -139,10 +159,8 @@ def read_clip(path: str | Path, T: int, B: int, size: tuple[int, int], gray: boo
     if not path.is_file():
         raise DataFileError(f"{path}: no such video file")
     total = frame_count(path)
-    capture = cv2.VideoCapture(str(path))
+    capture = open_capture(path)
     try:
-        if not capture.isOpened():
-            raise DataFileError(f"{path}: OpenCV cannot open this file as a video")
         if total <= 0:  # containers without a frame count: decode everything once
             decoded = []
             while True:
