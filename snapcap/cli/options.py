@@ -357,9 +357,13 @@ def add_camera_options(
     if B_many:
         group.add_argument("--B", type=positive_int, nargs="+", default=B, help="compression ratios: frames per snapshot")
     else:
-        group.add_argument("--B", type=positive_int, default=B, help=f"frames per snapshot (default {B})")
+        group.add_argument(
+            "--B", type=positive_int, default=B, help="frames per snapshot" + ("" if B is None else f" (default {B})")
+        )
     if T is not False:
-        group.add_argument("--T", type=positive_int, default=T, help=f"snapshots per video (default {T})")
+        group.add_argument(
+            "--T", type=positive_int, default=T, help="snapshots per video" + ("" if T is None else f" (default {T})")
+        )
     group.add_argument(
         "--size",
         type=size_type,

@@ -36,7 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", help="builtin:demo, builtin:scene:SEED, a video file, an .npy array or a benchmark .mat")
     parser.add_argument("--key", help="variable to read from a .mat input (default: orig)")
-    add_camera_options(parser, B=None, T=False, size=None, mask_file=True, stored_mask=True)
+    add_camera_options(
+        parser,
+        B=None,
+        T=False,
+        size=None,
+        mask_file=True,
+        stored_mask=True,
+        title="camera (default B: the mask file's or the stored mask's, else 8; size: the input's)",
+    )
     parser.add_argument("--seed", type=nonnegative_int, action=_LegacySeed, dest="legacy_seed", help=argparse.SUPPRESS)
     parser.add_argument("--max-frames", type=positive_int, default=None, help="use at most this many frames per video")
     parser.add_argument("--raw", action="store_true", help="keep integer input values (0..255) instead of scaling to [0, 1]")
