@@ -217,3 +217,22 @@ def test_reconstruct_cli_on_benchmark_and_dataset(tmp_path):
     wrong_mask = tmp_path / "wrong.npy"
     np.save(wrong_mask, random_binary(8, 16, 16, seed=0))
     assert main(["reconstruct", str(source), "--mask-file", str(wrong_mask), "-o", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.parametrize("bayer", [None, "RGGB"])
+def test_two_stage_reconstructs_on_the_snapshots_own_tensors(bayer):
+    """The two-stage captioner's torch path (used on GPUs) gives the numpy path's frames, on the input's device."""
+    import torch
+
+    from snapcap.cacti import simulate
+    from snapcap.caption.models import TwoStageCaptioner
+
+    rng = np.random.default_rng(3)
+    video = rng.random((2, 8, 16, 16, 3) if bayer else (2, 8, 16, 16)).astype(np.float32)
+    result = simulate(video, B=4, bayer=bayer, seed=1)
+    meas = torch.from_numpy(np.asarray(result.meas, dtype=np.float32))
+    masks = torch.from_numpy(result.masks)
+    host = TwoStageCaptioner(None, "gap-tv", params={"iterations": 8}, bayer=bayer, arrays="numpy").reconstruct(meas, masks)
+    device = TwoStageCaptioner(None, "gap-tv", params={"iterations": 8}, bayer=bayer, arrays="torch").reconstruct(meas, masks)
+    assert device.device == meas.device and device.shape == host.shape
+    np.testing.assert_allclose(device.numpy(), host.numpy(), atol=2e-4)

@@ -123,30 +123,53 @@ class TwoStageCaptioner:
         method: reconstruction method name (``gap-tv``, ``pnp-ffdnet``, ``unfold``...).
         params: the method's parameters (dataclass or dict of overrides).
         bayer: the Bayer pattern of the measurements (None for gray).
+        arrays: where the reconstruction computes: ``"numpy"`` (host arrays: the fused CPU fast
+            paths), ``"torch"`` (the snapshots' own tensors and device, through the array-API
+            path: no round trip through the host on CUDA), or ``"auto"`` (torch for tensors on
+            a GPU, numpy otherwise).
     """
 
-    def __init__(self, teacher: TeacherCaptioner, method: str, params: Any = None, bayer: str | None = None):
-
+    def __init__(
+        self, teacher: TeacherCaptioner, method: str, params: Any = None, bayer: str | None = None, arrays: str = "auto"
+    ):
+        if arrays not in ("auto", "numpy", "torch"):
+            raise ConfigError(f"arrays must be 'auto', 'numpy' or 'torch', got {arrays!r}")
         self.teacher = teacher
         self.method = method
         self.params = make_params(method, **(params or {})) if not hasattr(params, "__dataclass_fields__") else params
         self.bayer = bayer
+        self.arrays = arrays
         self.last_recon_seconds = 0.0
         self.last_frames: torch.Tensor | None = None  # the last reconstruction (for PSNR/SSIM, montages)
 
-    def reconstruct(self, meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """``(N, T, H, W)`` snapshots -> frames ``(N, T, B, H, W[, 3])`` in [0, 1]."""
+    def on_device(self, meas: torch.Tensor) -> bool:
+        """Whether ``meas`` is reconstructed as torch tensors on its own device (else as numpy arrays)."""
+        return self.arrays == "torch" or (self.arrays == "auto" and meas.device.type != "cpu")
 
+    def reconstruct(self, meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``(N, T, H, W)`` snapshots -> frames ``(N, T, B, H, W[, 3])`` in [0, 1], on the snapshots' device."""
         start = time.perf_counter()
-        masks_np = masks.detach().cpu().numpy()
-        meas_np = meas.detach().cpu().numpy().astype(np.float32)
-        out = []
-        for index in range(meas_np.shape[0]):
-            op = CactiOperator(masks_np if masks_np.ndim == 3 else masks_np[index], bayer=self.bayer)
-            result = reconstruct(meas_np[index], op, self.method, params=self.params)
-            out.append(np.clip(np.asarray(result.frames, dtype=np.float32), 0.0, 1.0))
+        if self.on_device(meas):
+            meas_t = meas.detach().to(torch.float32)
+            masks_t = masks.detach().to(device=meas.device, dtype=torch.float32)
+            frames = []
+            for index in range(meas_t.shape[0]):
+                op = CactiOperator(masks_t if masks_t.ndim == 3 else masks_t[index], bayer=self.bayer)
+                result = reconstruct(meas_t[index], op, self.method, params=self.params)
+                frames.append(torch.clamp(torch.as_tensor(result.frames, device=meas.device), 0.0, 1.0))
+            self.last_frames = torch.stack(frames)
+            if meas.device.type == "cuda":
+                torch.cuda.synchronize(meas.device)
+        else:
+            masks_np = masks.detach().cpu().numpy()
+            meas_np = meas.detach().cpu().numpy().astype(np.float32)
+            out = []
+            for index in range(meas_np.shape[0]):
+                op = CactiOperator(masks_np if masks_np.ndim == 3 else masks_np[index], bayer=self.bayer)
+                result = reconstruct(meas_np[index], op, self.method, params=self.params)
+                out.append(np.clip(np.asarray(result.frames, dtype=np.float32), 0.0, 1.0))
+            self.last_frames = torch.from_numpy(np.stack(out)).to(meas.device)
         self.last_recon_seconds = time.perf_counter() - start
-        self.last_frames = torch.from_numpy(np.stack(out))
         return self.last_frames
 
     @torch.no_grad()

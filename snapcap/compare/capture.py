@@ -163,7 +163,7 @@ def compare_capture(
                 totals.append(1000.0 * captioner.timings["total"])
                 recons.append(1000.0 * captioner.timings["recon"])
                 if captioner.two_stage and name not in recon_frames:
-                    recon_frames[name] = captioner.model.last_frames[0, 0].numpy()
+                    recon_frames[name] = captioner.model.last_frames[0, 0].cpu().numpy()
         finally:
             memory = meter.stop()
         rows.append(

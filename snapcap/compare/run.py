@@ -435,7 +435,7 @@ class Comparison:
                 totals.append(1000.0 * captioner.timings["total"])
                 recons.append(1000.0 * captioner.timings["recon"])
                 if captioner.two_stage and sample.get("frames") is not None:
-                    frames = captioner.model.last_frames[0].numpy()
+                    frames = captioner.model.last_frames[0].cpu().numpy()
                     truth = np.asarray(sample["frames"], dtype=np.float32)
                     if frames.shape == truth.shape:
                         axis = -1 if truth.shape[-1] == 3 and truth.ndim == 5 else None
