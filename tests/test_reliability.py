@@ -54,6 +54,9 @@ PARSE_ERRORS = [
     ["train", "teacher", "--epochs", "0", "-o", "out"],
     ["train", "recon", "--steps", "-5", "-o", "out"],
     ["capture", "info", "x.mat", "--layout", "nope"],
+    ["train", "teacher", "--lr", "nan", "-o", "out"],
+    ["train", "teacher", "--lr", "-1", "-o", "out"],
+    ["train", "recon", "--lr", "inf", "-o", "out"],
     ["reconstruct", "x.mat", "--warm-start", "-3", "-o", "out"],
     ["reconstruct", "x.mat", "--sigmas", "50,-5", "-o", "out"],
     ["reconstruct", "x.mat", "--iterations", "0", "-o", "out"],
@@ -85,15 +88,12 @@ RUN_ERRORS = [
     (["caption", "{d}/video.npy", "--model", "{d}/not_a_checkpoint.pt"], "not_a_checkpoint.pt"),
     (["caption", "{d}/missing.h5", "--model", "teacher"], "no such file"),
     (["eval", "--data", "{d}/missing.h5", "--model", "snapcap"], "--checkpoints"),
-    (["train", "teacher", "--lr", "nan", "--num-videos", "2", "-o", "{d}/t"], "--lr must be > 0"),
-    (["train", "teacher", "--lr", "-1", "--num-videos", "2", "-o", "{d}/t"], "--lr must be > 0"),
     (["train", "snapcap", "--num-videos", "2", "-o", "{d}/s"], "teacher.pt"),
     (["train", "snapcap", "--preset", "paper", "-o", "{d}/s"], "--preset"),
     (["capture", "preview", "{d}/video.npy", "-o", "{d}/p.txt"], "image"),
     (["compare", "--preset", "micro", "--size", "48x64", "-o", "{d}/c"], "square"),
     (["compare", "--preset", "micro", "--mask-file", "{d}/masks5.npy", "-o", "{d}/c"], "--capture"),
     (["compare", "--capture", "{d}/video.npy", "-o", "{d}/c"], "--checkpoints"),
-    (["reconstruct", "{d}/video.npy", "--samples", "5:2", "-o", "{d}/r"], ""),
     (["compare", "--preset", "micro", "--recon-param", "gap-tv:bogus=1", "-o", "{d}/c"], "no parameter 'bogus'"),
     (["dataset", "make", "--corpus", "synthetic", "--num-videos", "2", "--B", "100000", "-o", "{d}/big.h5"], "lower B"),
     (["dataset", "merge", "{d}/video.npy", "-o", "{d}/video.npy"], "video.npy"),
@@ -310,3 +310,13 @@ def test_any_flags_on_missing_inputs_fail_in_one_line(tmp_path_factory):
         assert len(errors) == 1, (argv, text)
 
     check()
+
+
+@pytest.mark.parametrize("text", ["5:2", "3:3", ""])
+def test_an_empty_selection_is_refused(text):
+    """``--samples 5:2`` selected nothing and printed nothing (exit 0) in caption; now it is an error."""
+    from snapcap.recon.inputs import parse_selection
+
+    with pytest.raises(ConfigError, match="selects nothing|must look like"):
+        parse_selection(text, 8, "samples")
+    assert parse_selection("2:4", 8, "samples") == [2, 3]

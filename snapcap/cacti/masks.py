@@ -30,7 +30,11 @@ __all__ = [
     "make_masks",
     "MASK_KINDS",
     "MASK_KEYS",
+    "MASK_FILE_SUFFIXES",
 ]
+
+MASK_FILE_SUFFIXES = (".mat", ".npy", ".npz", ".h5", ".hdf5")
+"""Suffixes :func:`load_masks` reads."""
 
 MASK_KEYS = ("mask", "masks", "mask_bayer", "Phi", "phi", "C")
 
@@ -249,7 +253,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
             raise DataFileError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc})") from exc
         default_layout = "BHW"
     else:
-        raise DataFileError(f"{path}: unknown mask file type {suffix!r}; expected .mat, .npy, .npz, .h5 or .hdf5")
+        raise DataFileError(f"{path}: unknown mask file type {suffix!r}; expected one of {', '.join(MASK_FILE_SUFFIXES)}")
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: mask {name!r} has dtype {array.dtype}; expected a numeric array")

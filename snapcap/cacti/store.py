@@ -20,7 +20,10 @@ from snapcap.errors import DataFileError, MissingKeyError
 from snapcap.fileio import atomic_write
 from snapcap.files import MEASUREMENTS_FORMAT
 
-__all__ = ["save_measurements", "load_measurements", "FORMAT_NAME"]
+__all__ = ["save_measurements", "load_measurements", "FORMAT_NAME", "MEASUREMENT_SUFFIXES"]
+
+MEASUREMENT_SUFFIXES = (".npz", ".h5", ".hdf5")
+"""Suffixes of measurement files (:func:`save_measurements` picks the format from them)."""
 
 FORMAT_NAME = MEASUREMENTS_FORMAT
 FORMAT_VERSION = 1
@@ -30,8 +33,8 @@ def save_measurements(path: str | Path, meas: Any, masks: Any, params: dict[str,
     """Write measurements, masks, the record and optionally frames to ``.npz`` or ``.h5``."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".npz", ".h5", ".hdf5"):
-        raise DataFileError(f"{path}: output must end in .npz, .h5 or .hdf5")
+    if suffix not in MEASUREMENT_SUFFIXES:
+        raise DataFileError(f"{path}: output must end in {', '.join(MEASUREMENT_SUFFIXES)}")
     arrays = {"meas": to_numpy(meas), "masks": to_numpy(masks)}
     if frames is not None:
         arrays["frames"] = to_numpy(frames)

@@ -17,6 +17,7 @@ train at its B, T and image size.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -134,9 +135,7 @@ def _preset_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
 def training_config(options: Mapping[str, Any]) -> CaptionTrainConfig:
     """The :class:`CaptionTrainConfig` of the options (unset ones: the paper's defaults)."""
     defaults = CaptionTrainConfig()
-    lr = float(_get(options, "lr", defaults.lr))
-    if not lr > 0:
-        raise ConfigError(f"--lr must be > 0, got {lr}")
+    lr = float(_get(options, "lr", defaults.lr))  # CaptionTrainConfig refuses a rate that is not finite and > 0
     return CaptionTrainConfig(
         epochs=int(_get(options, "epochs", defaults.epochs)),
         stage1_epochs=int(_get(options, "stage1_epochs", defaults.stage1_epochs)),
@@ -184,10 +183,9 @@ def check_teacher_data(B: int, T: int, size: tuple[int, int], options: Mapping[s
 
 def train_teacher_entry(samples: Any, out: str | Path, options: Mapping[str, Any], progress: bool = True) -> Path:
     """Train the teacher on ``samples`` with the options; returns ``OUT/teacher.pt``."""
-    B, T, _ = (
-        (int(options["B"]), int(options["T"]), 0) if options.get("B") and options.get("T") else teacher_data_defaults(options)
+    config = captioner_preset(
+        str(_get(options, "preset", "tiny")), B=options.get("B"), T=options.get("T"), **_preset_overrides(options)
     )
-    config = captioner_preset(str(_get(options, "preset", "tiny")), B=B, T=T, **_preset_overrides(options))
     training = training_config(options)
     vocab = build_vocabulary([{"captions": captions} for captions in captions_of(samples)], training.min_count)
     return train_teacher(samples, out, config, training, vocab=vocab, progress=progress)
@@ -211,7 +209,14 @@ def teacher_config(path: str | Path) -> CaptionerConfig:
         raise DataFileError(
             f"{path}: no teacher checkpoint; train it first with `snapcap train teacher --out {path.parent}` (or pass --teacher)"
         )
-    state = load_checkpoint(path)
+    stat = path.stat()
+    return _teacher_config(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _teacher_config(path: str, mtime_ns: int, size: int) -> CaptionerConfig:
+    """The checkpoint read once per file version (the key holds its modification time and size)."""
+    state = load_checkpoint(Path(path))
     if not isinstance(state, dict) or state.get("kind") != "snapcap-captioner" or state.get("name") != "teacher":
         raise DataFileError(f"{path}: not a teacher checkpoint (made by `snapcap train teacher`)")
     return CaptionerConfig(**state["config"])

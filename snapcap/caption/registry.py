@@ -76,7 +76,7 @@ import torch
 
 from snapcap.caption import native
 from snapcap.caption.models import CaptionerConfig, TwoStageCaptioner
-from snapcap.caption.native import CAPTIONER_PRESETS, STUDENT_NAMES, captioner_preset
+from snapcap.caption.native import STUDENT_NAMES
 from snapcap.caption.train import load_native
 from snapcap.caption.zoo import checkpoint_name
 from snapcap.datasets.torch_data import collate_samples
@@ -85,7 +85,6 @@ from snapcap.recon.api import METHODS
 
 __all__ = [
     "CAPTIONERS",
-    "CAPTIONER_PRESETS",
     "CaptionerEntry",
     "Captioner",
     "register",
@@ -101,7 +100,6 @@ __all__ = [
     "load_captioner",
     "open_captioner",
     "two_stage",
-    "captioner_preset",
     "checkpoint_file",
 ]
 
@@ -301,8 +299,7 @@ def is_captioner_name(name: str) -> bool:
 
 
 def _train_command(name: str, folder: Path) -> str:
-    entry = CAPTIONERS.get(name)
-    if entry is not None and entry.data_defaults is not None and name != "teacher":
+    if name in STUDENT_NAMES:  # students are built on the teacher
         return f"snapcap train {name} --teacher {folder / 'teacher.pt'} --out {folder}"
     return f"snapcap train {name} --out {folder}"
 

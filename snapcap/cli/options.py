@@ -34,9 +34,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from snapcap.cacti.masks import MASK_KINDS, MaskSpec
+from snapcap.cacti.masks import MASK_FILE_SUFFIXES, MASK_KINDS, MaskSpec
 from snapcap.datasets import corpora
-from snapcap.errors import BackendUnavailableError, ConfigError
+from snapcap.errors import ConfigError
 from snapcap.recon.api import METHODS
 
 __all__ = [
@@ -46,11 +46,11 @@ __all__ = [
     "positive_floats_type",
     "positive_ints_type",
     "nonnegative_float",
+    "positive_float",
     "device_type",
     "recon_param_type",
     "positive_int",
     "nonnegative_int",
-    "DeprecatedAlias",
     "deprecated",
     "add_corpus_options",
     "open_corpus_from_args",
@@ -146,6 +146,17 @@ def positive_ints_type(text: str) -> tuple[int, ...]:
     return values
 
 
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def nonnegative_float(text: str) -> float:
     """A finite number >= 0 (weights)."""
     try:
@@ -205,15 +216,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def check_device(device: str) -> str:
-    """:func:`device_type` for values that did not come through the parser (SnapcapError on failure)."""
-    try:
-        return device_type(device)
-    except argparse.ArgumentTypeError as exc:
-        cls = BackendUnavailableError if "not available" in str(exc) or "CUDA device" in str(exc) else ConfigError
-        raise cls(f"--device {exc}") from None
-
-
 def _json_value(text: str) -> Any:
     try:
         value: Any = json.loads(text)
@@ -261,18 +263,6 @@ def recon_params_by_method(
 def deprecated(old: str, new: str) -> None:
     """Tell the user (stderr) that ``old`` still works for this release and ``new`` replaces it."""
     print(f"snapcap: {old} is deprecated and will be removed in the next release; use {new}", file=sys.stderr)
-
-
-class DeprecatedAlias(argparse.Action):
-    """An old flag that stores into the new flag's destination, with a deprecation message."""
-
-    def __init__(self, option_strings, dest, new: str = "", **kwargs):
-        self.new = new
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        deprecated(option_string or self.option_strings[0], self.new)
-        setattr(namespace, self.dest, values)
 
 
 # --- corpus --------------------------------------------------------------------------------------
@@ -436,9 +426,6 @@ class _MaskKind(argparse.Action):
             + ("; a mask file goes with --mask-file" if self.file_ok else "")
             + ")"
         )
-
-
-MASK_FILE_SUFFIXES = (".mat", ".npy", ".npz", ".h5", ".hdf5")
 
 
 class _LegacyMaskFile(argparse.Action):

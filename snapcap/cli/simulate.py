@@ -9,7 +9,7 @@ import numpy as np
 
 from snapcap.cacti.masks import load_masks
 from snapcap.cacti.simulate import simulate
-from snapcap.cacti.store import save_measurements
+from snapcap.cacti.store import MEASUREMENT_SUFFIXES, save_measurements
 from snapcap.cli.options import add_camera_options, deprecated, generated_mask_spec, nonnegative_int, positive_int
 from snapcap.datasets.sources import load_frames
 from snapcap.errors import ConfigError, DataFileError
@@ -17,8 +17,6 @@ from snapcap.fileio import check_output
 from snapcap.viz import IMAGE_SUFFIXES, simulation_montage
 
 __all__ = ["add_parser"]
-
-MEASUREMENT_SUFFIXES = (".npz", ".h5", ".hdf5")
 
 
 class _LegacySeed(argparse.Action):

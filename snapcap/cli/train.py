@@ -26,6 +26,7 @@ from snapcap.cli.options import (
     add_device_option,
     nonnegative_int,
     open_corpus_from_args,
+    positive_float,
     positive_int,
     resolve_device,
 )
@@ -64,7 +65,7 @@ def _add_recon(what: argparse._SubParsersAction) -> None:
     recon.add_argument("--steps", type=positive_int, default=None, help="training steps (default 800)")
     recon.add_argument("--batch-size", type=positive_int, default=8)
     recon.add_argument("--patch", type=positive_int, default=None, help="training patch size (default 48)")
-    recon.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3)")
+    recon.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 2e-3)")
     recon.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
     add_device_option(recon)
     recon.add_argument("--checkpoint-every", type=positive_int, default=100)
@@ -75,8 +76,6 @@ def _add_recon(what: argparse._SubParsersAction) -> None:
 
 def run_recon(args: argparse.Namespace) -> int:
     check_output(args.out, folder=True)
-    if args.lr is not None and not args.lr > 0:
-        raise ConfigError(f"--lr must be > 0, got {args.lr}")
     if args.data:
         train = MeasurementDataset(args.data, split="train")
         validation_source = MeasurementDataset(args.data, split="val")
@@ -132,7 +131,7 @@ def _add_captioner_arguments(parser: argparse.ArgumentParser, entry: CaptionerEn
     )
     model.add_argument("--epochs", type=positive_int, default=None, help="epochs (students: of stage 2)")
     model.add_argument("--batch-size", type=positive_int, default=None)
-    model.add_argument("--lr", type=float, default=None, help="learning rate")
+    model.add_argument("--lr", type=positive_float, default=None, help="learning rate")
     model.add_argument("--warmup-epochs", type=nonnegative_int, default=None, help="linear warm-up epochs")
     model.add_argument("--min-count", type=positive_int, default=None, help="vocabulary: keep words seen at least this often")
     model.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
@@ -158,8 +157,6 @@ def run_captioner(args: argparse.Namespace) -> int:
     check_output(args.out, folder=True)
     if getattr(args, "entry_error", None):
         raise ConfigError(args.entry_error)
-    if args.lr is not None and not args.lr > 0:
-        raise ConfigError(f"--lr must be > 0, got {args.lr}")
     options = {
         key: value for key, value in vars(args).items() if key not in ("func", "command", "what", "captioner", "entry_error")
     }

@@ -43,7 +43,8 @@ from tqdm.auto import tqdm
 
 from snapcap.caption.evaluate import MemoryMeter
 from snapcap.caption.metrics import caption_metrics, metric_session
-from snapcap.caption.registry import Captioner, captioner_entry, captioner_preset, create_captioner
+from snapcap.caption.native import captioner_preset
+from snapcap.caption.registry import Captioner, captioner_entry, create_captioner
 from snapcap.caption.teacher import teacher_image_size
 from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, CaptionTrainConfig, adapt_teacher, train_student, train_teacher
 from snapcap.compare.config import CompareConfig, content_hash
