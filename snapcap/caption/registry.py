@@ -676,6 +676,7 @@ def _register_builtins() -> None:
             description="Writes OUT/teacher.pt.",
             train=native.train_teacher_entry,
             load=load_native,
+            add_arguments=native.add_teacher_arguments,
             data_defaults=native.teacher_data_defaults,
             check_data=native.check_teacher_data,
         )

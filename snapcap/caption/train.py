@@ -34,8 +34,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from snapcap.cacti.bayer import mosaic
-from snapcap.caption.decoder import DECODER_PRESETS, CaptionDecoder, DecoderConfig
+from snapcap.caption.decoder import DECODER_PRESETS
 from snapcap.caption.decoding import UNK
+from snapcap.caption.lm import build_decoder, codec_for, codec_from_dict, is_lm_decoder
 from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCaptioner, copy_module
 from snapcap.caption.student import SnapCapStudent, StudentConfig
 from snapcap.caption.teacher import ClipTeacher
@@ -420,9 +421,10 @@ def mosaic_frames(frames: torch.Tensor, bayer: str | None) -> torch.Tensor:
 
 
 def build_teacher(captioner_config, vocab, device="cpu"):
+    """CLIP tower + Proj + the decoder of ``captioner_config.decoder`` (in-house, or a frozen ``lm:`` model)."""
     teacher = ClipTeacher.create(captioner_config.teacher, pretrained=captioner_config.pretrained, device=device)
-    decoder_config = DecoderConfig(**dict(captioner_config.decoder, vocab_size=len(vocab)))
-    model = TeacherCaptioner(teacher, CaptionDecoder(decoder_config), token_dim=decoder_config.width)
+    decoder = build_decoder(captioner_config.decoder, vocab)
+    model = TeacherCaptioner(teacher, decoder, token_dim=decoder.config.width)
     if captioner_config.train_encoder:
         for parameter in model.teacher.parameters():
             parameter.requires_grad_(True)
@@ -449,12 +451,20 @@ def _frame_subset(frames: torch.Tensor, indices, count: int, seed: int, epoch: i
 
 
 def _bag_of_words(samples, vocab) -> torch.Tensor:
-    """(N, V) multi-hot: the words (ids >= 4, no special tokens) of each sample's captions."""
-    out = torch.zeros(len(samples), len(vocab))
-    for row, sample in enumerate(samples):
-        for caption in sample["captions"]:
-            ids = [i for i in vocab.encode(caption, max_length=10_000) if i > UNK]
-            out[row, ids] = 1.0
+    """(N, V) multi-hot: the words (ids >= 4, no special tokens) of each sample's captions.
+
+    With a language model's tokenizer (tens of thousands of tokens) the columns are the tokens
+    the training captions use, in id order.
+    """
+    if isinstance(vocab, Vocabulary):
+        rows = [[i for c in sample["captions"] for i in vocab.encode(c, max_length=10_000) if i > UNK] for sample in samples]
+        columns = None
+    else:
+        rows = [[i for c in sample["captions"] for i in vocab.content_ids(c)] for sample in samples]
+        columns = {token: column for column, token in enumerate(sorted({i for ids in rows for i in ids}))}
+    out = torch.zeros(len(samples), len(vocab) if columns is None else max(1, len(columns)))
+    for row, ids in enumerate(rows):
+        out[row, ids if columns is None else [columns[i] for i in ids]] = 1.0
     return out
 
 
@@ -480,17 +490,23 @@ def train_teacher(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     torch.manual_seed(config.seed)
-    vocab = vocab or build_vocabulary(samples, config.min_count)
+    lm = is_lm_decoder(captioner_config.decoder)
+    if vocab is None:
+        vocab = codec_for(captioner_config.decoder) if lm else build_vocabulary(samples, config.min_count)
     device = torch.device(config.device)
     model = build_teacher(captioner_config, vocab, device)
+    if lm:  # record the model's hash and width: a load with other weights is refused
+        captioner_config = replace(captioner_config, decoder=model.decoder.config.to_dict())
 
     # Auxiliary "bag of words" head (training only, dropped afterwards): from the T snapshot
     # embeddings, predict which vocabulary words the video's reference captions use. A dense
     # signal from the same captions that gets a randomly initialised tower to see colours,
     # shapes and motions much sooner than the caption loss alone (a stand-in for CLIP's
     # image-text pre-training, which the paper relies on).
-    bow_head = nn.Linear(captioner_config.T * model.teacher.embed_dim, len(vocab)).to(device) if config.bow_weight > 0 else None
-    bow_targets = _bag_of_words(samples, vocab) if bow_head is not None else None
+    bow_targets = _bag_of_words(samples, vocab) if config.bow_weight > 0 else None
+    bow_head = None
+    if bow_targets is not None:
+        bow_head = nn.Linear(captioner_config.T * model.teacher.embed_dim, bow_targets.shape[1]).to(device)
 
     def loss_fn(indices, epoch):
         frames = _frame_subset(
@@ -750,7 +766,7 @@ def build_student(teacher_model, captioner_config, device="cpu"):
     )
     student = SnapCapStudent(config, teacher.conv_channels, teacher.grid, teacher.copy_vit_tail(), teacher.embed_dim)
     student.proj.load_state_dict(copy_module(teacher_model.proj).state_dict())
-    return SnapCapCaptioner(student, copy_module(teacher_model.decoder)).to(device)
+    return SnapCapCaptioner(student, copy_module(teacher_model.decoder)).to(device)  # a frozen lm: model is shared, not copied
 
 
 def train_student(
@@ -933,7 +949,7 @@ def load_native(path: str | Path, device="cpu", expect: str | None = None):
             f"(kind {state.get('kind') if isinstance(state, dict) else type(state).__name__!r})"
         )
     config = CaptionerConfig(**state["config"])
-    vocab = Vocabulary.from_dict(state["vocab"])
+    vocab = codec_from_dict(state["vocab"])
     name = state["name"]
     if expect == "teacher" and name != "teacher":
         raise ConfigError(f"{path}: is a {name!r} captioner; a teacher checkpoint (teacher.pt) is needed here")
