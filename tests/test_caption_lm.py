@@ -248,3 +248,74 @@ def test_teacher_preset_paths(lm_folder):
     lm = captioner_preset("tiny", decoder=f"lm:{lm_folder}").decoder
     assert lm == {"backend": "lm", "lm": str(lm_folder), "max_length": 30, "max_prefix": 16}
     assert Path(resolve_lm(lm["lm"]).folder) == lm_folder
+
+
+def test_adapt_teacher_puts_the_lm_behind_a_trained_tower(lm_folder, samples, tmp_path):
+    from snapcap.caption.train import adapt_teacher
+
+    native = train_teacher(
+        samples,
+        tmp_path / "native",
+        captioner_preset("tiny", B=2, T=2),
+        CaptionTrainConfig(epochs=1, batch_size=4),
+        progress=False,
+    )
+    path = adapt_teacher(
+        samples, native, tmp_path / "lm", CaptionTrainConfig(batch_size=4), head_epochs=2, decoder=f"lm:{lm_folder}"
+    )
+    source, _, _ = load_native(native)
+    model, config, vocab = load_native(path)
+    assert config.decoder["backend"] == "lm" and isinstance(vocab, LMTokenizer)
+    assert model.proj[-1].out_features == 32  # into the LM's embedding width
+    for (name, a), (_, b) in zip(source.teacher.state_dict().items(), model.teacher.state_dict().items()):
+        assert torch.equal(a, b), name  # the tower is kept as it was
+    assert (tmp_path / "lm" / "teacher.targets.pt").is_file()
+    student = train_student(
+        samples, path, tmp_path / "lm", "snapcap", CaptionTrainConfig(epochs=1, stage1_epochs=0, batch_size=4), progress=False
+    )
+    assert len(load_captioner(student).caption(_batch(samples[:2]))) == 2
+
+
+def test_clip4caption_with_the_lm_decoder(lm_folder, samples, tmp_path):
+    from snapcap.caption.zoo import clip4caption
+
+    path = clip4caption.train(samples, tmp_path, {"decoder": f"lm:{lm_folder}", "epochs": 3, "batch_size": 4}, progress=False)
+    model, config, vocab = clip4caption.load(path)
+    assert config.decoder["backend"] == "lm" and len(config.decoder["sha256"]) == 64 and isinstance(vocab, LMTokenizer)
+    assert not any(key.startswith("decoder.") for key in torch.load(path, weights_only=False)["state"])
+    captioner = load_captioner(path)
+    batch = _batch(samples[:2])
+    assert captioner.caption(batch) == captioner.caption(batch, method="beam", beam_size=1)
+    assert len(captioner.caption(batch, beam_size=3)) == 2
+
+
+def test_prefix_padding_is_as_if_the_padded_tokens_were_not_there(decoder):
+    tokenizer = LMTokenizer(load_language_model(decoder.config.lm))
+    tokens = tokenizer.encode_batch(CORPUS[:2], max_length=10)
+    torch.manual_seed(3)
+    prefix = torch.randn(2, 3, decoder.config.width)
+    padded = torch.cat([prefix[:, :1], torch.randn(2, 1, decoder.config.width), prefix[:, 1:]], dim=1)
+    padding = torch.tensor([[False, True, False, False]] * 2)
+    assert decoder.loss(padded, tokens, prefix_padding=padding).item() == pytest.approx(
+        decoder.loss(prefix, tokens).item(), rel=1e-5
+    )
+    assert decoder.generate(padded, prefix_padding=padding, max_length=8) == decoder.generate(prefix, max_length=8)
+    with pytest.raises(InvalidValueError, match="last prefix position"):
+        decoder.loss(padded, tokens, prefix_padding=torch.tensor([[False, False, False, True]] * 2))
+
+
+def test_clip4videocap_with_the_lm_decoder(lm_folder, samples, tmp_path):
+    from snapcap.caption.zoo import clip4videocap
+    from snapcap.datasets.synthetic import SyntheticCorpus
+
+    extras = {item.video_id: item.extra for item in SyntheticCorpus(num_videos=8, seed=1, splits=(1.0, 0.0, 0.0)).items}
+    rows = [dict(sample, **{a: extras[sample["video_id"]][a] for a in clip4videocap.ASPECTS}) for sample in samples]
+    options = {"decoder": f"lm:{lm_folder}", "epochs": 2, "batch_size": 4}
+    path = clip4videocap.train(rows, tmp_path, options, progress=False)
+    model, config, vocab = clip4videocap.load(path)
+    assert config.commonsense and config.decoder["backend"] == "lm" and isinstance(vocab, LMTokenizer)
+    assert config.decoder["max_prefix"] == 2 * 2 + 3 * (config.aspect_length - 1)  # [f; vt] and the sub-decoders' states
+    assert torch.load(path, weights_only=False)["aspect_vocab"]["format"] != vocab.to_dict()["format"]  # words for the aspects
+    captioner = load_captioner(path)
+    batch = _batch(samples[:2])
+    assert captioner.caption(batch) == captioner.caption(batch, method="beam", beam_size=1)

@@ -59,6 +59,7 @@ __all__ = [
     "codec_for",
     "codec_from_dict",
     "decoder_choice",
+    "add_decoder_argument",
 ]
 
 LM_PREFIX = "lm:"
@@ -238,6 +239,27 @@ def decoder_choice(value: str) -> str:
     return value
 
 
+def add_decoder_argument(group, default: str) -> None:
+    """The ``--decoder`` option of ``snapcap train`` (the teacher and the zoo captioners that take it)."""
+    group.add_argument(
+        "--decoder",
+        type=_decoder_type,
+        default=None,
+        metavar="native|lm:NAME",
+        help="caption decoder: 'native' (in-house, trained with the model) or 'lm:<folder|file.gguf|cached hub name|"
+        f"{SMOLLM2}>' (a frozen pretrained causal LM; pip install 'snapcap[lm]'); default: {default}",
+    )
+
+
+def _decoder_type(value: str) -> str:
+    import argparse
+
+    try:
+        return decoder_choice(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def lm_decoder_settings(name: str, max_length: int = 30, max_prefix: int = 16) -> dict[str, Any]:
     """A captioner's ``decoder`` settings for the language model ``name`` (not loaded here)."""
     return {"backend": "lm", "lm": _strip(name), "max_length": int(max_length), "max_prefix": int(max_prefix)}
@@ -345,7 +367,28 @@ class LMDecoder(nn.Module):
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.get_input_embeddings()(ids)
 
-    def loss(self, prefix: torch.Tensor, tokens: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    def _prefix_mask(self, prefix: torch.Tensor, prefix_padding: torch.Tensor | None) -> torch.Tensor:
+        """Attention mask ``(N, P)`` of the prefix: 1 for a visual token, 0 for padding."""
+        if prefix_padding is None:
+            return torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
+        if not isinstance(prefix_padding, torch.Tensor) or tuple(prefix_padding.shape) != tuple(prefix.shape[:2]):
+            raise ShapeError(f"prefix_padding must be a boolean tensor of shape {tuple(prefix.shape[:2])}")
+        if bool(prefix_padding[:, -1].any()):
+            raise InvalidValueError("prefix_padding: the last prefix position (which predicts the first word) must be real")
+        return (~prefix_padding.to(device=prefix.device, dtype=torch.bool)).long()
+
+    @staticmethod
+    def _positions(mask: torch.Tensor) -> torch.Tensor:
+        """Position ids that skip padding, as transformers' ``generate`` computes them."""
+        return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+
+    def loss(
+        self,
+        prefix: torch.Tensor,
+        tokens: torch.Tensor,
+        label_smoothing: float = 0.0,
+        prefix_padding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Mean cross-entropy of the caption tokens (EOS included) after the visual prefix.
 
         Args:
@@ -353,6 +396,8 @@ class LMDecoder(nn.Module):
             tokens: ``(N, L)`` rows of :meth:`LMTokenizer.encode_batch` (``w_1 .. w_n EOS``, then
                 :data:`IGNORE`).
             label_smoothing: in ``[0, 1)``.
+            prefix_padding: optional ``(N, P)`` booleans, True where the prefix is padding
+                (never attended to); the last prefix position must be real.
         """
         if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing < 1.0):
             raise InvalidValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
@@ -364,8 +409,10 @@ class LMDecoder(nn.Module):
         words = tokens[:, :-1]
         dtype = self.lm.get_input_embeddings().weight.dtype
         inputs = torch.cat([prefix.to(dtype), self._embed(words.clamp_min(0))], dim=1)
-        mask = torch.cat([torch.ones_like(prefix[..., 0], dtype=torch.long), (words != IGNORE).long()], dim=1)
-        logits = self.lm(inputs_embeds=inputs, attention_mask=mask, use_cache=False).logits[:, prefix.shape[1] - 1 :]
+        mask = torch.cat([self._prefix_mask(prefix, prefix_padding), (words != IGNORE).long()], dim=1)
+        logits = self.lm(inputs_embeds=inputs, attention_mask=mask, position_ids=self._positions(mask), use_cache=False).logits[
+            :, prefix.shape[1] - 1 :
+        ]
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             tokens.reshape(-1),
@@ -383,13 +430,15 @@ class LMDecoder(nn.Module):
         max_length: int | None = None,
         min_length: int = 1,
         use_cache: bool = True,
+        prefix_padding: torch.Tensor | None = None,
     ) -> list[list[int]]:
         """Caption token ids for each sample (without EOS), by the library's ``generate``.
 
         ``"greedy"`` is ``num_beams=1``; ``"beam"`` is transformers' beam search with
         ``num_beams=beam_size`` and its ``length_penalty`` (score = log-probability /
         length ** length_penalty). Lengths mean what they mean for the in-house decoder: at most
-        ``max_length - 2`` caption tokens, EOS not before ``min_length``.
+        ``max_length - 2`` caption tokens, EOS not before ``min_length``. ``prefix_padding``: as
+        for :meth:`loss`.
         """
         if method not in ("greedy", "beam"):
             raise ConfigError(f"unknown generation method {method!r}; expected 'greedy' or 'beam'")
@@ -415,7 +464,7 @@ class LMDecoder(nn.Module):
         self.eval()
         try:
             dtype = self.lm.get_input_embeddings().weight.dtype
-            mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
+            mask = self._prefix_mask(prefix, prefix_padding)
             with _quiet(transformers):
                 out = self.lm.generate(inputs_embeds=prefix.to(dtype), attention_mask=mask, generation_config=settings)
         finally:

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from snapcap.caption.lm import decoder_choice, is_lm_decoder, lm_decoder_settings
+from snapcap.caption.lm import add_decoder_argument, decoder_choice, is_lm_decoder, lm_decoder_settings
 from snapcap.caption.models import CaptionerConfig
 from snapcap.caption.teacher import teacher_image_size
 from snapcap.caption.train import (
@@ -218,25 +218,7 @@ def train_teacher_entry(samples: Any, out: str | Path, options: Mapping[str, Any
 
 def add_teacher_arguments(group) -> None:
     """``snapcap train teacher`` options."""
-    group.add_argument(
-        "--decoder",
-        type=decoder_type,
-        default=None,
-        metavar="native|lm:NAME",
-        help="caption decoder: 'native' (in-house, trained with the teacher) or 'lm:<folder|file.gguf|cached hub name|"
-        f"smollm2>' (a frozen pretrained causal LM, pip install 'snapcap[lm]'); default: the preset's "
-        f"(tiny, small: native; paper: lm:{PAPER_LM})",
-    )
-
-
-def decoder_type(value: str) -> str:
-    """argparse type of ``--decoder`` (a ConfigError, a SnapcapError, becomes a usage error)."""
-    import argparse
-
-    try:
-        return decoder_choice(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    add_decoder_argument(group, f"the preset's (tiny, small: native; paper: lm:{PAPER_LM})")
 
 
 # --- the students --------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from snapcap.cacti.bayer import mosaic
 from snapcap.caption.decoder import DECODER_PRESETS
 from snapcap.caption.decoding import UNK
-from snapcap.caption.lm import build_decoder, codec_for, codec_from_dict, is_lm_decoder
+from snapcap.caption.lm import build_decoder, codec_for, codec_from_dict, decoder_choice, is_lm_decoder, lm_decoder_settings
 from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCaptioner, copy_module
 from snapcap.caption.student import SnapCapStudent, StudentConfig
 from snapcap.caption.teacher import ClipTeacher
@@ -618,8 +618,9 @@ def adapt_teacher(
     config: CaptionTrainConfig = CaptionTrainConfig(),
     head_epochs: int | None = None,
     progress: bool = True,
+    decoder: str | None = None,
 ) -> Path:
-    """A trained teacher carried to data of another B (or T): writes ``out_dir/teacher.pt``.
+    """A trained teacher carried to data of another B (or T), or to another decoder: writes ``out_dir/teacher.pt``.
 
     The CLIP tower works frame by frame and does not depend on B; what does is the snapshot
     feature f_t (the mean over a snapshot's B frames) that the projector and decoder read. So
@@ -628,6 +629,11 @@ def adapt_teacher(
     (default ``config.head_epochs``, at least 1) from the given teacher's weights. The same pass
     writes the students' targets (``teacher.targets.pt``). ``snapcap compare`` trains one tower
     and adapts it to every compression ratio this way.
+
+    ``decoder="lm:<name-or-path>"`` puts a frozen pretrained language model
+    (:mod:`snapcap.caption.lm`) behind the trained tower: a new projector into the model's
+    embedding space is trained, the tower and the language model stay frozen (the paper's
+    setting, with this tower standing in for the pretrained CLIP).
     """
     teacher_path, out_dir = Path(teacher_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -639,13 +645,16 @@ def adapt_teacher(
     device = torch.device(config.device)
     model, source_config, vocab = load_native(teacher_path, device=device, expect="teacher")
     B, T = int(samples[0]["masks"].shape[-3]), int(samples[0]["meas"].shape[-3])
-    captioner_config = replace(
-        source_config,
-        B=B,
-        T=T,
-        decoder=dict(source_config.decoder, max_prefix=max(int(source_config.decoder.get("max_prefix", 16)), T)),
-    )
-    if captioner_config.decoder != source_config.decoder:
+    max_prefix = max(int(source_config.decoder.get("max_prefix", 16)), T)
+    captioner_config = replace(source_config, B=B, T=T, decoder=dict(source_config.decoder, max_prefix=max_prefix))
+    if decoder is not None and decoder != "native":
+        settings = lm_decoder_settings(decoder_choice(decoder), int(source_config.decoder.get("max_length", 30)), max_prefix)
+        vocab = codec_for(settings)
+        torch.manual_seed(config.seed)
+        language_decoder = build_decoder(settings, vocab)
+        model = TeacherCaptioner(model.teacher, language_decoder, token_dim=language_decoder.config.width).to(device)
+        captioner_config = replace(captioner_config, decoder=model.decoder.config.to_dict())
+    elif captioner_config.decoder != source_config.decoder:
         raise ConfigError(
             f"{teacher_path}: its decoder takes at most {source_config.decoder.get('max_prefix')} snapshot tokens; "
             f"this data has T={T}"

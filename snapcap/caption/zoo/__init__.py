@@ -41,9 +41,11 @@ def option(options: Mapping[str, Any] | None, key: str, default: Any) -> Any:
 # --- checkpoint files ---------------------------------------------------------------------------
 
 
-def fit_and_save(name: str, model, loss_fn, count: int, config, training, vocab, out_dir: Path, progress: bool, context) -> Path:
+def fit_and_save(
+    name: str, model, loss_fn, count: int, config, training, vocab, out_dir: Path, progress: bool, context, extra=None
+) -> Path:
     """Train every trainable parameter of ``model`` with :func:`snapcap.caption.train.fit`
-    (resumable) and write ``out_dir/<name>.pt`` (config, vocabulary, weights, history)."""
+    (resumable) and write ``out_dir/<name>.pt`` (config, vocabulary, weights, history and ``extra``)."""
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     stamp = {"kind": name, "config": config.to_dict(), "train": training.to_dict(), "count": count, "vocab": len(vocab)}
@@ -63,7 +65,15 @@ def fit_and_save(name: str, model, loss_fn, count: int, config, training, vocab,
     path = Path(out_dir) / f"{name}.pt"
     if context.main:
         save_checkpoint(
-            path, name, {"config": config.to_dict(), "vocab": vocab.to_dict(), "state": model.state_dict(), "history": history}
+            path,
+            name,
+            {
+                "config": config.to_dict(),
+                "vocab": vocab.to_dict(),
+                "state": model.state_dict(),
+                "history": history,
+                **(extra or {}),
+            },
         )
     return path
 

@@ -45,8 +45,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from snapcap.caption.decoding import PAD, search
+from snapcap.caption.lm import (
+    add_decoder_argument,
+    build_decoder,
+    codec_for,
+    codec_from_dict,
+    decoder_choice,
+    is_lm_decoder,
+    lm_decoder_settings,
+)
 from snapcap.caption.teacher import ClipTeacher, open_clip_module, quiet_random_init, resolve_pretrained, teacher_image_size
-from snapcap.caption.text import Vocabulary
 from snapcap.caption.train import (
     CaptionTrainConfig,
     atomic_save,
@@ -106,6 +114,9 @@ class Clip4CaptionConfig:
         encoder_layers, decoder_layers: 1 and 3 in the paper.
         dropout, max_length: dropout of TE/TD; the longest caption in tokens (BOS, EOS included).
         B, T: the data the model was trained on (frames per snapshot, snapshots per video).
+        decoder: None (TD, the paper's) or the settings of a frozen pretrained language model
+            (:mod:`snapcap.caption.lm`): then a linear map takes F_ve to the model's width and
+            the n encoded frames are its prefix.
     """
 
     clip: str = "snapcap-tiny-vit"
@@ -123,6 +134,7 @@ class Clip4CaptionConfig:
     max_length: int = 30
     B: int = 8
     T: int = 4
+    decoder: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -335,11 +347,12 @@ class Clip4Caption(nn.Module):
         config: the architecture and data layout.
         vocab_size: the caption vocabulary's size.
         encoder: the CLIP image tower (:class:`~snapcap.caption.teacher.ClipTeacher`).
+        vocab: the tokenizer of a language-model decoder (``config.decoder``), when there is one.
     """
 
     needs_fixed_size = False
 
-    def __init__(self, config: Clip4CaptionConfig, vocab_size: int, encoder):
+    def __init__(self, config: Clip4CaptionConfig, vocab_size: int, encoder, vocab: Any = None):
         super().__init__()
         self.config = config
         self.encoder = encoder
@@ -356,9 +369,15 @@ class Clip4Caption(nn.Module):
         )
         self.video_encoder = nn.TransformerEncoder(layer, config.encoder_layers, enable_nested_tensor=False)
         self.video_norm = nn.LayerNorm(width)
-        self.decoder = TransformerCaptionDecoder(
-            vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
-        )
+        if is_lm_decoder(config.decoder):
+            self.decoder = build_decoder(config.decoder, vocab)
+            self.to_prefix = nn.Linear(width, self.decoder.config.width)
+            self.config = replace(config, decoder=self.decoder.config.to_dict())
+        else:
+            self.decoder = TransformerCaptionDecoder(
+                vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
+            )
+            self.to_prefix = None
         self.name = NAME
 
     @property
@@ -389,12 +408,17 @@ class Clip4Caption(nn.Module):
         self.feature_mean.copy_(flat.mean(dim=0))
         self.feature_std.copy_(flat.std(dim=0).clamp_min(1e-6) if flat.shape[0] > 1 else torch.ones_like(self.feature_std))
 
+    def memory(self, features: torch.Tensor) -> torch.Tensor:
+        """What the decoder reads: F_ve (TD's cross-attention memory) or its map into a language model's prefix."""
+        encoded = self.encode(features)
+        return encoded if self.to_prefix is None else self.to_prefix(encoded)
+
     def loss(self, features: torch.Tensor, captions: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return self.decoder.loss(self.encode(features), captions, label_smoothing)
+        return self.decoder.loss(self.memory(features), captions, label_smoothing)
 
     @torch.no_grad()
     def caption(self, frames: torch.Tensor, **generate: Any) -> list[list[int]]:
-        return self.decoder.generate(self.encode(self.frame_features(frames)), **generate)
+        return self.decoder.generate(self.memory(self.frame_features(frames)), **generate)
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -418,6 +442,7 @@ def add_arguments(group) -> None:
         help="keep a randomly initialised tiny tower frozen (default: train it from scratch)",
     )
     group.add_argument("--width", type=int, default=None, help="width D of TE and TD (default: the preset's)")
+    add_decoder_argument(group, "native (TD, the paper's three-layer transformer decoder)")
 
 
 def image_size(options: Mapping[str, Any]) -> int:
@@ -467,6 +492,9 @@ def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4Capt
         )
     if config.width < 1 or config.width % config.heads:
         raise ConfigError(f"--width must be a positive multiple of the {config.heads} heads, got {config.width}")
+    decoder = option(options, "decoder", None)
+    if decoder is not None and decoder_choice(decoder) != "native":
+        config = replace(config, decoder=lm_decoder_settings(decoder, config.max_length, max(16, frame_count(config))))
     return config
 
 
@@ -556,9 +584,10 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     training = train_config(options, TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["tiny"]))
     context = distributed_context(training.device)
     device = torch.device(training.device)
-    vocab = build_vocabulary(rows, training.min_count)
+    vocab = codec_for(config.decoder) if is_lm_decoder(config.decoder) else build_vocabulary(rows, training.min_count)
     torch.manual_seed(training.seed)
-    model = Clip4Caption(config, len(vocab), build_frame_encoder(config, device)).to(device)
+    model = Clip4Caption(config, len(vocab), build_frame_encoder(config, device), vocab).to(device)
+    config = model.config  # with the language model's hash, when there is one
     if config.train_clip:
         model.encoder.unfreeze()
     features = None if config.train_clip else cached_features(model, rows, out_dir, NAME, device)
@@ -582,11 +611,12 @@ def load(path: str | Path, device: str = "cpu"):
     path = Path(path)
     state = read_checkpoint(path, NAME)
     config = Clip4CaptionConfig(**state["config"])
-    vocab = Vocabulary.from_dict(state["vocab"])
+    vocab = codec_from_dict(state["vocab"])
     model = Clip4Caption(
         replace(config, train_clip=False),
         len(vocab),
         build_frame_encoder(replace(config, train_clip=False), device, load_weights=False),
+        vocab,
     )
     try:
         model.load_state_dict(state["state"])

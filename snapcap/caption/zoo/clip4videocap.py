@@ -53,6 +53,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from snapcap.caption.decoding import BOS, EOS, PAD
+from snapcap.caption.lm import (
+    add_decoder_argument,
+    build_decoder,
+    codec_for,
+    codec_from_dict,
+    decoder_choice,
+    is_lm_decoder,
+    lm_decoder_settings,
+)
 from snapcap.caption.teacher import open_clip_module, teacher_image_size
 from snapcap.caption.text import Vocabulary
 from snapcap.caption.train import distributed_context
@@ -115,6 +124,10 @@ class Clip4VideoCapConfig:
         alphas: α1..α4 (caption, intention, effect, attribute); distill_weight: λ.
         dropout, max_length, aspect_length: dropout; longest caption / commonsense text in tokens.
         B, T: the data the model was trained on.
+        decoder: None (the transformer caption decoder) or a frozen pretrained language model's
+            settings (:mod:`snapcap.caption.lm`): the caption decoder's memory ``[f; vt; the
+            sub-decoders' states]`` is mapped to the model's width and read as its prefix
+            (padding masked); the sub-decoders keep their word vocabulary.
     """
 
     clip: str = "snapcap-tiny-vit"
@@ -144,6 +157,7 @@ class Clip4VideoCapConfig:
     aspect_length: int = 16
     B: int = 8
     T: int = 4
+    decoder: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -267,7 +281,7 @@ class Clip4VideoCap(nn.Module):
 
     needs_fixed_size = False
 
-    def __init__(self, config: Clip4VideoCapConfig, vocab_size: int, encoder):
+    def __init__(self, config: Clip4VideoCapConfig, vocab_size: int, encoder, vocab: Any = None, aspect_vocab_size: int = 0):
         super().__init__()
         self.config = config
         self.encoder = encoder
@@ -285,17 +299,49 @@ class Clip4VideoCap(nn.Module):
             self.aspects = nn.ModuleDict(
                 {
                     aspect: TransformerCaptionDecoder(
-                        vocab_size, width, config.sub_layers, config.heads, config.dropout, config.aspect_length
+                        aspect_vocab_size or vocab_size,
+                        width,
+                        config.sub_layers,
+                        config.heads,
+                        config.dropout,
+                        config.aspect_length,
                     )
                     for aspect in ASPECTS
                 }
             )
         else:
             self.aspects = nn.ModuleDict()
-        self.decoder = TransformerCaptionDecoder(
-            vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
-        )
+        if is_lm_decoder(config.decoder):
+            self.decoder = build_decoder(config.decoder, vocab)
+            self.to_prefix = nn.Linear(width, self.decoder.config.width)
+            self.config = replace(config, decoder=self.decoder.config.to_dict())
+        else:
+            self.decoder = TransformerCaptionDecoder(
+                vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
+            )
+            self.to_prefix = None
         self.name = NAME
+
+    def _prefix(self, memory: torch.Tensor, padding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A language model's prefix: the sub-decoders' states, then ``[f; vt]`` (real tokens last,
+        as the last prefix position predicts the first word), mapped to the model's width."""
+        if padding is not None:
+            visual = 2 * self.frames
+            memory = torch.cat([memory[:, visual:], memory[:, :visual]], dim=1)
+            padding = torch.cat([padding[:, visual:], padding[:, :visual]], dim=1)
+        return self.to_prefix(memory), padding
+
+    def _caption_loss(self, memory, captions, label_smoothing, padding) -> torch.Tensor:
+        if self.to_prefix is None:
+            return self.decoder.loss(memory, captions, label_smoothing, memory_padding=padding)
+        prefix, padding = self._prefix(memory, padding)
+        return self.decoder.loss(prefix, captions, label_smoothing, prefix_padding=padding)
+
+    def _generate(self, memory, padding, **generate: Any) -> list[list[int]]:
+        if self.to_prefix is None:
+            return self.decoder.generate(memory, memory_padding=padding, **generate)
+        prefix, padding = self._prefix(memory, padding)
+        return self.decoder.generate(prefix, prefix_padding=padding, **generate)
 
     @property
     def image_size(self) -> int:
@@ -367,7 +413,7 @@ class Clip4VideoCap(nn.Module):
             memory, padding = self._caption_memory(out["memory"], aspect_tokens)
         else:
             memory, padding = out["memory"], None
-        values["l_cap"] = self.decoder.loss(memory, captions, label_smoothing, memory_padding=padding)
+        values["l_cap"] = self._caption_loss(memory, captions, label_smoothing, padding)
         total = total + alpha_cap * values["l_cap"]
         if text_targets is not None and config.distill_weight > 0:
             values["l_distill"] = F.l1_loss(out["vt"], text_targets[:, None, :].expand_as(out["vt"]).to(out["vt"].dtype))
@@ -397,7 +443,7 @@ class Clip4VideoCap(nn.Module):
             memory, padding = self._caption_memory(memory, tokens)
         else:
             padding = None
-        return self.decoder.generate(memory, memory_padding=padding, **generate)
+        return self._generate(memory, padding, **generate)
 
     @torch.no_grad()
     def caption(self, frames: torch.Tensor, **generate: Any) -> list[list[int]]:
@@ -525,6 +571,7 @@ def add_arguments(group) -> None:
         help="keep a randomly initialised tiny tower frozen (default: train it from scratch)",
     )
     group.add_argument("--width", type=int, default=None, help="model width D (default: the preset's)")
+    add_decoder_argument(group, "native (the paper's transformer caption decoder)")
     group.add_argument("--fusion", choices=FUSIONS, default=None, help="temporal fusion block (default lstm, the paper's best)")
     group.add_argument("--scales", type=int, default=None, help="temporal scales of the fusion (default 3)")
     group.add_argument(
@@ -565,11 +612,19 @@ def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4Vide
     if option(options, "no_commonsense", False):
         changes["commonsense"] = False
     config = replace(base, **changes)
+    decoder = option(options, "decoder", None)
+    if decoder is not None and decoder_choice(decoder) != "native":
+        config = replace(config, decoder=lm_decoder_settings(decoder, config.max_length, _prefix_length(config)))
     if config.frames < 0 or config.fps <= 0 or (config.clip_fps is not None and config.clip_fps <= 0):
         raise ConfigError(
             f"frames must be >= 0 and fps, clip_fps > 0; got frames={config.frames}, fps={config.fps}, clip_fps={config.clip_fps}"
         )
     return config
+
+
+def _prefix_length(config: Clip4VideoCapConfig) -> int:
+    """The caption decoder's memory length: ``[f; vt]`` and, with commonsense, each sub-decoder's states."""
+    return 2 * frame_count(config) + (len(ASPECTS) * (config.aspect_length - 1) if config.commonsense else 0)
 
 
 def _chosen_captions(rows, indices, epoch: int, seed: int) -> list[int]:
@@ -603,16 +658,27 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
             file=sys.stderr,
         )
         config = replace(config, commonsense=False)
-    texts = [c for row in rows for c in row["captions"]] + ([a[k] for a in annotations for k in ASPECTS] if annotations else [])
+    aspect_texts = [a[k] for a in annotations for k in ASPECTS] if annotations else []
+    texts = [c for row in rows for c in row["captions"]] + aspect_texts
     if not any(str(t).strip() for t in texts):
         raise ConfigError("the training data holds no caption")
-    vocab = Vocabulary.build(texts, min_count=training.min_count)
+    aspect_vocab = None
+    if is_lm_decoder(config.decoder):  # captions in the language model's tokens; the sub-decoders keep words
+        config = replace(config, decoder=dict(config.decoder, max_prefix=_prefix_length(config)))
+        vocab = codec_for(config.decoder)
+        aspect_vocab = Vocabulary.build(aspect_texts, min_count=training.min_count) if aspect_texts else None
+    else:
+        vocab = Vocabulary.build(texts, min_count=training.min_count)
     text_encoder = None
     if config.distill_weight > 0:
         text_encoder = ClipTextEncoder(config.text_clip, config.text_pretrained, config.text_seed)
         config = replace(config, text_dim=text_encoder.dim)
     torch.manual_seed(training.seed)
-    model = Clip4VideoCap(config, len(vocab), build_frame_encoder(config, device)).to(device)
+    model = Clip4VideoCap(
+        config, len(vocab), build_frame_encoder(config, device), vocab, len(aspect_vocab) if aspect_vocab else 0
+    ).to(device)
+    config = model.config  # with the language model's hash, when there is one
+    words = aspect_vocab or vocab
     if config.train_clip:
         model.encoder.unfreeze()
     features = None if config.train_clip else cached_features(model, rows, out_dir, NAME, device)
@@ -622,7 +688,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     offsets = np.cumsum([0] + [len(row["captions"]) for row in rows])
     targets = text_encoder.encode([c for row in rows for c in row["captions"]]) if text_encoder is not None else None
     aspect_tokens = (
-        {a: vocab.encode_batch([ann[a] for ann in annotations], max_length=config.aspect_length) for a in ASPECTS}
+        {a: words.encode_batch([ann[a] for ann in annotations], max_length=config.aspect_length) for a in ASPECTS}
         if annotations
         else None
     )
@@ -646,7 +712,8 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
         aspects = None if aspect_tokens is None else {a: t[index].to(device) for a, t in aspect_tokens.items()}
         return model.losses(feats, captions, text, aspects, training.label_smoothing)
 
-    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context)
+    extra = {"aspect_vocab": aspect_vocab.to_dict()} if aspect_vocab is not None else None
+    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context, extra)
 
 
 def load(path: str | Path, device: str = "cpu"):
@@ -656,9 +723,10 @@ def load(path: str | Path, device: str = "cpu"):
     data = dict(state["config"])
     data["alphas"] = tuple(data.get("alphas", (1.0, 1.0, 1.0, 1.0)))
     config = Clip4VideoCapConfig(**data)
-    vocab = Vocabulary.from_dict(state["vocab"])
+    vocab = codec_from_dict(state["vocab"])
+    aspects = len(Vocabulary.from_dict(state["aspect_vocab"])) if state.get("aspect_vocab") else 0
     frozen = replace(config, train_clip=False)
-    model = Clip4VideoCap(frozen, len(vocab), build_frame_encoder(frozen, device, load_weights=False))
+    model = Clip4VideoCap(frozen, len(vocab), build_frame_encoder(frozen, device, load_weights=False), vocab, aspects)
     try:
         model.load_state_dict(state["state"])
     except RuntimeError as exc:
