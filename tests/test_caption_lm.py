@@ -319,3 +319,16 @@ def test_clip4videocap_with_the_lm_decoder(lm_folder, samples, tmp_path):
     captioner = load_captioner(path)
     batch = _batch(samples[:2])
     assert captioner.caption(batch) == captioner.caption(batch, method="beam", beam_size=1)
+
+
+def test_compare_takes_the_decoder(lm_folder, tmp_path):
+    from snapcap.cli.main import build_parser
+    from snapcap.compare import compare_preset
+    from snapcap.compare.run import Comparison
+
+    args = build_parser().parse_args(["compare", "--decoder", f"lm:{lm_folder}", "-o", str(tmp_path)])
+    assert args.decoder == f"lm:{lm_folder}"
+    for preset in ("micro", "tiny"):
+        config = Comparison(compare_preset(preset, decoder=args.decoder), tmp_path).captioner_config(4)
+        assert config.decoder["backend"] == "lm" and config.decoder["lm"] == str(lm_folder) and config.B == 4
+    assert "backend" not in Comparison(compare_preset("tiny"), tmp_path).captioner_config(4).decoder

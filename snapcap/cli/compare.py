@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from snapcap.caption.lm import add_decoder_argument
 from snapcap.caption.metrics import metric_names
 from snapcap.caption.registry import zoo_names
 from snapcap.cli.options import (
@@ -76,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--teacher-epochs", type=positive_int, help="teacher tower epochs")
     models.add_argument("--base-B", type=positive_int, help="the B the teacher tower trains at (default 8; micro: 4)")
     models.add_argument("--captioner", help="captioner preset: tiny, small or paper")
+    add_decoder_argument(models, "the captioner preset's (tiny, small: native; paper: lm:gpt2-medium)")
     models.add_argument("--seed", type=nonnegative_int, help="training seed")
     evals = parser.add_argument_group("evaluation")
     evals.add_argument("--test-limit", type=positive_int, help="at most this many test videos")
@@ -155,6 +157,7 @@ def config_from_args(args: argparse.Namespace):
         noise=args.noise,
         noise_seed=args.noise_seed,
         captioner=args.captioner,
+        decoder=args.decoder,
         training=training,
         base_B=args.base_B,
         students=None if args.students is None else tuple(args.students),

@@ -54,6 +54,8 @@ class CompareConfig:
         captioner: ``tiny`` (:data:`snapcap.caption.train.TINY_CAPTIONER`, trained from scratch
             offline) or a :data:`snapcap.caption.native.CAPTIONER_PRESETS` name
             (``small``, ``paper``: ViT-B/16 with OpenAI weights).
+        decoder: the caption decoder, ``native`` or ``lm:<name-or-path>`` (a frozen pretrained
+            language model, :mod:`snapcap.caption.lm`); None: the captioner preset's.
         training: :class:`snapcap.caption.train.CaptionTrainConfig` fields (overrides of the
             captioner preset's defaults).
         adapt_epochs: epochs of projector + decoder when the teacher tower, trained once at
@@ -88,6 +90,7 @@ class CompareConfig:
     noise: str = "none"
     noise_seed: int = 0
     captioner: str = "tiny"
+    decoder: str | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
     adapt_epochs: int = 3
     base_B: int | None = None

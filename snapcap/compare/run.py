@@ -42,6 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from snapcap.caption.evaluate import MemoryMeter
+from snapcap.caption.lm import decoder_choice, lm_decoder_settings
 from snapcap.caption.metrics import caption_metrics, metric_session
 from snapcap.caption.native import captioner_preset
 from snapcap.caption.registry import Captioner, captioner_entry, create_captioner
@@ -257,8 +258,10 @@ class Comparison:
                 T=cfg.T,
                 decoder=dict(TINY_CAPTIONER.decoder, max_prefix=max(int(TINY_CAPTIONER.decoder.get("max_prefix", 16)), cfg.T)),
             )
+            if cfg.decoder not in (None, "native"):
+                config = replace(config, decoder=lm_decoder_settings(decoder_choice(cfg.decoder), max_prefix=max(16, cfg.T)))
         else:
-            config = captioner_preset(cfg.captioner, B=B, T=cfg.T)
+            config = captioner_preset(cfg.captioner, B=B, T=cfg.T, decoder=cfg.decoder)
         image = teacher_image_size(config.teacher)
         if image != cfg.size:
             raise ConfigError(
