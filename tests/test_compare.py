@@ -448,3 +448,17 @@ def test_zoo_captioners_are_rows_of_a_comparison(tmp_path):
     assert all(stage["status"] == "reused" for stage in again["stages"])
     with pytest.raises(ConfigError, match="--zoo"):
         CompareConfig(zoo=("clip5caption",))
+
+
+def test_paper_preset_rows_decode_as_their_papers():
+    from snapcap.compare.report import _decoding
+
+    paper = compare_preset("paper", zoo=("clip4caption", "vccv"))
+    assert paper.zoo_preset == "paper" and compare_preset("tiny").zoo_preset == "tiny"
+    assert [paper.row_beam(p) for p in ("teacher", "snapcap", "clip4caption", "vccv")] == [1, 1, 1, 5]
+    assert compare_preset("tiny", zoo=("vccv",)).row_beam("vccv") == 1
+    assert compare_preset("paper", zoo=("vccv",), beam=3).row_beam("vccv") == 3
+    rows = [{"pipeline": "teacher", "beam": 1}, {"pipeline": "vccv", "beam": 5, "preset": "paper"}]
+    text = _decoding(paper.to_dict(), rows)
+    assert text == "greedy decoding except vccv beam 5 (as their papers); zoo rows: vccv paper preset"
+    assert _decoding(dict(paper.to_dict(), beam=1), rows[:1]) == "greedy decoding"

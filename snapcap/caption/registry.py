@@ -142,6 +142,8 @@ class CaptionerEntry:
             refuse data the model cannot train on.
         description: more text for ``snapcap train NAME --help``.
         stem: checkpoint file stem (default: ``name``).
+        paper_beam: the beam its paper decodes with (1: greedy, or the paper does not say);
+            ``snapcap compare --preset paper`` decodes its row so unless ``--beam`` is given.
         group: ``"snapcap"`` (the paper's own captioners) or ``"zoo"`` (other papers' models,
             ``compare --zoo`` rows).
     """
@@ -159,6 +161,7 @@ class CaptionerEntry:
     description: str = ""
     stem: str | None = None
     group: str = "zoo"
+    paper_beam: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c in self.name for c in " :+/"):
@@ -739,6 +742,7 @@ def _register_builtins() -> None:
             load=f"{zoo}.vccv:load",
             add_arguments=f"{zoo}.vccv:add_arguments",
             image_size=f"{zoo}.vccv:image_size",
+            paper_beam=5,  # VCCV's paper decodes with beam search of width 5 (VCCV_DEFAULTS["beam_size"])
             description="Compresses the true video itself (block-matching P-frame emulation, "
             "or a real codec with --source codec). "
             "Writes OUT/vccv.pt.",

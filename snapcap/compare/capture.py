@@ -44,14 +44,25 @@ def capture_checkpoints(checkpoints: str | Path, B: int) -> dict[str, Path]:
         )
     results = folder / "results.json" if folder.is_dir() else None
     if results is not None and results.is_file():
-        data = json.loads(results.read_text())
-        found = {
-            row["pipeline"]: Path(row["checkpoint"])
-            for row in data.get("rows", [])
-            if int(row.get("B", -1)) == B and row.get("checkpoint")
-        }
-        if "teacher" not in found:
+        try:
+            data = json.loads(results.read_text(encoding="utf-8"))
+            found = {
+                row["pipeline"]: Path(row["checkpoint"])
+                for row in data.get("rows", [])
+                if int(row.get("B", -1)) == B and row.get("checkpoint")
+            }
             have = sorted({int(row["B"]) for row in data.get("rows", [])})
+            unfold = [
+                stage
+                for stage in data.get("stages", [])
+                if stage.get("stage") == "unfold" and stage.get("B") == B and stage.get("path")
+            ]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # damaged, or another structure
+            raise DataFileError(
+                f"{results}: not a readable results file of `snapcap compare` ({exc.__class__.__name__}: {exc}); "
+                "expected rows of pipeline, B and checkpoint"
+            ) from exc
+        if "teacher" not in found:
             raise ConfigError(
                 f"{results}: no models for B={B} (the capture's); that comparison has B = {have}; rerun it with --B {B} added"
             )
@@ -59,11 +70,6 @@ def capture_checkpoints(checkpoints: str | Path, B: int) -> dict[str, Path]:
         for name in ("snapcap", "baseline"):
             if name in found:
                 out[name] = found[name]
-        unfold = [
-            stage
-            for stage in data.get("stages", [])
-            if stage.get("stage") == "unfold" and stage.get("B") == B and stage.get("path")
-        ]
         if unfold:
             out["unfold"] = Path(unfold[-1]["path"])
         return out

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from snapcap.caption.registry import zoo_names
+from snapcap.caption.registry import captioner_entry, zoo_names
 from snapcap.caption.train import CaptionTrainConfig
 from snapcap.errors import ConfigError
 from snapcap.recon.api import METHODS
@@ -72,7 +72,8 @@ class CompareConfig:
         ssim_videos: SSIM of the two-stage reconstructions over at most the first this many test
             videos (None: all); PSNR is always over all of them. SSIM costs ~2 ms a 64x64 colour
             frame, more than the GAP-TV reconstruction itself at large B.
-        metrics: caption metrics; beam: decoding beam (1: greedy).
+        metrics: caption metrics; beam: decoding beam of every row (1: greedy); None: each row's
+            own (:meth:`row_beam`: greedy, or its paper's beam under the paper captioner preset).
         montage_videos: test videos drawn in montages.
         device: torch device; threads: torch CPU threads (0: leave torch's default).
         seed: training seed.
@@ -103,7 +104,7 @@ class CompareConfig:
     test_limit: int | None = None
     ssim_videos: int | None = None
     metrics: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")
-    beam: int = 1
+    beam: int | None = None
     montage_videos: int = 3
     device: str = "cpu"
     threads: int = 0
@@ -142,7 +143,7 @@ class CompareConfig:
             raise ConfigError(f"--test-limit must be >= 1, got {self.test_limit}")
         if self.ssim_videos is not None and self.ssim_videos < 1:
             raise ConfigError(f"ssim_videos must be >= 1 (or None: all), got {self.ssim_videos}")
-        if self.beam < 1:
+        if self.beam is not None and self.beam < 1:
             raise ConfigError(f"--beam must be >= 1, got {self.beam}")
         if self.adapt_epochs < 1:
             raise ConfigError(f"adapt_epochs must be >= 1, got {self.adapt_epochs}")
@@ -175,6 +176,21 @@ class CompareConfig:
     def pipelines(self) -> list[str]:
         """Row names in report order."""
         return ["teacher", *self.students, *(f"two-stage:{method}" for method in self.recon), *self.zoo]
+
+    @property
+    def zoo_preset(self) -> str:
+        """The preset of the zoo rows: ``paper`` with the paper captioners, else ``tiny``."""
+        return "paper" if self.captioner == "paper" else "tiny"
+
+    def row_beam(self, pipeline: str) -> int:
+        """The beam a row decodes with: ``beam`` when given; else its paper's
+        (:attr:`~snapcap.caption.registry.CaptionerEntry.paper_beam`) for a zoo row under the
+        paper preset, greedy otherwise."""
+        if self.beam is not None:
+            return int(self.beam)
+        if pipeline in self.zoo and self.zoo_preset == "paper":
+            return int(captioner_entry(pipeline).paper_beam)
+        return 1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

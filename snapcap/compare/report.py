@@ -21,7 +21,7 @@ import json
 import math
 import textwrap
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -295,7 +295,7 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
         f"{'gray' if config['gray'] else config['bayer'] + ' Bayer'}, {config['mask']} masks, noise {config['noise']}; "
         f"captioners: {config['captioner']} preset; device {config['device']}; preset {config['preset']}. "
         "Times are per video (T snapshots), batch size 1, "
-        f"{'beam ' + str(config['beam']) if config['beam'] > 1 else 'greedy decoding'}. "
+        f"{_decoding(config, rows)}. "
         f"Wall time of this run: {results.get('wall_s', 0):.0f} s.",
         "",
         f"## All pipelines at B = {reference} (the shape of the SnapCap paper's Table 3)",
@@ -531,3 +531,19 @@ def write_report(results: dict[str, Any], out: str | Path) -> list[Path]:
     write_text(out / "report.md", report_markdown(public, figures))
     written += [json_path, out / "results.csv", out / "report.md"]
     return written
+
+
+def _decoding(config: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
+    """How the rows decode, and each zoo row's preset: one phrase of the report's first lines."""
+    beams = {row["pipeline"]: int(row.get("beam") or 1) for row in rows}
+    if config.get("beam") is not None:
+        text = f"beam {config['beam']}" if int(config["beam"]) > 1 else "greedy decoding"
+    elif any(beam > 1 for beam in beams.values()):
+        wide = sorted(f"{name} beam {beam}" for name, beam in beams.items() if beam > 1)
+        text = "greedy decoding except " + ", ".join(wide) + " (as their papers)"
+    else:
+        text = "greedy decoding"
+    zoo = {row["pipeline"]: row.get("preset") for row in rows if row["pipeline"] in config.get("zoo", ())}
+    if zoo:
+        text += "; zoo rows: " + ", ".join(f"{name} {preset} preset" for name, preset in sorted(zoo.items()))
+    return text

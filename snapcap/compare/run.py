@@ -375,7 +375,13 @@ class Comparison:
         """A captioner of :mod:`snapcap.caption.zoo` trained on this B's data (its frames)."""
 
         cfg = self.config
-        options = {"seed": cfg.seed, "device": cfg.device, "teacher": str(teacher[0]), **dict(cfg.zoo_options.get(name, {}))}
+        options = {
+            "preset": cfg.zoo_preset,
+            "seed": cfg.seed,
+            "device": cfg.device,
+            "teacher": str(teacher[0]),
+            **dict(cfg.zoo_options.get(name, {})),
+        }
         key = content_hash("zoo", name, teacher[1], data.key, options)
         folder = self.cache / "models" / f"{name}-B{B:02d}-{key}"
         path = folder / f"{name}.pt"
@@ -424,7 +430,7 @@ class Comparison:
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Caption every test video alone; time, memory and (two-stage) PSNR/SSIM."""
 
-        beam = self.config.beam
+        beam = self.config.row_beam(pipeline)
         captioner.caption(samples[0], beam_size=beam)  # warm-up: lazy initialisation is not timed
         ssim_videos = self.config.ssim_videos
         predictions, references, totals, recons, psnrs, ssims = {}, {}, [], [], [], []
@@ -474,6 +480,7 @@ class Comparison:
             "ssim_videos": len(ssims) if ssims else None,
             "device": captioner.device,
             "beam": beam,
+            "preset": self.config.zoo_preset if pipeline in self.config.zoo else self.config.captioner,
             "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
             "notes": [f"SSIM of the reconstructions over the first {len(ssims)} of the {len(psnrs)} test videos (PSNR over all)"]
             if 0 < len(ssims) < len(psnrs)
@@ -532,7 +539,8 @@ class Comparison:
                     else:
                         params = None
                         model_key = models[pipeline][1]
-                    row_key = content_hash("row", pipeline, model_key, this.key, cfg.test_limit, cfg.beam, cfg.device)
+                    beam = cfg.row_beam(pipeline)
+                    row_key = content_hash("row", pipeline, model_key, this.key, cfg.test_limit, beam, cfg.device)
                     row_path = self.cache / "rows" / f"{_slug(pipeline)}-B{B:02d}-{row_key}.json"
                     recon_path = row_path.with_suffix(".recon.npz")
                     row = _read_json(row_path)
