@@ -462,3 +462,21 @@ def test_paper_preset_rows_decode_as_their_papers():
     text = _decoding(paper.to_dict(), rows)
     assert text == "greedy decoding except vccv beam 5 (as their papers); zoo rows: vccv paper preset"
     assert _decoding(dict(paper.to_dict(), beam=1), rows[:1]) == "greedy decoding"
+
+
+def test_batched_evaluation_gives_the_same_captions_and_a_separate_timed_pass(micro, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(micro["out"], out)  # the trained models are reused; only the rows are captioned again
+    argv = ["compare", "--preset", "micro", "--B", "4", "10", "-o", str(out), "--no-progress", "--quiet"]
+    assert main([*argv, "--batch-size", "3", "--latency-videos", "2"]) == 0
+    single = {(r["B"], r["pipeline"]): r for r in json.loads((micro["out"] / "results.json").read_text())["rows"]}
+    batched = json.loads((out / "results.json").read_text())
+    assert not any(stage["status"] == "trained" for stage in batched["stages"])
+    for row in batched["rows"]:
+        alone = single[(row["B"], row["pipeline"])]
+        assert row["predictions"] == alone["predictions"], row["pipeline"]
+        assert (row["batch_size"], row["latency_videos"]) == (3, 2) and alone["latency_videos"] == alone["videos"]
+        if row["pipeline"].startswith("two-stage:"):
+            assert row["psnr"] == pytest.approx(alone["psnr"], abs=1e-3)

@@ -82,7 +82,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evals = parser.add_argument_group("evaluation")
     evals.add_argument("--test-limit", type=positive_int, help="at most this many test videos")
     evals.add_argument("--metrics", help="comma-separated among BLEU,METEOR,ROUGE-L,CIDEr (default all four)")
-    evals.add_argument("--beam", type=positive_int, help="beam size (default 1: greedy)")
+    evals.add_argument(
+        "--beam", type=positive_int, help="beam size of every row (default: greedy; under --captioner paper, VCCV beam 5)"
+    )
+    evals.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="test videos captioned together for the scores (default 1); latency is then a separate batch-1 pass",
+    )
+    evals.add_argument("--latency-videos", type=positive_int, help="videos of that timed pass (default: all)")
     evals.add_argument("--montage-videos", type=nonnegative_int, help="test videos drawn in montages (default 3)")
     add_device_option(evals, default=None)
     evals.add_argument("--threads", type=nonnegative_int, help="torch CPU threads (default: torch's)")
@@ -169,6 +177,8 @@ def config_from_args(args: argparse.Namespace):
         test_limit=args.test_limit,
         metrics=metrics,
         beam=args.beam,
+        batch_size=args.batch_size,
+        latency_videos=args.latency_videos,
         montage_videos=args.montage_videos,
         device=args.device,
         threads=args.threads,

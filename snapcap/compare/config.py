@@ -69,6 +69,9 @@ class CompareConfig:
             zoo_options: name -> options of its ``snapcap train NAME`` verb (``epochs``...).
         unfold: the deep reconstructor's training: ``preset`` (tiny/small/paper), ``steps``...
         test_limit: at most this many test videos (None: the whole test split).
+        batch_size: test videos captioned together for the scores (1: one at a time, which is
+            also the timed pass); latency_videos: with ``batch_size > 1``, the videos of the
+            separate timed pass at batch 1 (None: all of them).
         ssim_videos: SSIM of the two-stage reconstructions over at most the first this many test
             videos (None: all); PSNR is always over all of them. SSIM costs ~2 ms a 64x64 colour
             frame, more than the GAP-TV reconstruction itself at large B.
@@ -102,6 +105,8 @@ class CompareConfig:
     recon_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unfold: Mapping[str, Any] = field(default_factory=lambda: {"preset": "tiny", "steps": 300, "batch_size": 8, "patch": 64})
     test_limit: int | None = None
+    batch_size: int = 1
+    latency_videos: int | None = None
     ssim_videos: int | None = None
     metrics: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")
     beam: int | None = None
@@ -141,6 +146,8 @@ class CompareConfig:
             raise ConfigError(f"--base-B must be >= 1, got {self.base_B}")
         if self.test_limit is not None and self.test_limit < 1:
             raise ConfigError(f"--test-limit must be >= 1, got {self.test_limit}")
+        if self.batch_size < 1 or (self.latency_videos is not None and self.latency_videos < 1):
+            raise ConfigError(f"--batch-size and --latency-videos must be >= 1, got {self.batch_size}, {self.latency_videos}")
         if self.ssim_videos is not None and self.ssim_videos < 1:
             raise ConfigError(f"ssim_videos must be >= 1 (or None: all), got {self.ssim_videos}")
         if self.beam is not None and self.beam < 1:
