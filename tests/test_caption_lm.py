@@ -269,7 +269,7 @@ def test_adapt_teacher_puts_the_lm_behind_a_trained_tower(lm_folder, samples, tm
     assert model.proj[-1].out_features == 32  # into the LM's embedding width
     for (name, a), (_, b) in zip(source.teacher.state_dict().items(), model.teacher.state_dict().items()):
         assert torch.equal(a, b), name  # the tower is kept as it was
-    assert (tmp_path / "lm" / "teacher.targets.pt").is_file()
+    assert (tmp_path / "lm" / "teacher.targets" / "f_t_conv.npy").is_file()
     student = train_student(
         samples, path, tmp_path / "lm", "snapcap", CaptionTrainConfig(epochs=1, stage1_epochs=0, batch_size=4), progress=False
     )

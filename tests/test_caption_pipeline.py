@@ -605,3 +605,38 @@ def test_ddp_two_processes_match_one(tmp_path):
     assert (tmp_path / "run" / "teacher.pt").is_file()
     captioner = create_captioner("teacher", tmp_path / "run")
     assert len(captioner.caption(samples[0])) == 1
+
+
+def test_teacher_targets_live_on_disk_memory_mapped(tmp_path):
+    import numpy as np
+    from caption_helpers import tiny_config, tiny_samples
+
+    from snapcap.caption.train import (
+        CaptionTrainConfig,
+        MappedTargets,
+        compute_targets,
+        load_native,
+        target_rows,
+        teacher_targets,
+        train_teacher,
+    )
+
+    samples = tiny_samples(6, B=2, T=2)
+    path = train_teacher(
+        samples, tmp_path, tiny_config(), CaptionTrainConfig(epochs=1, head_epochs=1, batch_size=4), progress=False
+    )
+    folder = tmp_path / "teacher.targets"
+    assert sorted(p.name for p in folder.iterdir()) == ["f_t.npy", "f_t_conv.npy", "meta.json"]
+    assert not list(tmp_path.glob(".targets-*"))  # the working folder was moved, not copied
+    model, _, _ = load_native(path)
+    stored = teacher_targets(model, path, samples, "cpu")
+    assert isinstance(stored, MappedTargets) and isinstance(stored["f_t_conv"], np.memmap)
+    fresh = compute_targets(model, samples, "cpu")
+    for key in ("f_t_conv", "f_t"):
+        assert torch.allclose(torch.from_numpy(np.array(stored[key])), fresh[key], atol=1e-5)
+        assert torch.equal(
+            target_rows(stored, key, [4, 1, 3]), target_rows({key: torch.from_numpy(np.array(stored[key]))}, key, [4, 1, 3])
+        )
+    (folder / "meta.json").write_text("{damaged")
+    again = teacher_targets(model, path, samples, "cpu")  # a damaged cache is recomputed and rewritten
+    assert json.loads((folder / "meta.json").read_text())["keys"] and isinstance(again, MappedTargets)

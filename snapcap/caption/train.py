@@ -22,9 +22,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -586,8 +588,14 @@ def _train_head(
     """The tower frozen: f_t over all B frames computed once, projector + decoder trained on it."""
     device = next(model.parameters()).device
     model.teacher.freeze()
-    targets = compute_targets(model, samples, device)
-    f_t = targets["f_t"]
+    folder = Path(tempfile.mkdtemp(prefix=".targets-", dir=out_dir)) if context.main else None  # moved beside teacher.pt
+    try:
+        targets = compute_targets(model, samples, device, folder=folder)
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    f_t = torch.from_numpy(np.array(targets["f_t"]))
 
     def head_fn(indices, epoch):
         captions = encode_caption_batch(samples, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
@@ -692,8 +700,11 @@ def adapt_teacher(
 # --- the teacher's distillation targets, computed once ---------------------------------------
 
 
-def _targets_path(teacher_path: Path) -> Path:
-    return teacher_path.with_name(teacher_path.stem + ".targets.pt")
+def _targets_dir(teacher_path: Path) -> Path:
+    return teacher_path.with_name(teacher_path.stem + ".targets")
+
+
+TARGET_KEYS = ("f_t_conv", "f_t")
 
 
 def sample_keys(samples) -> list[list[Any]]:
@@ -717,51 +728,108 @@ def _teacher_stamp(teacher_path: Path) -> list[int]:
     return [int(info.st_mtime_ns), int(info.st_size)]
 
 
-def _save_targets(teacher_path: Path, samples, targets: dict[str, torch.Tensor]) -> None:
-    atomic_save(
-        _targets_path(teacher_path),
-        {"teacher": _teacher_stamp(teacher_path), "keys": sample_keys(samples), **{k: v.cpu() for k, v in targets.items()}},
-    )
+def _read_only(folder: Path) -> dict[str, np.ndarray]:
+    return {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in TARGET_KEYS}
 
 
-def compute_targets(teacher_model, samples, device, chunk: int = 32) -> dict[str, torch.Tensor]:
+def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any], keys: list | None = None) -> None:
+    """Store the targets beside the teacher (``teacher.targets/``: one .npy per array and ``meta.json``).
+
+    Arrays computed into a folder (memory-mapped) are moved there; in-memory ones are written.
+    The folder appears whole or not at all (written under a temporary name, then renamed).
+    """
+    final = _targets_dir(teacher_path)
+    source = getattr(targets, "folder", None)
+    work = Path(source) if source is not None else Path(tempfile.mkdtemp(prefix=".targets-", dir=final.parent))
+    try:
+        if source is None:
+            for key in TARGET_KEYS:
+                np.save(work / f"{key}.npy", np.asarray(targets[key]))
+        meta = {"teacher": _teacher_stamp(teacher_path), "keys": keys if keys is not None else sample_keys(samples)}
+        (work / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+class MappedTargets(dict):
+    """Target arrays memory-mapped from ``folder`` (RAM does not grow with the corpus)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(_read_only(folder))
+        self.folder = folder
+
+
+def target_rows(targets: Mapping[str, Any], key: str, rows) -> torch.Tensor:
+    """Rows of a target array (a tensor, or a memory-mapped array: only those rows are read)."""
+    array = targets[key]
+    index = np.asarray(rows, dtype=np.int64)
+    if isinstance(array, torch.Tensor):
+        return array[torch.as_tensor(index)]
+    return torch.from_numpy(np.ascontiguousarray(array[np.sort(index)][np.argsort(np.argsort(index))]))
+
+
+def compute_targets(teacher_model, samples, device, chunk: int = 32, folder: str | Path | None = None) -> Mapping[str, Any]:
     """The frozen teacher's (f_t_conv, f_t) of every sample over all its B frames: one pass.
 
-    Returns ``{"f_t_conv": (N, T, c, h, w), "f_t": (N, T, d)}`` on the CPU.
+    Returns ``{"f_t_conv": (N, T, c, h, w), "f_t": (N, T, d)}``: torch tensors on the CPU, or,
+    with ``folder``, arrays written there chunk by chunk as .npy files and memory-mapped
+    (:class:`MappedTargets`), so that memory stays bounded at any corpus size.
     """
-    convs, embeds = [], []
+    count = len(samples)
+    arrays: dict[str, Any] = {}
+    if folder is not None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        for start in range(0, len(samples), chunk):
-            frames = rgb_frames(_stack(samples, range(start, min(len(samples), start + chunk)), "frames", device))
+        for start in range(0, count, chunk):
+            frames = rgb_frames(_stack(samples, range(start, min(count, start + chunk)), "frames", device))
             conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
-            convs.append(conv)
-            embeds.append(embed)
-    return {"f_t_conv": torch.cat(convs), "f_t": torch.cat(embeds)}
+            for key, value in (("f_t_conv", conv), ("f_t", embed)):
+                if key not in arrays:
+                    shape = (count, *value.shape[1:])
+                    if folder is None:
+                        arrays[key] = torch.empty(shape, dtype=value.dtype)
+                    else:
+                        arrays[key] = np.lib.format.open_memmap(folder / f"{key}.npy", mode="w+", dtype=np.float32, shape=shape)
+                arrays[key][start : start + value.shape[0]] = value if folder is None else value.float().numpy()
+    if folder is None:
+        return arrays
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    return MappedTargets(folder)
 
 
-def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, write: bool = True) -> dict[str, torch.Tensor]:
-    """:func:`compute_targets`, read from ``teacher.targets.pt`` when that file was written by this
-    teacher for these samples (same ids, shapes and frame checksums), else computed (and stored
-    when ``write``)."""
+def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, write: bool = True) -> Mapping[str, Any]:
+    """:func:`compute_targets`, read (memory-mapped) from ``teacher.targets/`` when this teacher
+    wrote it for these samples (same ids, shapes and frame checksums), else computed (and stored
+    there when ``write``; else kept in memory)."""
     teacher_path = Path(teacher_path)
-    cache = _targets_path(teacher_path)
-    keys = None
-    if cache.is_file():
-        try:
-            state = torch.load(cache, map_location="cpu", weights_only=False)
-            keys = sample_keys(samples)
-            if state.get("teacher") == _teacher_stamp(teacher_path) and state.get("keys") == keys:
-                return {"f_t_conv": state["f_t_conv"], "f_t": state["f_t"]}
-        except Exception:  # noqa: BLE001 - a damaged cache is recomputed
-            pass
-    targets = compute_targets(teacher_model, samples, device)
-    if not write:
-        return targets
+    final = _targets_dir(teacher_path)
+    keys = sample_keys(samples)
     try:
-        atomic_save(cache, {"teacher": _teacher_stamp(teacher_path), "keys": keys or sample_keys(samples), **targets})
-    except OSError:  # read-only teacher folder: fine, just not cached
+        meta = json.loads((final / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("teacher") == _teacher_stamp(teacher_path) and meta.get("keys") == keys:
+            return MappedTargets(final)
+    except (OSError, ValueError):  # absent or damaged: recomputed
         pass
-    return targets
+    if not write:
+        return compute_targets(teacher_model, samples, device)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".targets-", dir=final.parent))
+    except OSError:  # read-only teacher folder: fine, just not cached
+        return compute_targets(teacher_model, samples, device)
+    try:
+        targets = compute_targets(teacher_model, samples, device, folder=work)
+        _save_targets(teacher_path, samples, targets, keys)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return MappedTargets(final)
 
 
 # --- student ----------------------------------------------------------------------------------
@@ -876,7 +944,7 @@ def train_student(
         # start stage 2 from its exact minimiser (a ridge regression over the training patches).
         targets = cached if cached is not None else compute_targets(teacher_model, samples, device)
         ybar = torch.cat([_ybar(samples, range(i, min(len(samples), i + 64)), device) for i in range(0, len(samples), 64)])
-        student.fit_shortcut(ybar.cpu(), targets["f_t_conv"].flatten(0, 1).cpu(), config.shortcut_ridge)
+        student.fit_shortcut(ybar.cpu(), torch.from_numpy(np.array(targets["f_t_conv"])).flatten(0, 1), config.shortcut_ridge)
 
     def stage2(indices, epoch):
         meas = _stack(samples, indices, "meas", device)
@@ -887,7 +955,7 @@ def train_student(
         if losses["dis"]:
             if cached is not None:
                 rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-                f_t_conv, f_t = cached["f_t_conv"][rows], cached["f_t"][rows]
+                f_t_conv, f_t = target_rows(cached, "f_t_conv", rows), target_rows(cached, "f_t", rows)
             else:
                 with torch.no_grad():
                     frames = rgb_frames(_stack(samples, indices, "frames", device))
