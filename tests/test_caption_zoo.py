@@ -254,3 +254,49 @@ def test_foreign_file_is_a_data_file_error(tmp_path):
 def test_option_helper():
     assert zoo.option({"a": None}, "a", 3) == 3 and zoo.option({"a": 0}, "a", 3) == 0 and zoo.option(None, "a", 1) == 1
     assert np.isfinite(1.0)
+
+
+# --- docs/paper-presets.md ----------------------------------------------------------------------
+
+
+def _doc_section(title: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "paper-presets.md").read_text(encoding="utf-8")
+    sections = {part.split("\n", 1)[0].strip(): part for part in text.split("\n## ")[1:]}
+    matches = [body for heading, body in sections.items() if heading.startswith(title)]
+    assert len(matches) == 1, f"docs/paper-presets.md has no single section {title!r}: {list(sections)}"
+    return matches[0]
+
+
+def test_paper_presets_doc_lists_every_setting():
+    """Each zoo captioner's section names every field of its paper preset and training settings."""
+    from dataclasses import fields
+
+    from snapcap.caption.zoo import clip4caption, clip4videocap, vccv
+
+    cases = {
+        "CLIP4Caption": [f.name for f in fields(clip4caption.Clip4CaptionConfig)] + list(clip4caption.TRAIN_DEFAULTS["paper"]),
+        "CLIP4VideoCap": [f.name for f in fields(clip4videocap.Clip4VideoCapConfig)]
+        + list(clip4videocap.TRAIN_DEFAULTS["paper"]),
+        "VCCV": [f.name for f in fields(vccv.VccvConfig)] + [f.name for f in fields(vccv.VccvTrainConfig)],
+    }
+    for title, names in cases.items():
+        section = _doc_section(title)
+        missing = [name for name in names if f"`{name}`" not in section]
+        assert not missing, f"docs/paper-presets.md, {title}: no row for {missing}"
+        assert "| setting | snapcap paper preset | the paper's value | source | note |" in section
+    snapcap = _doc_section("SnapCap")
+    for name in ("alpha", "beta", "lr_conv2", "lr_tail", "lr_proj", "lr_encoder", "warmup_epochs", "stage1_epochs", "batch_size"):
+        assert f"`{name}`" in snapcap, name
+    assert "docs/paper-presets.md" in (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_paper_presets_doc_states_the_corrected_values():
+    section = _doc_section("CLIP4VideoCap")
+    row = next(line for line in section.splitlines() if line.startswith("| `distill_weight`"))
+    assert row.split("|")[2].strip() == "10" and "Table 3" in row
+    vccv_rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in _doc_section("VCCV").splitlines()
+        if line.startswith("| `")
+    }
+    assert (vccv_rows["`lr`"], vccv_rows["`batch_size`"], vccv_rows["`warmup_epochs`"]) == ("1e-4", "8", "0")

@@ -69,6 +69,79 @@ def test_frame_sampling():
         c4c.sample_frame_indices(0, 2)
 
 
+def test_frame_count_rule_for_windows_spread_over_the_video():
+    """--video-seconds D: n = round(D * fps); --clip-fps r only for contiguous frames: n = round(T*B / r * fps)."""
+    config = c4c.Clip4CaptionConfig
+    # the reported bug: 64 frames of a 30 fps video "at 1 fps" give 2 frames, whatever the video's length
+    assert c4c.frame_count(config(B=8, T=8, clip_fps=30.0)) == 2  # right only if the 64 frames are contiguous (2.1 s)
+    assert c4c.frame_count(config(B=8, T=8, video_seconds=15.0)) == 15  # a 15 s video at the paper's 1 fps
+    assert c4c.frame_count(config(B=8, T=8, video_seconds=15.0, fps=2.0)) == 30
+    assert c4c.frame_count(config(B=8, T=8, video_seconds=100.0)) == 64  # at most the T*B frames present
+    assert c4c.frame_count(config(B=8, T=8, video_seconds=0.2)) == 1
+    assert c4c.frame_count(config(B=8, T=4, video_seconds=24.0)) == 24
+
+
+def test_sampled_frames_follow_the_one_fps_instants():
+    """Frame k comes from the window of the segment that holds its instant (k + 1/2) / fps."""
+    from snapcap.datasets.video import clip_indices
+
+    rate, seconds, T, B = 30, 10.0, 4, 8
+    layout = clip_indices(int(rate * seconds), T, B).reshape(-1)  # a video file's T windows of B frames
+    n = c4c.frame_count(c4c.Clip4CaptionConfig(B=B, T=T, video_seconds=seconds))
+    assert n == 10
+    chosen = c4c.sample_frame_indices(T * B, n)
+    segment = seconds / T
+    for k, position in enumerate(chosen):
+        instant = (k + 0.5) / 1.0
+        assert int(layout[position] / rate // segment) == int(instant // segment), (k, position)
+    frames = torch.arange(T * B).float().reshape(1, T, B, 1, 1)
+    assert c4c.select_frames(frames, n)[0, :, 0, 0].long().tolist() == chosen.tolist()
+
+
+def test_frame_sampling_options():
+    config = c4c.config_from_options({"video_seconds": 12.0}, B=8, T=4)
+    assert config.video_seconds == 12.0 and c4c.frame_count(config) == 12
+    assert c4c.frame_count(c4c.config_from_options({"clip_fps": 8.0}, B=8, T=4)) == 4
+    for bad in ({"video_seconds": 10.0, "clip_fps": 30.0}, {"frames": 3, "video_seconds": 10.0}, {"frames": 3, "clip_fps": 8.0}):
+        with pytest.raises(ConfigError, match="give one"):
+            c4c.config_from_options(bad, B=8, T=4)
+    for bad in ({"video_seconds": 0.0}, {"video_seconds": -5.0}, {"video_seconds": float("nan")}, {"clip_fps": -1.0}):
+        with pytest.raises(ConfigError, match="video_seconds"):
+            c4c.config_from_options(bad, B=8, T=4)
+    for bad in ({"fps": 0.0}, {"fps": float("inf")}):
+        with pytest.raises(ConfigError, match="finite numbers > 0"):
+            c4c.config_from_options(bad, B=8, T=4)
+    from snapcap.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "clip4caption", "--video-seconds", "12", "--fps", "2", "--out", "x"])
+    assert (args.video_seconds, args.fps, args.clip_fps) == (12.0, 2.0, None)
+    for value in ("0", "-3", "nan", "inf", "ten"):  # refused when the command line is read
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "clip4caption", "--video-seconds", value, "--out", "x"])
+
+
+def test_clip_fps_help_says_contiguous_frames():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    c4c.add_arguments(parser.add_argument_group("clip4caption"))
+    text = " ".join(parser.format_help().split())
+    assert "one contiguous stretch" in text and "--video-seconds" in text
+
+
+def test_paper_preset_is_the_papers():
+    """CLIP4Caption, Sec. 2: CLIP ViT features at 1 fps, a one-layer TE, a three-layer TD (UniVL's width)."""
+    paper = c4c.CLIP4CAPTION_PRESETS["paper"]
+    assert (paper.clip, paper.pretrained, paper.train_clip) == ("ViT-B-16", "openai", False)
+    assert paper.fps == 1.0 and (paper.frames, paper.clip_fps, paper.video_seconds) == (0, None, None)
+    assert (paper.encoder_layers, paper.decoder_layers) == (1, 3)
+    assert (paper.width, paper.heads, paper.dropout, paper.max_length) == (768, 12, 0.1, 30)
+    assert paper.decoder is None  # TD, the paper's decoder
+    assert c4c.TRAIN_DEFAULTS["paper"] == {"epochs": 30, "batch_size": 32, "lr": 1e-4, "warmup_epochs": 1}
+    assert c4c.TRAIN_DEFAULTS["tiny"] == {"epochs": 30, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1}
+    assert c4c.CLIP4CAPTION_PRESETS["tiny"] == c4c.Clip4CaptionConfig()
+
+
 def test_model_shapes_and_generation():
     from snapcap.caption.teacher import ClipTeacher
 

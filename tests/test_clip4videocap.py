@@ -201,6 +201,46 @@ def test_bad_options(four, tmp_path):
         c4v.load(tmp_path / "missing.pt")
 
 
+def test_paper_preset_is_the_papers():
+    """CLIP4VideoCap: ViT-B/16 (Tables 2, 4, 5), 3-scale LSTM fusion (Table 4), the three
+    sub-decoders (Table 5), distillation ratio 10 (Table 3, the setting of Table 1), σ2 (Eq. 3)."""
+    paper = c4v.CLIP4VIDEOCAP_PRESETS["paper"]
+    assert paper.distill_weight == 10
+    assert paper.vis2text_final_relu is True
+    assert (paper.fusion, paper.scales, paper.commonsense) == ("lstm", 3, True)
+    assert (paper.clip, paper.pretrained, paper.train_clip) == ("ViT-B-16", "openai", False)
+    assert (paper.text_clip, paper.text_pretrained, paper.text_dim) == ("ViT-B-16", "openai", 512)
+    assert paper.alphas == (1.0, 1.0, 1.0, 1.0) and paper.fps == 1.0
+    assert c4v.config_from_options({"preset": "paper"}, 8, 8).distill_weight == 10
+    assert c4v.config_from_options({"preset": "paper", "distill_weight": 2.0}, 8, 8).distill_weight == 2.0
+    tiny = c4v.CLIP4VIDEOCAP_PRESETS["tiny"]  # the offline size keeps its own choices
+    assert tiny == c4v.Clip4VideoCapConfig() and tiny.distill_weight == 1 and not tiny.vis2text_final_relu
+    assert c4v.TRAIN_DEFAULTS["paper"] == {"epochs": 30, "batch_size": 32, "lr": 1e-4, "warmup_epochs": 1}
+
+
+def test_help_tells_the_papers_distillation_weight():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    c4v.add_arguments(parser.add_argument_group("clip4videocap"))
+    text = " ".join(parser.format_help().split())
+    start = text.index("--distill-weight DISTILL_WEIGHT weight")  # the option's entry, not the usage line
+    entry = text[start : text.index("--no-commonsense", start)]
+    assert "paper preset 10" in entry and "Table 3" in entry and "tiny preset 1" in entry
+    assert "Eq. 8" not in entry
+    assert "--video-seconds" in text and "one contiguous stretch" in text
+
+
+def test_frame_sampling_options():
+    config = c4v.config_from_options({"video_seconds": 20.0}, 8, 4)
+    assert config.video_seconds == 20.0 and c4v.frame_count(config) == 20
+    assert c4v.frame_count(c4v.config_from_options({"video_seconds": 90.0}, 8, 4)) == 32
+    with pytest.raises(ConfigError, match="give one"):
+        c4v.config_from_options({"video_seconds": 20.0, "clip_fps": 30.0}, 8, 4)
+    with pytest.raises(ConfigError, match="video_seconds"):
+        c4v.config_from_options({"video_seconds": 0.0}, 8, 4)
+
+
 # --- command line ------------------------------------------------------------------------------
 
 

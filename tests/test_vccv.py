@@ -15,6 +15,7 @@ from snapcap.caption.decoding import next_token_logprobs
 from snapcap.caption.zoo.vccv import (
     VARIANTS,
     VCCV_DEFAULTS,
+    VCCV_TRAIN_PRESETS,
     LstmDecoder,
     ResidualsAssistedEncoder,
     SpatialAttention,
@@ -23,6 +24,7 @@ from snapcap.caption.zoo.vccv import (
     VccvConfig,
     VccvTrainConfig,
     load,
+    options_from_cli,
     train_vccv,
     vccv_preset,
 )
@@ -251,12 +253,57 @@ def test_beam_search_returns_the_best_of_its_beams():
 
 
 def test_paper_defaults():
-    assert VCCV_DEFAULTS == {"min_count": 3, "max_length": 50, "beam_size": 5}
-    assert VccvTrainConfig().min_count == 3 and VccvTrainConfig().max_length == 50
+    # Sec. IV-A: words seen fewer than 3 times removed; sentences cut at 50 words, then BOS and EOS; beam 5
+    assert VCCV_DEFAULTS == {"min_count": 3, "max_length": 52, "beam_size": 5}
+    assert VccvTrainConfig().min_count == 3 and VccvTrainConfig().max_length == 50  # tiny: 50 tokens, as before
     assert VccvConfig().max_length == 50
     assert vccv_preset("paper").dropout == 0.5  # the paper's; the tiny preset uses 0.2
     signature = inspect.signature(VccvCaptioner.caption)
     assert signature.parameters["beam_size"].default == 5 and signature.parameters["method"].default == "beam"
+    assert inspect.signature(VccvCaptioner.generate).parameters["beam_size"].default == 5
+
+
+def test_paper_preset_is_the_papers():
+    """VCCV, Sec. IV-A: Adam, lr 1e-4, batch 8, embedding 500, LSTM 512, visual 2048, dropout 0.5,
+    residual features 512 x 7 x 7 (D_r = 512), min count 3, 50 words, beam 5."""
+    from snapcap.caption.registry import captioner_entry
+
+    train = VCCV_TRAIN_PRESETS["paper"]
+    assert (train.lr, train.batch_size, train.weight_decay) == (1e-4, 8, 0.0)  # Adam = AdamW without decay
+    assert train.warmup_epochs == 0  # starts at the paper's initial learning rate
+    assert (train.min_count, train.max_length) == (3, 52)
+    model = vccv_preset("paper")
+    assert (model.embed_dim, model.hidden_dim, model.visual_dim, model.dropout) == (500, 512, 2048, 0.5)
+    assert model.residual_widths[-1] == 512 and model.max_length == 52 and model.image_size == 224
+    assert (model.backbone, model.clip_model, model.clip_pretrained, model.variant) == ("clip", "ViT-B-16", "openai", "rae")
+    assert captioner_entry("vccv").paper_beam == VCCV_DEFAULTS["beam_size"] == 5
+    built = VccvCaptioner(vccv_preset("paper", backbone="cnn", image_widths=(4, 4, 4, 4), vocab_size=8))
+    assert built.grid == (14, 14) and built.encoder.residual_dim == 512  # A_r: 512 channels, as the paper's ResNet-18
+    # the tiny preset keeps its own optimisation (CNNs from scratch): lr 1e-3, batch 16
+    assert VCCV_TRAIN_PRESETS["tiny"] == VccvTrainConfig()
+    assert (VccvTrainConfig().lr, VccvTrainConfig().batch_size, VccvTrainConfig().warmup_epochs) == (1e-3, 16, 1)
+
+
+def test_training_takes_the_presets_optimisation(tmp_path):
+    from caption_helpers import tiny_samples
+
+    samples = tiny_samples(2, B=2, T=1, size=32)
+    small = {"image_size": 32, "image_widths": (8, 8), "residual_widths": (4, 4)}
+    small.update(backbone="cnn", embed_dim=8, hidden_dim=16, visual_dim=16, gate_dim=8, epochs=1, min_count=1)
+    state = torch.load(train_vccv(samples, tmp_path / "paper", dict(small, preset="paper"), progress=False), weights_only=False)
+    assert (state["train"]["lr"], state["train"]["batch_size"], state["train"]["warmup_epochs"]) == (1e-4, 8, 0)
+    assert state["train"]["max_length"] == 52 and state["config"]["max_length"] == 52
+    state = torch.load(
+        train_vccv(samples, tmp_path / "lr", dict(small, preset="paper", lr=5e-4), progress=False), weights_only=False
+    )
+    assert (state["train"]["lr"], state["train"]["batch_size"]) == (5e-4, 8)  # an option beats the preset
+    state = torch.load(train_vccv(samples, tmp_path / "tiny", small, progress=False), weights_only=False)
+    assert (state["train"]["lr"], state["train"]["batch_size"], state["train"]["max_length"]) == (1e-3, 16, 50)
+    # the command line leaves unset options to the preset
+    assert options_from_cli({"preset": "paper", "lr": None, "batch_size": None, "min_count": 3}) == {
+        "preset": "paper",
+        "min_count": 3,
+    }
 
 
 # --- training -------------------------------------------------------------------------------------

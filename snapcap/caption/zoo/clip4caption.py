@@ -7,18 +7,36 @@ The model (paper, Sec. 2):
     t    = TD(F_ve)    a three-layer transformer decoder (cross-attention to F_ve), trained
                        with the cross-entropy caption loss only
 
-**Frame sampling.** snapcap samples carry ``T·B`` frames ``(T, B, H, W[, 3])`` and no clock, so
-the paper's "1 fps" becomes: ``frames = n`` frames evenly spaced over the clip (centres of n
-equal windows); with ``clip_fps`` (the frame rate of the clip's frames) given, n =
-``round(T·B / clip_fps · fps)`` (``fps`` = 1 as the paper). The default n = T: one frame per
-coded snapshot (the middle one of its B frames).
+**Frame sampling.** The paper extracts CLIP features at 1 fps over the whole video (Sec. 2.1).
+A snapcap sample holds T windows of B consecutive frames ``(T, B, H, W[, 3])`` and no clock. How
+the windows lie in the video depends on the corpus: video files (MSR-VTT, MSVD, folders) and the
+procedural corpus with ``frames=N`` centre the T windows in T equal segments of the whole video
+(:func:`snapcap.datasets.video.clip_indices`), while the SCI benchmark scenes and the default
+procedural corpus give T·B consecutive frames. A sample records neither the video's duration nor
+its layout, so the options say which (at most one of the three):
+
+* ``video_seconds = D`` (``--video-seconds``): the sample's frames are spread over D seconds of
+  video (the whole video, for video files): n = round(D · fps).
+* ``clip_fps = r`` (``--clip-fps``): the T·B frames are **one contiguous stretch** of video at r
+  frames per second, so D = T·B / r and n = round(T·B / r · fps). Wrong for spread windows:
+  there it counts only the frames present (T·B = 64 frames of a 30 fps video give n = 2 at
+  1 fps, whatever the video's length); give ``video_seconds`` instead.
+* neither: n = ``frames``, or T (default: one frame per window).
+
+n is clamped to [1, T·B] (``fps`` = 1 as the paper). The n frames are the flattened positions
+``floor((k + 1/2) · T·B / n)``, k = 0..n−1, of the T·B frames (:func:`sample_frame_indices`;
+n = T takes the middle frame of each window). With spread windows (a video of at least T·B
+frames) frame k thus lies in the window of the segment that holds its instant (k + 1/2) · D / n,
+the 1-fps instants as closely as the T windows allow; frames taken from the same window are
+1 / (the video's frame rate) apart, not 1 / fps.
 
 **Frame encoder** (the CLIP image tower, :class:`snapcap.caption.teacher.ClipTeacher`):
 
 * ``paper`` preset: open_clip ``ViT-B-16`` with ``pretrained="openai"`` weights (loaded from the
   local cache; snapcap never downloads), frozen, as the paper extracts features once. TE and TD
   have width 768 and 12 heads (UniVL's, whose weights the paper starts from; here they start
-  from random initialisation: UniVL weights are not shipped).
+  from random initialisation: UniVL weights are not shipped). Every paper-preset setting and its
+  source in the paper: ``docs/paper-presets.md``.
 * ``tiny`` preset (offline, CPU): the ``snapcap-tiny-vit`` tower (64×64, d = 32), width 64.
   With ``teacher`` (a ``teacher.pt`` of ``snapcap train teacher``) the tower is that teacher's
   trained CLIP tower, frozen; otherwise it is a randomly initialised tiny tower **trained from
@@ -35,6 +53,8 @@ k live beams always, EOS forced after ``max_length - 2`` words).
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -76,6 +96,8 @@ __all__ = [
     "sample_frame_indices",
     "select_frames",
     "frame_count",
+    "check_frame_sampling",
+    "add_frame_sampling_arguments",
     "create_clip",
     "build_frame_encoder",
     "teacher_tower_name",
@@ -108,8 +130,13 @@ class Clip4CaptionConfig:
         pretrained: open_clip pretrained tag (``openai``) or None (random initialisation).
         teacher: a snapcap ``teacher.pt`` whose CLIP tower is the frame encoder (or None).
         train_clip: train the tower with the caption loss (False: frozen, features cached).
-        frames: n, frames per video (0: T, one per snapshot); see ``fps``/``clip_fps``.
-        fps, clip_fps: with ``clip_fps`` set, n = round(T·B / clip_fps · fps).
+        frames: n, frames per video (0: T, one per snapshot), when neither ``video_seconds``
+            nor ``clip_fps`` is set.
+        fps: frames sampled per second of video with ``video_seconds`` or ``clip_fps`` (paper 1).
+        video_seconds: the seconds of video the sample's T windows are spread over (the whole
+            video, for video files): n = round(video_seconds · fps).
+        clip_fps: the frame rate of the video when the T·B frames are one contiguous stretch of
+            it: n = round(T·B / clip_fps · fps). See the module docstring, *Frame sampling*.
         width, heads: D and the attention heads of TE and TD.
         encoder_layers, decoder_layers: 1 and 3 in the paper.
         dropout, max_length: dropout of TE/TD; the longest caption in tokens (BOS, EOS included).
@@ -135,6 +162,7 @@ class Clip4CaptionConfig:
     B: int = 8
     T: int = 4
     decoder: dict[str, Any] | None = None
+    video_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,22 +174,69 @@ CLIP4CAPTION_PRESETS: dict[str, Clip4CaptionConfig] = {
         clip="ViT-B-16", pretrained="openai", train_clip=False, fps=1.0, width=768, heads=12, dropout=0.1
     ),
 }
-"""``tiny``: offline CPU size; ``paper``: frozen OpenAI ViT-B/16, D = 768, 1 + 3 layers."""
+"""``tiny``: offline CPU size; ``paper``: frozen OpenAI ViT-B/16, D = 768, 1 + 3 layers, 1 fps.
+
+Each ``paper`` setting, the paper's value and its source: ``docs/paper-presets.md`` (the paper
+states the 1 fps, the one-layer TE, the three-layer TD and the cross-entropy loss only; width,
+heads and dropout are UniVL's, whose weights it starts from)."""
 
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1},
     "paper": {"epochs": 30, "batch_size": 32, "lr": 1e-4, "warmup_epochs": 1},
 }
-"""Optimisation defaults per preset (AdamW, weight decay 1e-4, cosine schedule)."""
+"""Optimisation defaults per preset (AdamW, weight decay 1e-4, cosine schedule). The paper gives
+no optimisation settings: the ``paper`` ones are snapcap's choice (``docs/paper-presets.md``)."""
 
 
-def frame_count(config: Clip4CaptionConfig) -> int:
-    """n, the frames sampled per video for this configuration."""
+def frame_count(config) -> int:
+    """n, the frames sampled per video for this configuration (module docstring, *Frame sampling*).
+
+    ``video_seconds`` D: n = round(D · fps); else ``clip_fps`` r (contiguous frames):
+    n = round(T·B / r · fps); else ``frames``, or T. Clamped to [1, T·B].
+    """
     total = int(config.T) * int(config.B)
-    if config.clip_fps:
-        return max(1, min(total, int(round(total / float(config.clip_fps) * float(config.fps)))))
-    n = int(config.frames) or int(config.T)
+    seconds = getattr(config, "video_seconds", None)
+    if seconds:
+        n = int(round(float(seconds) * float(config.fps)))
+    elif config.clip_fps:
+        n = int(round(total / float(config.clip_fps) * float(config.fps)))
+    else:
+        n = int(config.frames) or int(config.T)
     return max(1, min(total, n))
+
+
+def check_frame_sampling(config) -> None:
+    """Refuse frame-sampling settings that are out of range or contradict each other.
+
+    Raises:
+        ConfigError: ``frames`` < 0, ``fps``, ``clip_fps`` or ``video_seconds`` not a finite
+            number > 0, or more than one of ``frames``, ``clip_fps`` and ``video_seconds`` given.
+    """
+    seconds = getattr(config, "video_seconds", None)
+
+    def bad(value: Any) -> bool:  # not a finite number > 0 (NaN included)
+        return not 0 < float(value) < math.inf
+
+    if (
+        config.frames < 0
+        or bad(config.fps)
+        or (config.clip_fps is not None and bad(config.clip_fps))
+        or (seconds is not None and bad(seconds))
+    ):
+        raise ConfigError(
+            "frames must be >= 0 and fps, clip_fps, video_seconds finite numbers > 0; got "
+            f"frames={config.frames}, fps={config.fps}, clip_fps={config.clip_fps}, video_seconds={seconds}"
+        )
+    given = [
+        name
+        for name, value in (("--frames", config.frames), ("--clip-fps", config.clip_fps), ("--video-seconds", seconds))
+        if value
+    ]
+    if len(given) > 1:
+        raise ConfigError(
+            f"{' and '.join(given)} each set the frames sampled per video; give one of them "
+            "(--video-seconds: windows spread over the video; --clip-fps: contiguous frames; --frames: a count)"
+        )
 
 
 def sample_frame_indices(total: int, count: int) -> np.ndarray:
@@ -429,13 +504,7 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--teacher", type=Path, default=None, help="a snapcap teacher.pt: its trained CLIP tower is the frame encoder (frozen)"
     )
-    group.add_argument("--frames", type=int, default=None, help="frames sampled per video (default: T, one per snapshot)")
-    group.add_argument(
-        "--clip-fps", type=float, default=None, help="frame rate of the clip's frames: then frames = T*B / clip-fps * --fps"
-    )
-    group.add_argument(
-        "--fps", type=float, default=None, help="frames sampled per second with --clip-fps (default 1, the paper's)"
-    )
+    add_frame_sampling_arguments(group)
     group.add_argument(
         "--freeze-clip",
         action="store_true",
@@ -443,6 +512,45 @@ def add_arguments(group) -> None:
     )
     group.add_argument("--width", type=int, default=None, help="width D of TE and TD (default: the preset's)")
     add_decoder_argument(group, "native (TD, the paper's three-layer transformer decoder)")
+
+
+def _positive_number(text: str) -> float:
+    """A finite number > 0, checked when the command line is read."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < math.inf:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def add_frame_sampling_arguments(group) -> None:
+    """``--frames``, ``--video-seconds``, ``--clip-fps`` and ``--fps`` (module docstring, *Frame sampling*)."""
+    group.add_argument(
+        "--frames", type=int, default=None, help="frames sampled per video (default: T, one per snapshot's window)"
+    )
+    group.add_argument(
+        "--video-seconds",
+        type=_positive_number,
+        default=None,
+        help="seconds of video the T windows of a sample are spread over (video files: the whole video's length): "
+        "frames = video-seconds * --fps, frame k from the window of the segment holding instant (k + 1/2) / fps",
+    )
+    group.add_argument(
+        "--clip-fps",
+        type=_positive_number,
+        default=None,
+        help="frame rate of the video, only when a sample's T*B frames are one contiguous stretch of it "
+        "(SCI benchmark scenes, the default procedural corpus): frames = T*B / clip-fps * --fps; "
+        "for windows spread over a video file use --video-seconds",
+    )
+    group.add_argument(
+        "--fps",
+        type=_positive_number,
+        default=None,
+        help="frames sampled per second of video with --video-seconds or --clip-fps (default 1, the paper's)",
+    )
 
 
 def image_size(options: Mapping[str, Any]) -> int:
@@ -482,14 +590,11 @@ def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4Capt
         config = replace(config, train_clip=False)
     elif config.pretrained is None and not config.teacher:
         config = replace(config, train_clip=True)
-    for key in ("frames", "fps", "clip_fps", "width"):
+    for key in ("frames", "fps", "clip_fps", "video_seconds", "width"):
         value = option(options, key, None)
         if value is not None:
             config = replace(config, **{key: value})
-    if config.frames < 0 or (config.clip_fps is not None and config.clip_fps <= 0) or config.fps <= 0:
-        raise ConfigError(
-            f"frames must be >= 0 and fps, clip_fps > 0; got frames={config.frames}, fps={config.fps}, clip_fps={config.clip_fps}"
-        )
+    check_frame_sampling(config)
     if config.width < 1 or config.width % config.heads:
         raise ConfigError(f"--width must be a positive multiple of the {config.heads} heads, got {config.width}")
     decoder = option(options, "decoder", None)

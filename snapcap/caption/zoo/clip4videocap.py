@@ -4,11 +4,17 @@ The model (paper, Sec. 2, Figs. 1-3):
 
     (v_1..v_n) = E_I(x_1..x_n)           CLIP image features of n sampled frames (as CLIP4Caption)
     (f_1..f_n) = F(v_1..v_n)             multi-scale temporal fusion (:class:`TemporalFusion`)
-    vt_i = F2(ReLU(F1(f_i)))             Vis2Text: two fully connected layers with ReLU
+    vt_i = σ2(F2(ReLU(F1(f_i))))         Vis2Text: two fully connected layers with ReLU (Eq. 3)
     L_distill = ||T_CLIP - T_Vis2Text||_1  towards the CLIP text encoder's feature of the caption
     commonsense sub-decoders (intention, effect, attribute) on [f; vt], then the caption decoder
     on [f; vt; the sub-decoders' hidden states]
-    L = α1·L_cap + α2·L_int + α3·L_eff + α4·L_att + λ·L_distill       (λ = 1: the paper's Eq. 8)
+    L = α1·L_cap + α2·L_int + α3·L_eff + α4·L_att + λ·L_distill       (Eqs. 7-8)
+
+λ is the "distillation loss ratio" of the paper's Table 3 (0, 1, 5, 10, 20): Eq. 8 writes the sum
+unweighted, but the paper's results (Table 1, and the best rows of Tables 4 and 5) are those of
+λ = 10, the best of Table 3 on METEOR, ROUGE-L and BLEU-1 (λ = 20 is 0.2 CIDEr higher, the rest
+lower). The ``paper`` preset uses λ = 10; ``tiny`` keeps 1. The paper does not give α1..α4
+(1 each here).
 
 **Multi-scale temporal fusion.** For scale s = 0..S-1 (``scales``, default 3 as the paper's
 best): squeeze the sequence by 2^s in time (average pooling), fuse it with a block (``fusion``:
@@ -16,9 +22,10 @@ best): squeeze the sequence by 2^s in time (average pooling), fuse it with a blo
 expand it back to n steps (each squeezed step repeated); the scales are averaged, projected and
 added to the input (residual), then layer-normed.
 
-**Vis2Text.** ``vis2text_final_relu`` applies the paper's σ2 (a ReLU after F2, Eq. 3); it is off
-by default because CLIP text features have negative entries a ReLU output cannot reach under the
-L1 loss. Each vt_i is distilled towards T_CLIP of the reference caption trained on (L1, mean).
+**Vis2Text.** ``vis2text_final_relu`` applies the paper's σ2 (a ReLU after F2, Eq. 3): on in the
+``paper`` preset, as the paper; off in ``tiny`` (and the dataclass default) because CLIP text
+features have negative entries a ReLU output cannot reach under the L1 loss. Each vt_i is
+distilled towards T_CLIP of the reference caption trained on (L1, mean).
 
 **CLIP text encoder.** ``paper``: the text tower of open_clip ``ViT-B-16`` ``openai`` (loaded from
 the local cache). ``tiny`` (offline): the text tower of the ``snapcap-tiny-vit`` open_clip config
@@ -34,9 +41,12 @@ annotations the sub-decoders are left out (``commonsense=False``) and a note say
 sub-decoder is a transformer decoder (``sub_layers``) over [f; vt]; in training its hidden states
 are teacher-forced on the annotation, at inference on its own greedy output.
 
-**Frame encoder**, decoding and presets as :mod:`snapcap.caption.zoo.clip4caption` (``tiny``: the tiny tower
-trained from scratch, or frozen-random with ``freeze_clip``, or a snapcap teacher's with
-``teacher``; ``paper``: frozen OpenAI ViT-B/16, width 768).
+**Frame encoder**, frame sampling (``frames``, ``video_seconds``, ``clip_fps``, ``fps``), decoding
+and presets as :mod:`snapcap.caption.zoo.clip4caption` (``tiny``: the tiny tower trained from
+scratch, or frozen-random with ``freeze_clip``, or a snapcap teacher's with ``teacher``;
+``paper``: frozen OpenAI ViT-B/16, the encoder of the paper's Tables 4-5 and its best on
+CIDEr in Table 2, width 768). Every paper-preset setting and its source in the paper:
+``docs/paper-presets.md``.
 """
 
 from __future__ import annotations
@@ -68,8 +78,10 @@ from snapcap.caption.train import distributed_context
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
 from snapcap.caption.zoo.clip4caption import (
     TransformerCaptionDecoder,
+    add_frame_sampling_arguments,
     build_frame_encoder,
     cached_features,
+    check_frame_sampling,
     clip_tower_name,
     create_clip,
     data_layout,
@@ -111,8 +123,9 @@ class Clip4VideoCapConfig:
     """Everything that rebuilds a CLIP4VideoCap model (stored in its checkpoint).
 
     Attributes:
-        clip, pretrained, teacher, train_clip, frames, fps, clip_fps: the frame encoder and the
-            frame sampling, as :class:`snapcap.caption.zoo.clip4caption.Clip4CaptionConfig`.
+        clip, pretrained, teacher, train_clip, frames, fps, clip_fps, video_seconds: the frame
+            encoder and the frame sampling, as
+            :class:`snapcap.caption.zoo.clip4caption.Clip4CaptionConfig`.
         text_clip, text_pretrained, text_seed: the CLIP text encoder of the distillation targets.
         width, heads: model width D and attention heads.
         fusion, scales: the fusion block (``lstm``, ``transformer``, ``conv``) and the number of
@@ -121,7 +134,8 @@ class Clip4VideoCapConfig:
         text_dim: the CLIP text feature size (set from the text tower).
         commonsense: with the intention / effect / attribute sub-decoders.
         sub_layers, decoder_layers: layers of each sub-decoder and of the caption decoder.
-        alphas: α1..α4 (caption, intention, effect, attribute); distill_weight: λ.
+        alphas: α1..α4 (caption, intention, effect, attribute); distill_weight: λ (the
+            paper's Table 3 "distillation loss ratio"; ``paper`` preset 10, its best).
         dropout, max_length, aspect_length: dropout; longest caption / commonsense text in tokens.
         B, T: the data the model was trained on.
         decoder: None (the transformer caption decoder) or a frozen pretrained language model's
@@ -158,6 +172,7 @@ class Clip4VideoCapConfig:
     B: int = 8
     T: int = 4
     decoder: dict[str, Any] | None = None
+    video_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -189,17 +204,24 @@ CLIP4VIDEOCAP_PRESETS: dict[str, Clip4VideoCapConfig] = {
         width=768,
         heads=12,
         vis2text_hidden=1024,
+        vis2text_final_relu=True,  # σ2 of Eq. 3
         text_dim=512,
-        fusion="lstm",
+        fusion="lstm",  # Table 4: LSTM fusion with 3 scales is the best
         scales=3,
+        commonsense=True,  # Table 5: all three sub-decoders combined is the best
+        distill_weight=10.0,  # Table 3: ratio 10 is the best (and the setting of Tables 1, 4 and 5)
     ),
 }
-"""``tiny``: offline CPU size; ``paper``: frozen OpenAI ViT-B/16 image and text towers, LSTM fusion, 3 scales."""
+"""``tiny``: offline CPU size; ``paper``: frozen OpenAI ViT-B/16 image and text towers, LSTM fusion
+with 3 scales, the three commonsense sub-decoders, λ = 10, σ2 on. Each ``paper`` setting, the
+paper's value and its source: ``docs/paper-presets.md``."""
 
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1},
     "paper": {"epochs": 30, "batch_size": 32, "lr": 1e-4, "warmup_epochs": 1},
 }
+"""Optimisation defaults per preset (AdamW, weight decay 1e-4, cosine schedule). The paper gives
+no optimisation settings: the ``paper`` ones are snapcap's choice (``docs/paper-presets.md``)."""
 
 
 # --- modules ------------------------------------------------------------------------------------
@@ -560,11 +582,7 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--teacher", type=Path, default=None, help="a snapcap teacher.pt: its trained CLIP tower is the frame encoder (frozen)"
     )
-    group.add_argument("--frames", type=int, default=None, help="frames sampled per video (default: T, one per snapshot)")
-    group.add_argument(
-        "--clip-fps", type=float, default=None, help="frame rate of the clip's frames: then frames = T*B / clip-fps * --fps"
-    )
-    group.add_argument("--fps", type=float, default=None, help="frames sampled per second with --clip-fps (default 1)")
+    add_frame_sampling_arguments(group)
     group.add_argument(
         "--freeze-clip",
         action="store_true",
@@ -572,17 +590,27 @@ def add_arguments(group) -> None:
     )
     group.add_argument("--width", type=int, default=None, help="model width D (default: the preset's)")
     add_decoder_argument(group, "native (the paper's transformer caption decoder)")
-    group.add_argument("--fusion", choices=FUSIONS, default=None, help="temporal fusion block (default lstm, the paper's best)")
-    group.add_argument("--scales", type=int, default=None, help="temporal scales of the fusion (default 3)")
+    group.add_argument(
+        "--fusion", choices=FUSIONS, default=None, help="temporal fusion block (default lstm, the paper's best, Table 4)"
+    )
+    group.add_argument(
+        "--scales", type=int, default=None, help="temporal scales of the fusion (default 3, the paper's best, Table 4)"
+    )
     group.add_argument(
         "--alphas",
         type=float,
         nargs=4,
         default=None,
         metavar=("A1", "A2", "A3", "A4"),
-        help="weights of L_cap, L_int, L_eff, L_att (default 1 1 1 1)",
+        help="weights α1..α4 of L_cap, L_int, L_eff, L_att (default 1 1 1 1; the paper does not give them)",
     )
-    group.add_argument("--distill-weight", type=float, default=None, help="weight of L_distill (default 1, the paper's Eq. 8)")
+    group.add_argument(
+        "--distill-weight",
+        type=float,
+        default=None,
+        help="weight λ of L_distill (default: the preset's; paper preset 10, the best distillation loss ratio of "
+        "the paper's Table 3 and the setting of its results; tiny preset 1)",
+    )
     group.add_argument("--no-commonsense", action="store_true", help="leave the commonsense sub-decoders out")
 
 
@@ -603,7 +631,7 @@ def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4Vide
         changes["train_clip"] = False
     elif changes.get("pretrained", base.pretrained) is None:
         changes["train_clip"] = True
-    for key in ("frames", "fps", "clip_fps", "width", "fusion", "scales", "distill_weight"):
+    for key in ("frames", "fps", "clip_fps", "video_seconds", "width", "fusion", "scales", "distill_weight"):
         value = option(options, key, None)
         if value is not None:
             changes[key] = value
@@ -615,10 +643,7 @@ def config_from_options(options: Mapping[str, Any], B: int, T: int) -> Clip4Vide
     decoder = option(options, "decoder", None)
     if decoder is not None and decoder_choice(decoder) != "native":
         config = replace(config, decoder=lm_decoder_settings(decoder, config.max_length, _prefix_length(config)))
-    if config.frames < 0 or config.fps <= 0 or (config.clip_fps is not None and config.clip_fps <= 0):
-        raise ConfigError(
-            f"frames must be >= 0 and fps, clip_fps > 0; got frames={config.frames}, fps={config.fps}, clip_fps={config.clip_fps}"
-        )
+    check_frame_sampling(config)
     return config
 
 

@@ -33,7 +33,11 @@ VCCV captions from those. The model of the paper (Sec. III), end to end:
 * decoder (:class:`LstmDecoder`, Eqs. 13–14): h_t, c_t = LSTM([F_G^att; x_{t−1}], (h_{t−1},
   c_{t−1})), a linear layer and softmax over the vocabulary; cross-entropy with teacher forcing;
   greedy decoding or beam search (paper: beam 5), those of :mod:`snapcap.caption.decoding`.
-  Vocabulary min count 3, captions cut at 50 tokens (the paper's settings, :data:`VCCV_DEFAULTS`). (h_0, c_0) come from the video
+  Vocabulary min count 3, captions cut at 50 words (52 tokens with BOS and EOS), beam 5 (the
+  paper's settings, :data:`VCCV_DEFAULTS`; the ``tiny`` preset cuts at 50 tokens). Training
+  (:data:`VCCV_TRAIN_PRESETS`): ``paper`` Adam, lr 1e-4, batch 8, as the paper; ``tiny`` lr 1e-3,
+  batch 16 (its CNNs train from scratch). Every paper-preset setting and its source in the
+  paper: ``docs/paper-presets.md``. (h_0, c_0) come from the video
   (``init_state``, as Show, Attend and Tell does; the zero state of older checkpoints left the
   first words blind): linear maps of the I-frame and residual channel means V_I^c, A_r^c of the
   GOPs, concatenated in GOP order (the one place the model sees the order of the GOPs, which the
@@ -80,6 +84,7 @@ __all__ = [
     "VARIANTS",
     "VCCV_DEFAULTS",
     "VCCV_PRESETS",
+    "VCCV_TRAIN_PRESETS",
     "VccvConfig",
     "VccvTrainConfig",
     "FrameCNN",
@@ -102,8 +107,10 @@ VARIANTS = ("rae", "rae-no-gate", "rae-no-gate-no-residuals", "iframe")
 """The paper's model variants (Table I): full RAE, without the temporal gate, without the gate
 and the residuals, and the I-frame Mean Pool baseline."""
 
-VCCV_DEFAULTS = {"min_count": 3, "max_length": 50, "beam_size": 5}
-"""The paper's text settings: vocabulary min count, longest caption in tokens, beam size."""
+VCCV_DEFAULTS = {"min_count": 3, "max_length": 52, "beam_size": 5}
+"""The paper's text settings (Sec. IV-A): vocabulary min count (words seen fewer than 3 times are
+removed), longest caption in tokens (sentences cut at 50 words, then BOS and EOS added: 52), beam
+size (5, the default of :meth:`VccvCaptioner.caption`)."""
 
 CNN_NORMS = ("batch", "none")
 """Normalisation in the CNN stages (:class:`FrameCNN`)."""
@@ -147,7 +154,8 @@ class VccvConfig:
         embed_dim: word embeddings (paper 500). hidden_dim: LSTM state (paper 512).
         dropout: on the visual representation and the LSTM output (paper 0.5).
         variant: one of :data:`VARIANTS`.
-        max_length: longest caption in tokens, BOS and EOS included (paper 50).
+        max_length: longest caption in tokens, BOS and EOS included (paper 50 words: 52;
+            ``tiny`` 50).
         vocab_size: set from the vocabulary.
     """
 
@@ -258,16 +266,18 @@ VCCV_PRESETS: dict[str, VccvConfig] = {
         backbone="clip",
         clip_model="ViT-B-16",
         clip_pretrained="openai",
-        residual_widths=(32, 64, 128, 256),
-        gate_dim=512,
+        residual_widths=(64, 128, 256, 512),  # ResNet-18's stage widths: D_r = 512 as the paper's 512 x 7 x 7 A_r
+        gate_dim=512,  # the paper does not give it
         visual_dim=2048,
         embed_dim=500,
         hidden_dim=512,
-        T=8,
+        T=8,  # SnapCap's T; training sets T (and B) from the data
         dropout=0.5,
+        max_length=VCCV_DEFAULTS["max_length"],  # 50 words + BOS + EOS
     ),
 }
-"""Named VCCV architectures (B and T are set from the data)."""
+"""Named VCCV architectures (B and T are set from the data). Each ``paper`` setting, the paper's
+value and its source: ``docs/paper-presets.md``."""
 
 
 def vccv_preset(name: str = "tiny", **overrides: Any) -> VccvConfig:
@@ -287,17 +297,22 @@ def vccv_preset(name: str = "tiny", **overrides: Any) -> VccvConfig:
 
 @dataclass(frozen=True)
 class VccvTrainConfig:
-    """Optimisation settings. The paper: Adam, lr 1e-4, batch 8, dropout 0.5, on stored
-    pretrained features; here the CNNs train from scratch too, so the tiny default is lr 1e-3."""
+    """Optimisation settings; the defaults are the ``tiny`` preset's (:data:`VCCV_TRAIN_PRESETS`).
 
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
+    The paper (Sec. IV-A): Adam with initial learning rate 1e-4, batch 8, on stored pretrained
+    features. The tiny preset trains its CNNs from scratch on a few hundred procedural videos, so
+    it takes larger steps (lr 1e-3, batch 16: more, larger updates per epoch) after one warm-up
+    epoch.
+    """
+
+    epochs: int = 30  # the paper does not give its epochs
+    batch_size: int = 16  # tiny; paper 8
+    lr: float = 1e-3  # tiny: CNNs from scratch; paper 1e-4 on pretrained features
     weight_decay: float = 0.0  # Adam, as the paper (fit uses AdamW: no decay = Adam)
-    warmup_epochs: int = 1
+    warmup_epochs: int = 1  # tiny; the paper starts at its learning rate (no warm-up)
     label_smoothing: float = 0.0
     min_count: int = VCCV_DEFAULTS["min_count"]
-    max_length: int = VCCV_DEFAULTS["max_length"]
+    max_length: int = 50  # tiny: 50 tokens (48 words); the paper 52 (50 words, BOS, EOS)
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 200
@@ -305,6 +320,16 @@ class VccvTrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+VCCV_TRAIN_PRESETS: dict[str, VccvTrainConfig] = {
+    "tiny": VccvTrainConfig(),
+    # The paper (Sec. IV-A): Adam (AdamW without decay), initial learning rate 1e-4 (no warm-up;
+    # snapcap's cosine decay follows, the paper gives no schedule), batch 8, sentences cut at 50
+    # words; min count 3. Epochs: the paper does not say (30).
+    "paper": VccvTrainConfig(batch_size=8, lr=1e-4, weight_decay=0.0, warmup_epochs=0, max_length=VCCV_DEFAULTS["max_length"]),
+}
+"""Optimisation settings per preset (the options of :func:`train_vccv` override them)."""
 
 
 # --- features ---------------------------------------------------------------------------------
@@ -936,7 +961,8 @@ def train_vccv(
         out_dir: output folder.
         options: one mapping of settings: ``preset`` (``tiny``/``paper``), any
             :class:`VccvConfig` field (``variant``, ``backbone``, ``gop_size``...) and any
-            :class:`VccvTrainConfig` field (``epochs``, ``lr``, ``min_count``...); or a
+            :class:`VccvTrainConfig` field (``epochs``, ``lr``, ``min_count``...) over the
+            preset's :data:`VCCV_PRESETS` and :data:`VCCV_TRAIN_PRESETS`; or a
             :class:`VccvTrainConfig`.
         progress: progress bars.
         vocab: a :class:`~snapcap.caption.text.Vocabulary` (default: built from the samples'
@@ -947,7 +973,9 @@ def train_vccv(
         ShapeError: samples without frames of the expected shape.
     """
     preset, model_overrides, train_overrides = _split_options(options)
-    train = VccvTrainConfig(**train_overrides)
+    if preset not in VCCV_TRAIN_PRESETS:
+        raise ConfigError(f"unknown VCCV preset {preset!r}; expected one of {', '.join(VCCV_TRAIN_PRESETS)}")
+    train = replace(VCCV_TRAIN_PRESETS[preset], **train_overrides)
     if len(samples) == 0:
         raise ConfigError("train_vccv needs at least one training sample")
     first = samples[0]
