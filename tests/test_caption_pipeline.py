@@ -640,3 +640,29 @@ def test_teacher_targets_live_on_disk_memory_mapped(tmp_path):
     (folder / "meta.json").write_text("{damaged")
     again = teacher_targets(model, path, samples, "cpu")  # a damaged cache is recomputed and rewritten
     assert json.loads((folder / "meta.json").read_text())["keys"] and isinstance(again, MappedTargets)
+
+
+def test_streamed_training_equals_training_from_memory(tmp_path):
+    """A lazily read HDF5 split through DataLoader workers trains exactly as the same samples in a list."""
+    from caption_helpers import tiny_config
+
+    from snapcap.caption.train import CaptionTrainConfig, train_student, train_teacher
+    from snapcap.datasets.feed import BatchFeed
+    from snapcap.datasets.torch_data import MeasurementDataset
+
+    path = make_h5(tmp_path / "data.h5", count=10, B=2, T=2)
+    lazy = MeasurementDataset(path, split="train")
+    listed = [lazy[i] for i in range(len(lazy))]
+    config = tiny_config(B=2, T=2)
+    states = []
+    for name, samples, workers in (("memory", listed, 0), ("streamed", lazy, 2)):
+        training = CaptionTrainConfig(epochs=2, head_epochs=1, stage1_epochs=1, batch_size=3, workers=workers)
+        teacher = train_teacher(samples, tmp_path / name, config, training, progress=False)
+        student = train_student(samples, teacher, tmp_path / name, "snapcap", training, progress=False)
+        states.append([torch.load(p, weights_only=False)["state"] for p in (teacher, student)])
+    for memory, streamed in zip(*states):
+        assert memory.keys() == streamed.keys()
+        assert all(torch.equal(memory[k], streamed[k]) for k in memory)
+    feed = BatchFeed(lazy, workers=1)
+    steps = list(feed.steps([[0, 2], [1]]))
+    assert [s.tolist() for s in steps] == [[0, 2], [1]] and feed._rows == {}  # nothing held after the epoch

@@ -171,6 +171,7 @@ def training_config(options: Mapping[str, Any]) -> CaptionTrainConfig:
         seed=int(_get(options, "seed", defaults.seed)),
         device=str(_get(options, "device", defaults.device)),
         checkpoint_every=int(_get(options, "checkpoint_every", defaults.checkpoint_every)),
+        workers=int(_get(options, "workers", defaults.workers)),
     )
 
 

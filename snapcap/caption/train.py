@@ -43,6 +43,8 @@ from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCap
 from snapcap.caption.student import SnapCapStudent, StudentConfig
 from snapcap.caption.teacher import ClipTeacher
 from snapcap.caption.text import Vocabulary
+from snapcap.datasets.feed import BatchFeed, feed_of
+from snapcap.datasets.samples import captions_of
 from snapcap.errors import ConfigError, DataFileError, ShapeError
 from snapcap.fileio import atomic_path
 
@@ -98,6 +100,9 @@ class CaptionTrainConfig:
       regression; other modes start from P = 0 and learn it from their losses), ``teacher``
       (every mode: P copied from the teacher's conv1 through the Bayer pattern) or ``zero``.
     * ``shortcut_ridge``: the ridge of that regression (relative to the number of patches).
+    * ``workers``: DataLoader worker processes that read each step's samples ahead
+      (:class:`~snapcap.datasets.feed.BatchFeed`); 0 reads them in the training process. A
+      run resumes with any number of workers.
     """
 
     epochs: int = 30
@@ -127,6 +132,7 @@ class CaptionTrainConfig:
     device: str = "cpu"
     checkpoint_every: int = 50
     log_every: int = 10
+    workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("lr", "lr_tail", "lr_conv2", "lr_proj", "lr_encoder"):
@@ -157,6 +163,7 @@ class CaptionTrainConfig:
             ("seed", 0),
             ("checkpoint_every", 1),
             ("log_every", 1),
+            ("workers", 0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -200,7 +207,7 @@ B = 8, T = 4) the teacher, SnapCap and the baseline train in a few minutes on tw
 
 def build_vocabulary(samples: Sequence[dict[str, Any]], min_count: int = 1):
     """A :class:`~snapcap.caption.text.Vocabulary` from every caption of the given samples."""
-    captions = [caption for sample in samples for caption in sample["captions"]]
+    captions = [caption for captions in captions_of(samples) for caption in captions]
     if not captions:
         raise ConfigError("the training data holds no caption")
     return Vocabulary.build(captions, min_count=min_count)
@@ -281,10 +288,12 @@ def fit(
     stamp: dict[str, Any],
     progress: bool = True,
     context: DistributedContext | None = None,
+    feed: BatchFeed | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``module`` for ``epochs`` over ``count`` samples; resumable from ``out_dir/name.ckpt``.
 
-    ``loss_fn(indices, epoch)`` returns a dict with ``loss`` (and other scalars to log).
+    ``loss_fn(indices, epoch)`` returns a dict with ``loss`` (and other scalars to log). With a
+    ``feed`` (the samples ``loss_fn`` reads), each step's rows are loaded ahead by its workers.
     """
     context = context or DistributedContext()
     checkpoint = out_dir / f"{name}.ckpt"
@@ -296,7 +305,7 @@ def fit(
     epoch, position, history = 0, 0, []
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
-        if state.get("stamp") != stamp:
+        if _resumable(state.get("stamp")) != _resumable(stamp):
             raise ConfigError(f"{checkpoint}: was written by another configuration; use another output folder")
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
@@ -312,10 +321,8 @@ def fit(
     try:
         while epoch < epochs:
             batches = _batches(count, config.batch_size, config.seed, epoch)
-            while position < len(batches):
-                indices = batches[position]
-                if context.active:
-                    indices = indices[context.rank :: context.world]
+            plan = [b[context.rank :: context.world] if context.active else b for b in batches[position:]]
+            for indices in feed.steps(plan) if feed is not None else plan:
                 values = runner(indices, epoch)
                 optimizer.zero_grad(set_to_none=True)
                 values["loss"].backward()
@@ -350,6 +357,13 @@ def fit(
         bar.close()
     module.eval()
     return history
+
+
+def _resumable(stamp: Any) -> Any:
+    """A run's stamp without the settings a resumed run may change (the data-loading workers)."""
+    if isinstance(stamp, dict) and isinstance(stamp.get("train"), dict):
+        return dict(stamp, train={k: v for k, v in stamp["train"].items() if k != "workers"})
+    return stamp
 
 
 class _LossModule(nn.Module):
@@ -459,12 +473,12 @@ def _bag_of_words(samples, vocab) -> torch.Tensor:
     the training captions use, in id order.
     """
     if isinstance(vocab, Vocabulary):
-        rows = [[i for c in sample["captions"] for i in vocab.encode(c, max_length=10_000) if i > UNK] for sample in samples]
+        rows = [[i for c in captions for i in vocab.encode(c, max_length=10_000) if i > UNK] for captions in captions_of(samples)]
         columns = None
     else:
-        rows = [[i for c in sample["captions"] for i in vocab.content_ids(c)] for sample in samples]
+        rows = [[i for c in captions for i in vocab.content_ids(c)] for captions in captions_of(samples)]
         columns = {token: column for column, token in enumerate(sorted({i for ids in rows for i in ids}))}
-    out = torch.zeros(len(samples), len(vocab) if columns is None else max(1, len(columns)))
+    out = torch.zeros(len(rows), len(vocab) if columns is None else max(1, len(columns)))
     for row, ids in enumerate(rows):
         out[row, ids if columns is None else [columns[i] for i in ids]] = 1.0
     return out
@@ -492,6 +506,7 @@ def train_teacher(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     torch.manual_seed(config.seed)
+    samples = feed_of(samples, config.workers)
     lm = is_lm_decoder(captioner_config.decoder)
     if vocab is None:
         vocab = codec_for(captioner_config.decoder) if lm else build_vocabulary(samples, config.min_count)
@@ -548,6 +563,7 @@ def train_teacher(
         stamp,
         progress,
         context,
+        feed=samples,
     )
     targets = None
     if config.head_epochs > 0:
@@ -596,9 +612,10 @@ def _train_head(
             shutil.rmtree(folder, ignore_errors=True)
         raise
     f_t = torch.from_numpy(np.array(targets["f_t"]))
+    texts = [{"captions": captions} for captions in captions_of(samples)]  # the head reads captions only
 
     def head_fn(indices, epoch):
-        captions = encode_caption_batch(samples, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
+        captions = encode_caption_batch(texts, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
         tokens = model.proj(f_t[torch.as_tensor(indices, dtype=torch.long)].to(device))
         return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
 
@@ -867,6 +884,7 @@ def train_student(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     device = torch.device(config.device)
+    samples = feed_of(samples, config.workers)
     teacher_model, teacher_config, vocab = load_native(teacher_path, device=device, expect="teacher")
     captioner_config = replace(teacher_config, student=dict(student or teacher_config.student))
     torch.manual_seed(config.seed)
@@ -927,6 +945,7 @@ def train_student(
             dict(stamp_base, stage=1),
             progress,
             context,
+            feed=samples,
         )
 
     cached = (
@@ -992,6 +1011,7 @@ def train_student(
         dict(stamp_base, stage=2),
         progress,
         context,
+        feed=samples,
     )
     path = out_dir / f"{mode}.pt"
     if context.main:

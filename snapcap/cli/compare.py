@@ -79,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--captioner", help="captioner preset: tiny, small or paper")
     add_decoder_argument(models, "the captioner preset's (tiny, small: native; paper: lm:gpt2-medium)")
     models.add_argument("--seed", type=nonnegative_int, help="training seed")
+    models.add_argument("--workers", type=nonnegative_int, help="DataLoader processes reading training samples ahead (default 0)")
     evals = parser.add_argument_group("evaluation")
     evals.add_argument("--test-limit", type=positive_int, help="at most this many test videos")
     evals.add_argument("--metrics", help="comma-separated among BLEU,METEOR,ROUGE-L,CIDEr (default all four)")
@@ -145,6 +146,8 @@ def config_from_args(args: argparse.Namespace):
         training["epochs"] = args.epochs
     if args.teacher_epochs is not None:
         training["teacher_epochs"] = args.teacher_epochs
+    if args.workers is not None:
+        training["workers"] = args.workers
     recon_params = {method: dict(values) for method, values in base.recon_params.items()}
     for method, values in recon_params_by_method(args.recon_param).items():
         recon_params.setdefault(method, {}).update(values)

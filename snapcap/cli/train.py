@@ -135,6 +135,12 @@ def _add_captioner_arguments(parser: argparse.ArgumentParser, entry: CaptionerEn
     model.add_argument("--warmup-epochs", type=nonnegative_int, default=None, help="linear warm-up epochs")
     model.add_argument("--min-count", type=positive_int, default=None, help="vocabulary: keep words seen at least this often")
     model.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
+    model.add_argument(
+        "--workers",
+        type=nonnegative_int,
+        default=None,
+        help="DataLoader processes reading each step's samples ahead from --data files (default 0: in this process)",
+    )
     add_device_option(model)
     model.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between resumable checkpoints")
     model.add_argument("--no-progress", action="store_true", help="no progress bars")

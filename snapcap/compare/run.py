@@ -52,6 +52,7 @@ from snapcap.compare.config import CompareConfig, content_hash
 from snapcap.compare.report import findings, write_report
 from snapcap.datasets.corpora import open_corpus
 from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
+from snapcap.datasets.samples import Limited
 from snapcap.datasets.torch_data import MeasurementDataset
 from snapcap.errors import ConfigError, DataFileError
 from snapcap.fileio import atomic_path, write_json
@@ -173,41 +174,46 @@ class _Scorer:
 # --- data --------------------------------------------------------------------------------------
 
 
+def _training_key(training: CaptionTrainConfig) -> dict[str, Any]:
+    """The training settings that decide a model (data-loading workers do not)."""
+    return {key: value for key, value in training.to_dict().items() if key != "workers"}
+
+
 class _Data:
-    """The simulated dataset of one B, its splits loaded on first use."""
+    """The simulated dataset of one B, its splits read lazily from the file on first use.
+
+    The splits are :class:`~snapcap.datasets.torch_data.MeasurementDataset` views: a sample is
+    read when a trainer or the captioning loop asks for it (through DataLoader workers with
+    ``training.workers``), so memory does not grow with the corpus.
+    """
 
     def __init__(self, path: Path, key: str, config, test_limit: int | None):
         self.path = path
         self.key = key
         self.config = config
         self.test_limit = test_limit
-        self._train: list[dict[str, Any]] | None = None
-        self._test: list[dict[str, Any]] | None = None
+        self._splits: dict[str, Limited] = {}
 
-    def _load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
-
-        dataset = MeasurementDataset(self.path, split=split)
-        try:
-            count = len(dataset) if limit is None else min(limit, len(dataset))
-            return [dataset[i] for i in range(count)]
-        finally:
-            dataset.close()
+    def _split(self, split: str, limit: int | None = None) -> Limited:
+        if split not in self._splits:
+            dataset = MeasurementDataset(self.path, split=split)
+            if not len(dataset):
+                raise ConfigError(f"{self.path}: no {'training' if split == 'train' else split} videos (use a larger corpus)")
+            self._splits[split] = Limited(dataset, len(dataset) if limit is None else limit)
+        return self._splits[split]
 
     @property
-    def train(self) -> list[dict[str, Any]]:
-        if self._train is None:
-            self._train = self._load("train")
-            if not self._train:
-                raise ConfigError(f"{self.path}: no training videos (use a larger corpus)")
-        return self._train
+    def train(self) -> Limited:
+        return self._split("train")
 
     @property
-    def test(self) -> list[dict[str, Any]]:
-        if self._test is None:
-            self._test = self._load("test", self.test_limit)
-            if not self._test:
-                raise ConfigError(f"{self.path}: no test videos (use a larger corpus)")
-        return self._test
+    def test(self) -> Limited:
+        return self._split("test", self.test_limit)
+
+    def close(self) -> None:
+        for split in self._splits.values():
+            split.samples.close()
+        self._splits = {}
 
 
 # --- the comparison ----------------------------------------------------------------------------
@@ -337,7 +343,7 @@ class Comparison:
             base_b = cfg.teacher_B
             base_data = data(base_b)
             captioner = self.captioner_config(base_b)
-            key = content_hash("teacher", base_data.key, captioner.to_dict(), training.to_dict())
+            key = content_hash("teacher", base_data.key, captioner.to_dict(), _training_key(training))
             folder = self.cache / "models" / f"tower-B{base_b:02d}-{key}"
             path = folder / "teacher.pt"
             self._cached(
@@ -350,7 +356,7 @@ class Comparison:
             self._teacher_base = (path, key)
         base_path, base_key = self._teacher_base
         this = data(B)
-        key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, training.to_dict())
+        key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, _training_key(training))
         folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
         path = folder / "teacher.pt"
         self._cached(
@@ -365,7 +371,7 @@ class Comparison:
     def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:
 
         training = self.training()
-        key = content_hash("student", mode, teacher[1], data.key, training.to_dict())
+        key = content_hash("student", mode, teacher[1], data.key, _training_key(training))
         folder = self.cache / "models" / f"{mode}-B{B:02d}-{key}"
         path = folder / f"{mode}.pt"
         self._cached(mode, B, path, lambda: train_student(data.train, teacher[0], folder, mode, training, progress=self.progress))
@@ -603,6 +609,8 @@ class Comparison:
                 # B simulates and trains (each captioning row still waits for the scorer to be idle)
                 for row_path, row in to_score:
                     scorer.submit(row_path, row)
+                for loaded in datasets.values():
+                    loaded.close()
                 datasets.clear()  # free the frames of this B (and of the tower's B: trained first, no longer needed)
             self.log("waiting for the caption metrics")
             scorer.wait_idle()

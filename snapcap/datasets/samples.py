@@ -74,12 +74,17 @@ class Limited:
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self.samples[i] for i in range(*index.indices(self.count))]
         if index < 0:
             index += self.count
         if not 0 <= index < self.count:
             raise IndexError(index)
         return self.samples[index]
+
+    def __iter__(self):
+        return (self[i] for i in range(self.count))
 
 
 def dataset_config_of(path: str | Path) -> DatasetConfig | None:
@@ -93,6 +98,10 @@ def dataset_config_of(path: str | Path) -> DatasetConfig | None:
 
 def captions_of(dataset: Any) -> list[list[str]]:
     """Every sample's captions, without decoding frames."""
+    from snapcap.datasets.feed import BatchFeed
+
+    if isinstance(dataset, BatchFeed):
+        return captions_of(dataset.samples)
     while isinstance(dataset, (CachedSamples, Limited)):
         if isinstance(dataset, Limited):
             return captions_of(dataset.samples)[: dataset.count]

@@ -1,0 +1,135 @@
+"""Training memory against corpus size, and the data feed's throughput against plain reading.
+
+On procedural corpora written to HDF5 at 224 x 224 (RGB through an RGGB mosaic, B = 8, T = 4,
+frames stored), in one run:
+
+1. **Memory.** A child process trains the tiny teacher (one tower epoch, one head epoch: the
+   distillation targets written memory-mapped beside it) and the SnapCap student (one stage-1,
+   one stage-2 epoch; the student works on 64 x 64 snapshots, so it trains on a 64 x 64 file of
+   the same corpus) straight from the files, each sample read when a step asks for it
+   (:class:`snapcap.datasets.feed.BatchFeed`, one DataLoader worker). The same run on N and on
+   8N videos: target peak RSS(8N) / peak RSS(N) <= 1.15 (issue 15).
+2. **Throughput.** Samples per second of the feed (two workers, the training's shuffled batches,
+   no model) against reading the same samples one after another in this process: target >= 0.8.
+
+Usage: python bench/scale.py [--videos 16] [--size 224] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from snapcap.datasets.h5 import DatasetConfig, make_dataset  # noqa: E402
+from snapcap.datasets.synthetic import SyntheticCorpus  # noqa: E402
+
+CHILD = r"""
+import json, resource, sys, time
+from dataclasses import replace
+import torch
+torch.set_num_threads(1)
+from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, train_student, train_teacher
+from snapcap.datasets.torch_data import MeasurementDataset
+frames_path, snapshots_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
+training = replace(TINY_TRAINING, teacher_epochs=1, head_epochs=1, stage1_epochs=1, epochs=1, batch_size=8, workers=1)
+start = time.perf_counter()
+teacher = train_teacher(MeasurementDataset(frames_path, split="train"), out, TINY_CAPTIONER, training, progress=False)
+student = train_student(MeasurementDataset(snapshots_path, split="train"), teacher, out, "snapcap", training, progress=False)
+print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": time.perf_counter() - start}))
+"""
+
+
+def make(folder: Path, videos: int, size: int) -> tuple[Path, Path]:
+    corpus = SyntheticCorpus(num_videos=videos, seed=0, splits=(1.0, 0.0, 0.0))
+    paths = []
+    for side in (size, 64):
+        path = folder / f"corpus{videos}-{side}.h5"
+        if not path.exists():
+            make_dataset(corpus, path, DatasetConfig(B=8, T=4, size=(side, side)), progress=False, workers=2)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def train_child(frames: Path, snapshots: Path, out: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(frames), str(snapshots), str(out)], capture_output=True, text=True, check=False
+    )
+    if result.returncode:
+        raise SystemExit(f"training child failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def throughput(path: Path, batch: int = 8) -> tuple[float, float]:
+    import numpy as np
+
+    from snapcap.datasets.feed import BatchFeed
+    from snapcap.datasets.torch_data import MeasurementDataset
+
+    dataset = MeasurementDataset(path, split="train")
+    count = len(dataset)
+    start = time.perf_counter()
+    for index in range(count):
+        dataset[index]
+    plain = count / (time.perf_counter() - start)
+    order = np.random.default_rng(0).permutation(count)
+    feed = BatchFeed(dataset, workers=2)
+    start = time.perf_counter()
+    seen = 0
+    for indices in feed.steps([order[i : i + batch] for i in range(0, count, batch)]):
+        seen += sum(1 for i in indices if feed[int(i)] is not None)
+    fed = seen / (time.perf_counter() - start)
+    dataset.close()
+    return plain, fed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=16, help="N: the small corpus (the large one has 8N; default 16)")
+    parser.add_argument("--size", type=int, default=224, help="frame size of the teacher's file (default 224)")
+    parser.add_argument("--work", type=Path, help="folder for the files (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="snapcap-bench-scale-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        runs = {}
+        for videos in (args.videos, 8 * args.videos):
+            frames, snapshots = make(work, videos, args.size)
+            runs[videos] = train_child(frames, snapshots, work / f"run{videos}")
+            print(f"[{time.perf_counter() - began:.0f} s] {videos} videos: {runs[videos]}", file=sys.stderr, flush=True)
+        plain, fed = throughput(make(work, 8 * args.videos, args.size)[0])
+    small, large = runs[args.videos], runs[8 * args.videos]
+    ratio = large["peak_mib"] / small["peak_mib"]
+    print(f"## Training from HDF5 at {args.size}x{args.size} (B = 8, T = 4, RGB): memory and data feed\n")
+    print("| videos | peak RSS MiB | training s |")
+    print("|---:|---:|---:|")
+    for videos, run in runs.items():
+        print(f"| {videos} | {run['peak_mib']:.0f} | {run['seconds']:.0f} |")
+    print(
+        f"\n- {'PASS' if ratio <= 1.15 else 'FAIL'}: peak RSS {8 * args.videos} / {args.videos} videos = {ratio:.2f} "
+        "(target <= 1.15)"
+    )
+    print(
+        f"- {'PASS' if fed >= 0.8 * plain else 'FAIL'}: feed (2 workers, shuffled batches) {fed:.1f} samples/s "
+        f"vs plain sequential reading {plain:.1f} samples/s = {fed / plain:.2f} (target >= 0.8)"
+    )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nwall time {time.perf_counter() - began:.0f} s; this process's peak RSS {own:.0f} MiB")
+    return 0 if ratio <= 1.15 and fed >= 0.8 * plain else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
