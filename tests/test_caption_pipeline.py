@@ -666,3 +666,20 @@ def test_streamed_training_equals_training_from_memory(tmp_path):
     feed = BatchFeed(lazy, workers=1)
     steps = list(feed.steps([[0, 2], [1]]))
     assert [s.tolist() for s in steps] == [[0, 2], [1]] and feed._rows == {}  # nothing held after the epoch
+
+
+def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path):
+    from caption_helpers import tiny_config, tiny_samples
+
+    from snapcap.caption.train import CaptionTrainConfig, train_student, train_teacher
+
+    samples = tiny_samples(4, B=2, T=2)
+    training = CaptionTrainConfig(epochs=1, head_epochs=1, stage1_epochs=1, batch_size=2, amp=True)
+    teacher = train_teacher(samples, tmp_path, tiny_config(), training, progress=False)
+    student = train_student(samples, teacher, tmp_path, "snapcap", training, progress=False)
+    for path in (teacher, student):
+        state = torch.load(path, weights_only=False)
+        assert all(h["loss"] == h["loss"] for h in state["history"])  # finite, not NaN
+        assert {v.dtype for v in state["state"].values() if v.is_floating_point()} == {torch.float32}
+    with pytest.raises(ConfigError, match="amp"):
+        CaptionTrainConfig(amp="yes")

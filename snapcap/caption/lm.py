@@ -159,6 +159,7 @@ class LanguageModel:
     width: int
     eos_id: int
     pad_id: int
+    special_ids: tuple[int, ...] = ()
 
 
 @contextlib.contextmanager
@@ -222,7 +223,8 @@ def _load(name: str, folder: str, gguf_file: str | None, fingerprint: tuple[int,
         raise DataFileError(f"lm:{name}: the model names no end-of-sequence token; it cannot end a caption")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     width = int(model.get_input_embeddings().weight.shape[1])
-    return LanguageModel(name, model, tokenizer, weights_sha256(model), width, int(eos), int(pad))
+    special = tuple(sorted({int(i) for i in tokenizer.all_special_ids} - {int(eos)}))
+    return LanguageModel(name, model, tokenizer, weights_sha256(model), width, int(eos), int(pad), special)
 
 
 def is_lm_decoder(decoder: Mapping[str, Any] | None) -> bool:
@@ -328,6 +330,7 @@ class LMDecoder(nn.Module):
         self.config = replace(config, sha256=language_model.sha256, width=language_model.width)
         self.eos_id = language_model.eos_id
         self.pad_id = language_model.pad_id
+        self.suppressed = [i for i in language_model.special_ids if i < language_model.model.config.vocab_size]
         self.vocab_size = int(language_model.model.get_output_embeddings().weight.shape[0])
         object.__setattr__(self, "lm", language_model.model)  # not a submodule: frozen, in no state_dict
 
@@ -437,8 +440,8 @@ class LMDecoder(nn.Module):
         ``"greedy"`` is ``num_beams=1``; ``"beam"`` is transformers' beam search with
         ``num_beams=beam_size`` and its ``length_penalty`` (score = log-probability /
         length ** length_penalty). Lengths mean what they mean for the in-house decoder: at most
-        ``max_length - 2`` caption tokens, EOS not before ``min_length``. ``prefix_padding``: as
-        for :meth:`loss`.
+        ``max_length - 2`` caption tokens, EOS not before ``min_length``; the tokenizer's other
+        special tokens are never generated. ``prefix_padding``: as for :meth:`loss`.
         """
         if method not in ("greedy", "beam"):
             raise ConfigError(f"unknown generation method {method!r}; expected 'greedy' or 'beam'")
@@ -459,6 +462,7 @@ class LMDecoder(nn.Module):
             eos_token_id=self.eos_id,
             pad_token_id=self.pad_id,
             use_cache=bool(use_cache),
+            suppress_tokens=self.suppressed or None,  # a caption holds words and its end, no other special token
         )
         was_training = self.training
         self.eval()

@@ -108,6 +108,18 @@ CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
         B=8,
         T=8,
     ),
+    # The paper's architecture with random weights and the in-house decoder at the paper's width
+    # D = 1024 (nothing to download): `snapcap compare --preset paper-smoke` runs every code path a
+    # paper run takes, on a handful of videos.
+    "paper-smoke": CaptionerConfig(
+        teacher="ViT-B-16",
+        pretrained=None,
+        train_encoder=True,
+        decoder=NATIVE_DECODERS["paper"],
+        student=_PAPER_STUDENT,
+        B=8,
+        T=8,
+    ),
 }
 """Named captioner configurations (architecture only; B and T are set from the data)."""
 
@@ -172,6 +184,7 @@ def training_config(options: Mapping[str, Any]) -> CaptionTrainConfig:
         device=str(_get(options, "device", defaults.device)),
         checkpoint_every=int(_get(options, "checkpoint_every", defaults.checkpoint_every)),
         workers=int(_get(options, "workers", defaults.workers)),
+        amp=bool(options.get("amp", False)),
     )
 
 

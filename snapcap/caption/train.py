@@ -100,6 +100,10 @@ class CaptionTrainConfig:
       regression; other modes start from P = 0 and learn it from their losses), ``teacher``
       (every mode: P copied from the teacher's conv1 through the Bayer pattern) or ``zero``.
     * ``shortcut_ridge``: the ridge of that regression (relative to the number of patches).
+    * ``amp``: mixed precision: the forward passes and losses of every training step under
+      bf16 autocast (CUDA, or CPUs with bf16 support); weights, optimiser state and the
+      teacher's stored targets stay float32, and the caption losses are computed on float32
+      logits. Off by default: on CPUs without native bf16 it is slower, not faster.
     * ``workers``: DataLoader worker processes that read each step's samples ahead
       (:class:`~snapcap.datasets.feed.BatchFeed`); 0 reads them in the training process. A
       run resumes with any number of workers.
@@ -133,6 +137,7 @@ class CaptionTrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     workers: int = 0
+    amp: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lr", "lr_tail", "lr_conv2", "lr_proj", "lr_encoder"):
@@ -168,6 +173,8 @@ class CaptionTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if not isinstance(self.amp, bool):
+            raise ConfigError(f"amp must be True or False, got {self.amp!r}")
         if self.teacher_epochs is not None and (not isinstance(self.teacher_epochs, int) or self.teacher_epochs < 0):
             raise ConfigError(f"teacher_epochs must be None or an integer >= 0, got {self.teacher_epochs!r}")
 
@@ -323,7 +330,8 @@ def fit(
             batches = _batches(count, config.batch_size, config.seed, epoch)
             plan = [b[context.rank :: context.world] if context.active else b for b in batches[position:]]
             for indices in feed.steps(plan) if feed is not None else plan:
-                values = runner(indices, epoch)
+                with torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.amp):
+                    values = runner(indices, epoch)
                 optimizer.zero_grad(set_to_none=True)
                 values["loss"].backward()
                 optimizer.step()

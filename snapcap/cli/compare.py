@@ -80,6 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_decoder_argument(models, "the captioner preset's (tiny, small: native; paper: lm:gpt2-medium)")
     models.add_argument("--seed", type=nonnegative_int, help="training seed")
     models.add_argument("--workers", type=nonnegative_int, help="DataLoader processes reading training samples ahead (default 0)")
+    models.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast) for training; for CUDA")
     evals = parser.add_argument_group("evaluation")
     evals.add_argument("--test-limit", type=positive_int, help="at most this many test videos")
     evals.add_argument("--metrics", help="comma-separated among BLEU,METEOR,ROUGE-L,CIDEr (default all four)")
@@ -148,6 +149,8 @@ def config_from_args(args: argparse.Namespace):
         training["teacher_epochs"] = args.teacher_epochs
     if args.workers is not None:
         training["workers"] = args.workers
+    if args.amp:
+        training["amp"] = True
     recon_params = {method: dict(values) for method, values in base.recon_params.items()}
     for method, values in recon_params_by_method(args.recon_param).items():
         recon_params.setdefault(method, {}).update(values)

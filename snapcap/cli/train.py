@@ -136,6 +136,9 @@ def _add_captioner_arguments(parser: argparse.ArgumentParser, entry: CaptionerEn
     model.add_argument("--min-count", type=positive_int, default=None, help="vocabulary: keep words seen at least this often")
     model.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
     model.add_argument(
+        "--amp", action="store_true", help="mixed precision (bf16 autocast) for training; for CUDA (slower on most CPUs)"
+    )
+    model.add_argument(
         "--workers",
         type=nonnegative_int,
         default=None,

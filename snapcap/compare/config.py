@@ -252,6 +252,34 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
         metrics=("BLEU", "ROUGE-L", "CIDEr"),
         montage_videos=2,
     ),
+    # The paper preset's models and shapes (ViT-B/16 from random weights, 224 x 224, T = 8, B = 8,
+    # decoder width D = 1024, the paper's student and deep unfolding net) on a handful of
+    # procedural videos with one epoch (or two steps) of everything: every code path of a paper
+    # run, in minutes on a CPU (the slow tests run it).
+    "paper-smoke": CompareConfig(
+        preset="paper-smoke",
+        B=(8,),
+        base_B=8,
+        corpus={"kind": "synthetic", "num_videos": 4, "seed": 0, "splits": [0.75, 0.0, 0.25]},
+        T=8,
+        size=224,
+        captioner="paper-smoke",
+        training={
+            "teacher_epochs": 1,
+            "teacher_frames": 1,  # one frame per snapshot through the ViT while it trains: 8x less memory
+            "head_epochs": 1,
+            "stage1_epochs": 1,
+            "epochs": 1,
+            "batch_size": 2,
+        },
+        adapt_epochs=1,
+        recon=("gap-tv", "unfold"),
+        recon_params={"gap-tv": {"iterations": 5}},
+        unfold={"preset": "paper", "steps": 2, "batch_size": 1, "patch": 64},
+        test_limit=2,
+        metrics=("BLEU", "ROUGE-L", "CIDEr"),
+        montage_videos=1,
+    ),
     # The SnapCap paper's configuration (MSR-VTT, frozen CLIP ViT-B/16 with OpenAI weights, T = 8,
     # 224 x 224, the paper's optimisation); for a GPU. Needs --root (and the weights in the
     # open_clip cache, or network access the first time).
