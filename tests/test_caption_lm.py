@@ -332,3 +332,18 @@ def test_compare_takes_the_decoder(lm_folder, tmp_path):
         config = Comparison(compare_preset(preset, decoder=args.decoder), tmp_path).captioner_config(4)
         assert config.decoder["backend"] == "lm" and config.decoder["lm"] == str(lm_folder) and config.B == 4
     assert "backend" not in Comparison(compare_preset("tiny"), tmp_path).captioner_config(4).decoder
+
+
+def test_vccv_with_the_lm_decoder(lm_folder, samples, tmp_path):
+    from snapcap.caption.zoo import vccv
+
+    options = {"decoder": f"lm:{lm_folder}", "epochs": 2, "batch_size": 4, "min_count": 1}
+    path = vccv.train(samples, tmp_path, options, progress=False)
+    model, config, vocab = vccv.load(path)
+    assert config.decoder["backend"] == "lm" and config.decoder["max_prefix"] == config.lm_queries == 4
+    assert isinstance(vocab, LMTokenizer) and tuple(model.queries.shape) == (4, config.hidden_dim)
+    assert not any(key.startswith("decoder.") for key in torch.load(path, weights_only=False)["state"])
+    captioner = load_captioner(path)
+    batch = _batch(samples[:2])
+    greedy = captioner.caption(batch, method="greedy")
+    assert greedy == captioner.caption(batch, method="beam", beam_size=1) and len(captioner.caption(batch, beam_size=3)) == 2

@@ -66,8 +66,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from snapcap.caption.decoding import PAD, Hypothesis, beam_search, check_beam_options, check_lengths, greedy_search
+from snapcap.caption.lm import (
+    add_decoder_argument,
+    build_decoder,
+    codec_for,
+    codec_from_dict,
+    decoder_choice,
+    is_lm_decoder,
+    lm_decoder_settings,
+)
 from snapcap.caption.teacher import ClipTeacher, teacher_image_size
-from snapcap.caption.text import Vocabulary
 from snapcap.caption.train import (
     CaptionTrainConfig,
     build_vocabulary,
@@ -157,6 +165,12 @@ class VccvConfig:
         max_length: longest caption in tokens, BOS and EOS included (paper 50 words: 52;
             ``tiny`` 50).
         vocab_size: set from the vocabulary.
+        decoder: None (the paper's LSTM decoder) or a frozen pretrained language model's settings
+            (:mod:`snapcap.caption.lm`): then the LSTM's state, which queries the RAE's spatial
+            attention and temporal gate at every word, is replaced by ``lm_queries`` learned
+            query vectors; the RAE's outputs for them, mapped to the model's width, are its
+            prefix (a frozen model fed through ``inputs_embeds`` has no state to query with).
+        lm_queries: the number of those queries (prefix tokens).
     """
 
     B: int = 8
@@ -183,6 +197,8 @@ class VccvConfig:
     variant: str = "rae"
     max_length: int = 50
     vocab_size: int = 0
+    decoder: dict[str, Any] | None = None
+    lm_queries: int = 4
 
     def __post_init__(self) -> None:
         for name in ("B", "T", "block_size", "image_size", "gate_dim", "visual_dim", "embed_dim", "hidden_dim"):
@@ -644,7 +660,7 @@ class VccvCaptioner(nn.Module):
         device: where the networks live (also used to build a CLIP backbone).
     """
 
-    def __init__(self, config: VccvConfig, device: str | torch.device = "cpu"):
+    def __init__(self, config: VccvConfig, device: str | torch.device = "cpu", vocab: Any = None):
         super().__init__()
         if config.vocab_size < 4:
             raise ConfigError(f"VccvConfig.vocab_size must be set from the vocabulary (>= 4), got {config.vocab_size}")
@@ -688,7 +704,14 @@ class VccvCaptioner(nn.Module):
             config.init_state,
             config.num_gops,
         )
-        self.decoder = LstmDecoder(config.vocab_size, config.visual_dim, config.embed_dim, config.hidden_dim, config.dropout)
+        if is_lm_decoder(config.decoder):
+            self.queries = nn.Parameter(torch.randn(int(config.lm_queries), config.hidden_dim) * 0.1)
+            self.decoder = build_decoder(config.decoder, vocab)
+            self.to_prefix = nn.Linear(config.visual_dim, self.decoder.config.width)
+            self.config = replace(config, decoder=self.decoder.config.to_dict())
+        else:
+            self.decoder = LstmDecoder(config.vocab_size, config.visual_dim, config.embed_dim, config.hidden_dim, config.dropout)
+            self.to_prefix = None
         self.name = "vccv"
         self.to(device)
 
@@ -698,7 +721,7 @@ class VccvCaptioner(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.decoder.head.weight.device
+        return self.encoder.out.weight.device
 
     # -- compression and features ---------------------------------------------------------------
 
@@ -757,6 +780,12 @@ class VccvCaptioner(nn.Module):
         v_i = self.image_features(iframes) if image_features is None else image_features.to(self.device)
         return self.encoder.prepare(v_i, self.residual_features(residuals))
 
+    def lm_prefix(self, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A language-model decoder's prefix ``(b, lm_queries, width)``: the RAE queried by each learned vector."""
+        rows = next(iter(context.values())).shape[0]
+        tokens = [self.encoder.step(context, query.expand(rows, -1)) for query in self.queries]
+        return self.to_prefix(torch.stack(tokens, dim=1))
+
     # -- training ---------------------------------------------------------------------------------
 
     def loss(
@@ -772,6 +801,8 @@ class VccvCaptioner(nn.Module):
             raise ShapeError(f"captions must have shape ({iframes.shape[0]}, L >= 2), got {tuple(captions.shape)}")
         context = self.context(iframes, residuals, image_features)
         captions = captions.to(self.device)
+        if self.to_prefix is not None:
+            return self.decoder.loss(self.lm_prefix(context), captions, label_smoothing)
         state = self.encoder.initial_state(context)
         logits = []
         for position in range(captions.shape[1] - 1):
@@ -851,6 +882,11 @@ class VccvCaptioner(nn.Module):
         self.eval()
         try:
             context = self.context(iframes, residuals, image_features)
+            if self.to_prefix is not None:
+                options = {"beam_size": beam_size, "length_penalty": float(length_penalty)} if method == "beam" else {}
+                return self.decoder.generate(
+                    self.lm_prefix(context), method=method, max_length=max_length, min_length=min_length, **options
+                )
             if method == "greedy":
                 return self.greedy(context, max_words, min_length)
             return [hyps[0].tokens for hyps in self.beam(context, beam_size, max_words, min_length, float(length_penalty))]
@@ -994,7 +1030,12 @@ def train_vccv(
             f"the samples have T={frames.shape[1]}, B={frames.shape[2]} but the options ask for T={config.T}, B={config.B}"
         )
     device = torch.device(train.device)
-    compress_config = config
+    if isinstance(config.decoder, str):  # --decoder native|lm:NAME
+        choice = decoder_choice(config.decoder)
+        config = replace(
+            config, decoder=None if choice == "native" else lm_decoder_settings(choice, config.max_length, config.lm_queries)
+        )
+    compress_config = replace(config, decoder=None)
     if config.backbone == "clip":  # compression needs only the input size, not the tower
         compress_config = replace(
             config, backbone="cnn", image_size=teacher_image_size(config.clip_model), image_widths=(1,), residual_widths=(1,)
@@ -1002,10 +1043,12 @@ def train_vccv(
     compressor = VccvCaptioner(compress_config, device="cpu")
     iframes, residuals, captions_of = compress_samples(compressor, samples, progress=progress and context.main)
     texts = [{"captions": captions} for captions in captions_of]
-    vocab = vocab or build_vocabulary(texts, train.min_count)
+    if vocab is None:
+        vocab = codec_for(config.decoder) if is_lm_decoder(config.decoder) else build_vocabulary(texts, train.min_count)
     config = replace(config, vocab_size=len(vocab))
     torch.manual_seed(train.seed)
-    model = VccvCaptioner(config, device=device)
+    model = VccvCaptioner(config, device=device, vocab=vocab)
+    config = model.config  # with the language model's hash, when there is one
     features = None
     if model.clip is not None:
         with torch.no_grad():
@@ -1077,8 +1120,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[VccvCapt
     state = read_checkpoint(path, NAME)
     # Checkpoints written before these fields existed: plain CNN stages, zero initial state.
     config = VccvConfig.from_dict({"cnn_norm": "none", "init_state": False, **state["config"]})
-    vocab = Vocabulary.from_dict(state["vocab"])
-    model = VccvCaptioner(config, device=device)
+    vocab = codec_from_dict(state["vocab"])
+    model = VccvCaptioner(config, device=device, vocab=vocab)
     missing, unexpected = model.load_state_dict(state["state"], strict=False)
     if missing or unexpected:
         raise DataFileError(
@@ -1112,6 +1155,7 @@ _CLI_MODEL_KEYS = (
     "dropout",
     "B",
     "T",
+    "decoder",
 )
 
 
@@ -1158,6 +1202,7 @@ def train(samples, out_dir: str | Path, options: Mapping[str, Any] | None = None
 
 def add_arguments(group) -> None:
     """``snapcap train vccv`` options (the vocabulary's --min-count defaults to the paper's 3)."""
+    add_decoder_argument(group, "native (the paper's LSTM; an lm: model reads the RAE through learned queries)")
     group.add_argument(
         "--variant",
         choices=VARIANTS,
