@@ -18,6 +18,7 @@ or ``.npz`` member is found from its header before numpy reads it, pickled array
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from snapcap.errors import DataFileError, InvalidValueError, MissingKeyError, SnapcapError
-from snapcap.matfile import list_mat_variables, load_mat
+from snapcap.matfile import HEAP_SCAN_LIMIT, check_global_heaps, check_hdf5_attrs, list_mat_variables, load_mat
 
 __all__ = [
     "DATASET_FORMAT",
@@ -42,6 +43,7 @@ __all__ = [
     "Container",
     "open_container",
     "read_npy",
+    "check_npz",
     "hdf5_format",
     "is_snapcap_dataset",
     "is_snapcap_measurements",
@@ -174,7 +176,8 @@ def read_npy(path: str | Path) -> np.ndarray:
     """A .npy array, checking the header against the file size before reading (no pickles).
 
     Raises:
-        DataFileError: unreadable, truncated, or not a numeric array.
+        DataFileError: unreadable, truncated, more bytes than the header announces (a damaged
+            shape), or not a numeric array.
     """
     path = Path(path)
     try:
@@ -192,10 +195,42 @@ def read_npy(path: str | Path) -> np.ndarray:
         raise DataFileError(
             f"{path}: truncated .npy file: the header announces {shape} {dtype} ({expected} bytes) but {available} bytes follow"
         )
+    if available > expected:  # numpy would read the first values and ignore the rest: a damaged shape in the header
+        raise DataFileError(
+            f"{path}: damaged .npy file: the header announces {shape} {dtype} ({expected} bytes) but {available} bytes follow"
+        )
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:
         raise DataFileError(f"{path}: not a readable .npy file ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _zip_directory(path: Path, archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The entries of an open zip archive, checked against the count its end record gives.
+
+    Python's zipfile reads the central directory by its byte size and never compares the count,
+    so a damaged length field that swallows the entries after it goes unnoticed.
+    """
+    infos = archive.infolist()
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 22 - 65535))
+        tail = handle.read()
+    end = tail.rfind(b"PK\x05\x06")
+    if end >= 0 and len(tail) >= end + 22:
+        (total,) = struct.unpack("<H", tail[end + 10 : end + 12])
+        if total != 0xFFFF and total != len(infos):  # 0xFFFF: zip64, counted elsewhere
+            raise DataFileError(f"{path}: damaged .npz (zip) file: its directory holds {len(infos)} of its {total} entries")
+    return infos
+
+
+def check_npz(path: str | Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Array name -> (shape, dtype) of an .npz file whose zip directory is whole and whose members hold
+    exactly what their headers announce (the values are checked by zip's CRC-32 when read).
+
+    Raises:
+        DataFileError: not a zip file, a damaged directory, or a truncated or damaged member.
+    """
+    return _npz_members(Path(path))
 
 
 def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -203,7 +238,7 @@ def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
         with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
+            for info in _zip_directory(path, archive):
                 if not info.filename.endswith(".npy"):
                     continue
                 name = info.filename[:-4]
@@ -215,10 +250,10 @@ def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                     found[name] = (shape, dtype)
                     continue
                 expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-                if info.file_size - header < expected:
+                if info.file_size - header != expected:
                     raise DataFileError(
-                        f"{where}: truncated: the header announces {shape} {dtype} ({expected} bytes) "
-                        f"but the member holds {info.file_size - header}"
+                        f"{where}: {'truncated' if info.file_size - header < expected else 'damaged'}: the header announces "
+                        f"{shape} {dtype} ({expected} bytes) but the member holds {info.file_size - header}"
                     )
                 found[name] = (shape, dtype)
     except DataFileError:
@@ -247,9 +282,13 @@ def hdf5_format(path: str | Path) -> str | None:
     Raises:
         DataFileError: not a readable HDF5 file.
     """
+    check_global_heaps(path, HEAP_SCAN_LIMIT)  # the attribute is a string: HDF5 may never return from a damaged heap
     try:
         with h5py.File(path, "r") as handle:
+            check_hdf5_attrs(handle, str(path))
             kind = handle.attrs.get("format")
+    except DataFileError:
+        raise
     except Exception as exc:
         raise DataFileError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc}); it may be truncated") from exc
     if isinstance(kind, bytes):

@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, MissingKeyError, ShapeError
-from snapcap.matfile import list_mat_variables, load_mat
+from snapcap.files import read_npy
+from snapcap.matfile import check_hdf5_layout, list_mat_variables, load_mat
 
 __all__ = [
     "random_binary",
@@ -223,10 +224,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
         array = load_mat(path, [name])[name]
         default_layout = "HWB"
     elif suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise DataFileError(f"{path}: not a readable .npy file ({exc.__class__.__name__}: {exc})") from exc
+        array = read_npy(path)
         name = "(array)"
         default_layout = "BHW"
     elif suffix == ".npz":
@@ -246,6 +244,7 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
             with h5py.File(path, "r") as handle:
                 found = {k: v.shape for k, v in handle.items() if isinstance(v, h5py.Dataset)}
                 name = _pick_key(path, found, key)
+                check_hdf5_layout(handle[name], f"{path}: mask {name!r}")
                 array = handle[name][()]
         except DataFileError:
             raise
@@ -263,13 +262,16 @@ def load_masks(path: str | Path, key: str | None = None, B: int | None = None, l
         raise ShapeError(
             f"{path}: mask {name!r} has shape {array.shape}; expected 3 axes (H x W x B in .mat, B x H x W otherwise)"
         )
+    if array.size == 0:
+        raise ShapeError(f"{path}: mask {name!r} is empty (shape {array.shape}); expected at least one H x W mask")
     if (layout or default_layout).upper() == "HWB":
         array = np.transpose(array, (2, 0, 1))
     if B is not None:
         if array.shape[0] < B:
             raise ShapeError(f"{path}: mask {name!r} holds {array.shape[0]} frames; B={B} were asked for")
         array = array[:B]
-    masks = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # values too large for float32 become inf, refused next
+        masks = np.ascontiguousarray(array, dtype=np.float32)
     if not np.all(np.isfinite(masks)):
         raise InvalidValueError(f"{path}: mask {name!r} holds NaN or infinite values")
     if masks.min() < 0 or masks.max() > 1:

@@ -45,7 +45,7 @@ from snapcap.caption.teacher import ClipTeacher
 from snapcap.caption.text import Vocabulary
 from snapcap.datasets.feed import BatchFeed, feed_of
 from snapcap.datasets.samples import captions_of
-from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path
 
 __all__ = [
@@ -1045,6 +1045,12 @@ def load_native(path: str | Path, device="cpu", expect: str | None = None):
     """The registry's load function of snapcap's own captioners: (model, CaptionerConfig, Vocabulary).
 
     Any captioner checkpoint, zoo models included, loads with :func:`snapcap.caption.registry.load_captioner`.
+
+    Raises:
+        DataFileError: not a snapcap captioner checkpoint, a damaged one (missing or malformed
+            entries, weights that do not fit, non-finite weights).
+        ConfigError: a student where a teacher is expected; a language model whose weights
+            differ from those it was trained with.
     """
     path = Path(path)
     state = load_checkpoint(path)
@@ -1053,14 +1059,34 @@ def load_native(path: str | Path, device="cpu", expect: str | None = None):
             f"{path}: not a snapcap captioner checkpoint "
             f"(kind {state.get('kind') if isinstance(state, dict) else type(state).__name__!r})"
         )
-    config = CaptionerConfig(**state["config"])
-    vocab = codec_from_dict(state["vocab"])
-    name = state["name"]
+    try:
+        config = CaptionerConfig(**state["config"])
+        vocab = codec_from_dict(state["vocab"])
+        name = str(state["name"])
+        weights = state["state"]
+        if not isinstance(weights, dict):
+            raise TypeError(f"its weights are a {type(weights).__name__}, not a state dict")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SnapcapError) and not isinstance(exc, InvalidValueError):
+            raise
+        raise DataFileError(f"{path}: damaged captioner checkpoint ({exc.__class__.__name__}: {exc})") from None
     if expect == "teacher" and name != "teacher":
         raise ConfigError(f"{path}: is a {name!r} captioner; a teacher checkpoint (teacher.pt) is needed here")
-    teacher = build_teacher(replace(config, train_encoder=False), vocab, device)
-    model = teacher if name == "teacher" else build_student(teacher, config, device)
-    missing, unexpected = model.load_state_dict(state["state"], strict=False)
+    bad = [
+        key
+        for key, value in weights.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if bad:
+        raise DataFileError(f"{path}: damaged captioner checkpoint (non-finite weights in {bad[:3]})")
+    try:
+        teacher = build_teacher(replace(config, train_encoder=False), vocab, device)
+        model = teacher if name == "teacher" else build_student(teacher, config, device)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        if isinstance(exc, SnapcapError):
+            raise
+        raise DataFileError(f"{path}: damaged captioner checkpoint ({exc.__class__.__name__}: {exc})") from None
     if missing or unexpected:
         raise DataFileError(
             f"{path}: weights do not fit the recorded architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"

@@ -803,6 +803,8 @@ class SCIBenchmark(Corpus):
             video = np.transpose(array, (3, 0, 1, 2))
         else:
             raise DataFileError(f"{item.path}: {key!r} has shape {array.shape}; expected H x W x F (or H x W x 3 x F)")
+        if video.size == 0:
+            raise ShapeError(f"{item.path}: {key!r} is empty (shape {array.shape}); expected at least one H x W frame")
         if video.dtype.kind == "f" and not np.all(np.isfinite(video)):
             bad = int(np.sum(~np.isfinite(video)))
             raise DataFileError(f"{item.path}: {key!r} holds {bad} NaN or infinite value(s); expected finite pixel values")

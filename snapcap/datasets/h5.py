@@ -66,6 +66,7 @@ from snapcap.cacti.simulate import plan_simulation, simulate_iter
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path, write_json
 from snapcap.files import DATASET_FORMAT
+from snapcap.matfile import HEAP_SCAN_LIMIT, check_global_heaps, check_hdf5_attrs, check_hdf5_layout
 
 __all__ = [
     "FORMAT",
@@ -79,6 +80,9 @@ __all__ = [
     "shard_path",
     "shard_from_env",
     "open_dataset",
+    "READ_ERRORS",
+    "dataset_read_errors",
+    "read_captions",
     "sample_masks",
     "dataset_full_scale",
     "simulate_sample",
@@ -539,7 +543,7 @@ def _scan_parts(parts_dir: Path, selection: range) -> dict[int, tuple[Path, np.n
             with h5py.File(path, "r") as handle:
                 indices = np.asarray(handle["index"][()], dtype=np.int64)
                 status = np.asarray(handle["status"][()])
-        except (OSError, KeyError):
+        except READ_ERRORS:
             path.unlink(missing_ok=True)
             continue
         consecutive = len(indices) > 0 and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices)))
@@ -571,6 +575,16 @@ def _runs(indices: Sequence[int], size: int) -> list[list[int]]:
 
 METADATA_HASH_ATTR = "metadata_sha256"
 """Root attribute: sha256 of the per-sample metadata and every other attribute (see :func:`metadata_hash`)."""
+
+_DATASETS = frozenset({"meas", "frames", "masks", "index", "done", "video_id", "split", "captions"})
+"""The datasets of a finished dataset file."""
+
+_ATTRS = frozenset(
+    "format format_version B T H W rgb bayer mask per_sample_masks noise noise_seed noise_rng full_scale snapcap_version "
+    "corpus config config_hash shard num_shards index_range skipped created num_samples complete merged_from".split()
+    + [METADATA_HASH_ATTR]
+)
+"""The root attributes snapcap writes (:func:`verify_dataset` reports others when the checksum is missing)."""
 
 
 def metadata_hash(handle) -> str:
@@ -650,10 +664,11 @@ def _make_locked(
     if final.exists():
         try:
             with h5py.File(final, "r") as handle:
+                check_hdf5_attrs(handle, str(final))
                 same = handle.attrs.get("config_hash") == config_hash and int(handle.attrs.get("complete", 0)) == 1
                 reused = int(handle.attrs.get("num_samples", 0))
                 skipped = json.loads(handle.attrs.get("skipped", "[]"))
-        except OSError as exc:
+        except READ_ERRORS as exc:
             raise DataFileError(f"{final}: exists but is not a readable dataset ({exc}); remove it to regenerate") from exc
         if not same:
             raise ConfigError(
@@ -671,8 +686,15 @@ def _make_locked(
     parts_dir.mkdir(parents=True, exist_ok=True)
     stamp = parts_dir / "config.json"
     if stamp.exists():
-        previous = json.loads(stamp.read_text())
-        if previous.get("config_hash") != config_hash:
+        try:
+            previous = json.loads(stamp.read_text(encoding="utf-8"))
+            previous_hash = previous.get("config_hash")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DataFileError(
+                f"{stamp}: the record of a partial run is damaged ({exc.__class__.__name__}: {_one_line(exc)}); "
+                f"remove {parts_dir} to start again"
+            ) from exc
+        if previous_hash != config_hash:
             raise ConfigError(
                 f"{parts_dir}: a partial run with a different configuration or corpus is here; "
                 "rerun with its options or remove the folder"
@@ -791,6 +813,7 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
             raise ConfigError(f"-o {out}: is one of the shards being merged; the merged file must be a new name")
         try:
             with h5py.File(path, "r") as handle:
+                check_hdf5_attrs(handle, str(path))
                 if handle.attrs.get("format") != FORMAT:
                     raise DataFileError(f"{path}: not a snapcap dataset (format attribute {handle.attrs.get('format')!r})")
                 if int(handle.attrs.get("complete", 0)) != 1:
@@ -803,7 +826,7 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
                         "datasets": {name: (handle[name].shape, handle[name].dtype) for name in handle},
                     }
                 )
-        except OSError as exc:
+        except READ_ERRORS as exc:
             raise DataFileError(f"{path}: cannot read shard ({exc})") from exc
     first = infos[0]["attrs"]
     for info in infos[1:]:
@@ -857,23 +880,69 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
 
 # --- reading, info, verify -----------------------------------------------------------------
 
+READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+"""What h5py (and json, on the stored strings) raise on a damaged dataset file."""
+
+
+@contextlib.contextmanager
+def dataset_read_errors(path: str | Path, what: str = "read it") -> Iterator[None]:
+    """Turn a read error of a damaged dataset file into a :class:`DataFileError` naming the file.
+
+    SnapcapErrors that name the file pass unchanged, others get its name; ``what`` says what was
+    being done ("read sample 3").
+    """
+    try:
+        yield
+    except SnapcapError as exc:
+        if str(path) in str(exc):
+            raise
+        raise DataFileError(f"{path}: cannot {what}: {_one_line(exc)}") from exc
+    except READ_ERRORS as exc:
+        raise DataFileError(
+            f"{path}: cannot {what} ({exc.__class__.__name__}: {_one_line(exc)}); the dataset file is damaged "
+            "(`snapcap dataset verify` lists what)"
+        ) from exc
+
+
+def read_captions(handle, row: int, path: str | Path) -> list[str]:
+    """The captions of sample ``row``: the stored JSON list of strings, checked."""
+    with dataset_read_errors(path, f"read the captions of sample {row}"):
+        captions = json.loads(handle["captions"][row])
+    if not isinstance(captions, list) or not all(isinstance(caption, str) for caption in captions):
+        raise DataFileError(f"{path}: the captions of sample {row} are {captions!r}; expected a JSON list of strings")
+    return captions
+
 
 def open_dataset(path: str | Path):
     """Open a dataset file read-only, checking it is a complete snapcap dataset."""
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such dataset file")
+    check_global_heaps(path, HEAP_SCAN_LIMIT)  # its attributes are strings: HDF5 may never return from a damaged heap
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
+    except READ_ERRORS as exc:
         raise DataFileError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated") from exc
-    if handle.attrs.get("format") != FORMAT:
-        found = handle.attrs.get("format")
+    try:
+        with dataset_read_errors(path, "read its format attributes"):
+            check_hdf5_attrs(handle, str(path))  # before any value is read: HDF5 may crash on a damaged type
+            found = _attr_text(handle.attrs.get("format"))
+            if found != FORMAT:
+                raise DataFileError(f"{path}: not a snapcap dataset (format attribute {found!r}, expected {FORMAT!r})")
+            if int(handle.attrs.get("complete", 0)) != 1:
+                raise DataFileError(f"{path}: the dataset is incomplete; rerun the command that makes it")
+            lacking = [key for key in ("num_samples", "B", "T", "H", "W") if key not in handle.attrs]
+            if lacking:
+                raise DataFileError(f"{path}: lacks the attribute(s) {', '.join(lacking)}; the file is damaged")
+            for name, item in handle.items():  # before anything reads a row: a damaged shape may be huge
+                if name not in _DATASETS or not isinstance(item, h5py.Dataset):
+                    raise DataFileError(
+                        f"{path}: holds {name!r} ({type(item).__name__}), which snapcap does not write; the file is damaged"
+                    )
+                check_hdf5_layout(item, f"{path}: dataset {name!r}")
+    except BaseException:
         handle.close()
-        raise DataFileError(f"{path}: not a snapcap dataset (format attribute {found!r}, expected {FORMAT!r})")
-    if int(handle.attrs.get("complete", 0)) != 1:
-        handle.close()
-        raise DataFileError(f"{path}: the dataset is incomplete; rerun the command that makes it")
+        raise
     return handle
 
 
@@ -883,7 +952,7 @@ def _attr_text(value: Any) -> Any:
 
 def dataset_info(path: str | Path) -> dict[str, Any]:
     """A JSON-serialisable summary: attributes, shapes, split counts, skipped videos."""
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, dataset_read_errors(path, "summarise the dataset"):
         info: dict[str, Any] = {}
         for key, value in handle.attrs.items():
             value = _attr_text(value)
@@ -948,19 +1017,24 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
     def attempt(what: str, fn, default=None):
         try:
             return fn()
-        except (OSError, ValueError, TypeError, KeyError, SnapcapError) as exc:
+        except (*READ_ERRORS, SnapcapError) as exc:
             problems.append(f"{what}: unreadable or damaged ({exc.__class__.__name__}: {_one_line(exc)})")
             return default
 
+    if path.is_file():  # HDF5 may never return from a damaged heap of strings, and verify reads everything anyway
+        check_global_heaps(path)
     with open_dataset(path) as handle:
         count = attempt("attribute num_samples", lambda: int(handle.attrs["num_samples"]), 0)
         config = attempt("attribute config", lambda: DatasetConfig.from_dict(json.loads(handle.attrs["config"])))
+        names = attempt("the list of datasets", lambda: set(handle), set())
         for name in ("meas", "frames", "masks", "index", "done", "video_id", "split", "captions"):
-            if name not in handle:
+            if name not in names:
                 if name not in ("frames",):
                     problems.append(f"dataset {name!r} is missing")
                 continue
-            data = handle[name]
+            data = attempt(f"dataset {name!r}", lambda name=name: handle[name])
+            if data is None:
+                continue
             if data.shape[:1] != (count,) and not (name == "masks" and data.ndim == 3):
                 problems.append(f"{name} has {data.shape[0]} rows, expected {count}")
             if data.ndim <= 1:
@@ -971,7 +1045,7 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
                 try:
                     data[row]
                     checked += 1
-                except OSError as exc:
+                except READ_ERRORS as exc:
                     problems.append(f"{name}[{row}]: checksum or read error ({_one_line(exc)})")
         done = attempt("done", lambda: handle["done"][()])
         if done is not None and not np.all(done == 1):
@@ -983,16 +1057,22 @@ def verify_dataset(path: str | Path, samples: int = 4, seed: int = 0, progress: 
             if len(np.unique(indices)) != len(indices):
                 problems.append("duplicate corpus indices: some videos were written twice")
             _check_coverage(handle, indices, problems, notes)
-        stored_hash = handle.attrs.get(METADATA_HASH_ATTR)
+        stored_hash = attempt("attribute metadata_sha256", lambda: handle.attrs.get(METADATA_HASH_ATTR), "")
         if stored_hash is None:
-            notes.append("no metadata checksum (a file written before it existed): captions, ids and attributes are not checked")
+            foreign = sorted(key for key in attempt("the attribute names", lambda: list(handle.attrs), []) if key not in _ATTRS)
+            if foreign:  # a damaged name of the checksum itself is one of them
+                problems.append(f"no metadata checksum, and attributes snapcap does not write: {foreign[:5]} (damaged names?)")
+            else:
+                notes.append(
+                    "no metadata checksum (a file written before it existed): captions, ids and attributes are not checked"
+                )
         else:
             again = attempt("metadata", lambda: metadata_hash(handle))
             if again is not None and again != _attr_text(stored_hash):
                 problems.append(
                     "captions, ids, splits, markers or attributes differ from their recorded checksum (metadata_sha256)"
                 )
-        if "frames" not in handle:
+        if "frames" not in names:
             notes.append("frames are not stored: measurements cannot be re-simulated from the file alone")
         elif count and config is not None and indices is not None:
             rng = np.random.default_rng(seed)
@@ -1027,7 +1107,7 @@ def _check_coverage(handle, indices: np.ndarray, problems: list[str], notes: lis
     try:
         start, stop = json.loads(_attr_text(handle.attrs["index_range"]))
         skipped = json.loads(_attr_text(handle.attrs.get("skipped", "[]")))
-    except (KeyError, ValueError, TypeError):
+    except READ_ERRORS:
         notes.append("no readable index_range attribute: sample coverage is not checked")
         return
     outside = indices[(indices < start) | (indices >= stop)]

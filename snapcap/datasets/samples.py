@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from snapcap.cacti.simulate import simulate
-from snapcap.datasets.h5 import DatasetConfig, dataset_info, open_dataset
+from snapcap.datasets.h5 import DatasetConfig, dataset_info, dataset_read_errors, open_dataset, read_captions
 from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
 from snapcap.datasets.video import read_clip
 from snapcap.errors import ConfigError, DataFileError, ShapeError
@@ -89,7 +89,7 @@ class Limited:
 
 def dataset_config_of(path: str | Path) -> DatasetConfig | None:
     """The :class:`DatasetConfig` a dataset file was made with (None for files without one)."""
-    with open_dataset(path) as handle:
+    with open_dataset(path) as handle, dataset_read_errors(path, "read its attribute config"):
         text = handle.attrs.get("config")
         if text is None:
             return None
@@ -115,7 +115,7 @@ def captions_of(dataset: Any) -> list[list[str]]:
             for file_index, row in dataset.rows:
                 if file_index not in handles:
                     handles[file_index] = open_dataset(dataset.paths[file_index])
-                out.append(json.loads(handles[file_index]["captions"][row]))
+                out.append(read_captions(handles[file_index], row, dataset.paths[file_index]))
         finally:
             for handle in handles.values():
                 handle.close()

@@ -12,7 +12,6 @@ Files are opened lazily in each DataLoader worker process (h5py handles must not
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -20,8 +19,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from snapcap.datasets.h5 import DatasetConfig, dataset_full_scale, h5py_with_filters, open_dataset, sample_masks, simulate_sample
-from snapcap.errors import InvalidValueError
+from snapcap.datasets.h5 import (
+    DatasetConfig,
+    dataset_full_scale,
+    dataset_read_errors,
+    h5py_with_filters,
+    open_dataset,
+    read_captions,
+    sample_masks,
+    simulate_sample,
+)
+from snapcap.errors import DataFileError, InvalidValueError
 
 __all__ = ["MeasurementDataset", "SimulatedDataset", "collate_samples"]
 
@@ -40,6 +48,15 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         else:
             batch[key] = values
     return batch
+
+
+def _checked(values: np.ndarray, path: Path, what: str, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """Stored floats, refused when NaN, infinite or outside [low, high] (fletcher32 cannot tell a wrong write)."""
+    if not np.all(np.isfinite(values)):
+        raise DataFileError(f"{path}: the {what} hold NaN or infinite values; the dataset file is damaged")
+    if values.size and ((low is not None and values.min() < low) or (high is not None and values.max() > high)):
+        raise DataFileError(f"{path}: the {what} have values in [{values.min():g}, {values.max():g}]; expected [{low}, {high}]")
+    return values
 
 
 class MeasurementDataset:
@@ -68,7 +85,7 @@ class MeasurementDataset:
         self.rows: list[tuple[int, int]] = []
         self.info: list[dict[str, Any]] = []
         for file_index, path in enumerate(self.paths):
-            with open_dataset(path) as handle:
+            with open_dataset(path) as handle, dataset_read_errors(path, "list its samples"):
                 splits = [s.decode() if isinstance(s, bytes) else s for s in handle["split"][()]]
                 bayer = handle.attrs.get("bayer", "none")
                 bayer = bayer.decode() if isinstance(bayer, bytes) else str(bayer)
@@ -106,25 +123,27 @@ class MeasurementDataset:
         if not -len(self) <= position < len(self):
             raise IndexError(f"index {position} out of range for a dataset of {len(self)} samples")
         file_index, row = self.rows[position]
-        handle = self._handle(file_index)
-        if self.info[file_index]["shared_masks"]:
-            if file_index not in self._shared_masks:
-                self._shared_masks[file_index] = handle["masks"][()]
-            masks = self._shared_masks[file_index]
-        else:
-            masks = handle["masks"][row]
-        captions = json.loads(handle["captions"][row])
-        sample: dict[str, Any] = {
-            "meas": torch.from_numpy(handle["meas"][row]),
-            "masks": torch.from_numpy(np.ascontiguousarray(masks)),
-            "index": int(handle["index"][row]),
-            "video_id": handle["video_id"][row].decode(),
-            "split": handle["split"][row].decode(),
-            "captions": captions,
-            "bayer": self.info[file_index]["bayer"],
-        }
-        if self.want_frames and self.info[file_index]["has_frames"]:
-            sample["frames"] = torch.from_numpy(handle["frames"][row]).float().div_(255.0)
+        path = self.paths[file_index]
+        with dataset_read_errors(path, f"read sample {row}"):
+            handle = self._handle(file_index)
+            if self.info[file_index]["shared_masks"]:
+                if file_index not in self._shared_masks:
+                    self._shared_masks[file_index] = _checked(handle["masks"][()], path, "masks", 0.0, 1.0)
+                masks = self._shared_masks[file_index]
+            else:
+                masks = _checked(handle["masks"][row], path, f"masks of sample {row}", 0.0, 1.0)
+            sample: dict[str, Any] = {
+                "meas": torch.from_numpy(_checked(handle["meas"][row], path, f"meas of sample {row}")),
+                "masks": torch.from_numpy(np.ascontiguousarray(masks)),
+                "index": int(handle["index"][row]),
+                "video_id": handle["video_id"][row].decode(),
+                "split": handle["split"][row].decode(),
+                "captions": read_captions(handle, row, path),
+                "bayer": self.info[file_index]["bayer"],
+            }
+            if self.want_frames and self.info[file_index]["has_frames"]:
+                sample["frames"] = torch.from_numpy(handle["frames"][row]).float().div_(255.0)
+        captions = sample["captions"]
         if self.tokenizer is not None:
             sample["tokens"] = self.tokenizer(captions)
         return sample

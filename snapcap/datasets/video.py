@@ -12,8 +12,9 @@ from snapcap.errors import DataFileError, InvalidValueError
 __all__ = ["VIDEO_SUFFIXES", "read_video", "resize_frames", "open_capture"]
 
 # OpenCV and its FFmpeg backend print their own diagnostics (often not UTF-8) for damaged files;
-# snapcap reports a damaged video in one line itself. Read when OpenCV starts, so set them first.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# snapcap reports a damaged video in one line itself. Read when OpenCV starts, so set them first
+# (open_capture silences OpenCV's own log again, for when something imported it before).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".3gp", ".ogv")
@@ -32,6 +33,8 @@ def open_capture(path: str | Path):
     """
     import cv2
 
+    if os.environ.get("OPENCV_LOG_LEVEL", "SILENT").upper() == "SILENT":  # unless a user asked for OpenCV's log
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # "Could not find decoder..." lines
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()

@@ -34,12 +34,16 @@ mismatch is reported in ``notes``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -835,6 +839,30 @@ def _cfa_pattern(raw_pattern: Any, color_desc: bytes, num_colors: int, path: Pat
     return letters
 
 
+@contextlib.contextmanager
+def _c_stderr_kept(lines: list[str]) -> Iterator[None]:
+    """Keep what C code (LibRaw) writes to the process's stderr meanwhile in ``lines`` instead of the terminal.
+
+    LibRaw prints its data errors ("Unexpected end of file") there itself; snapcap reports them in
+    its one error line. Without a usable descriptor 2 nothing is kept.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())
+
+
 def _read_raw(source: Container, req: _Request) -> Capture:
     path = source.path
     if req.normalisation is not None:
@@ -843,8 +871,9 @@ def _read_raw(source: Container, req: _Request) -> Capture:
         import rawpy
     except ImportError as exc:  # pragma: no cover - rawpy is a dependency
         raise BackendUnavailableError(f"reading raw camera files needs rawpy ({exc}); pip install rawpy") from exc
+    messages: list[str] = []
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _c_stderr_kept(messages), rawpy.imread(str(path)) as raw:
             image = np.array(raw.raw_image_visible, copy=True)
             raw_pattern = None if raw.raw_pattern is None else np.array(raw.raw_pattern, copy=True)
             colors = np.array(raw.raw_colors_visible, copy=True)
@@ -856,6 +885,9 @@ def _read_raw(source: Container, req: _Request) -> Capture:
         raise DataFileError(
             f"{path}: not a readable raw camera file ({exc.__class__.__name__}: {exc}); it may be truncated or unsupported"
         ) from exc
+    if messages:  # LibRaw reports a short or corrupt image on stderr and goes on with what it could read
+        said = "; ".join(dict.fromkeys(line.replace(f"{path}: ", "").strip() for line in messages))
+        raise DataFileError(f"{path}: damaged raw camera file (LibRaw: {said}); it may be truncated")
     if image.ndim != 2 or min(image.shape) < 1:
         raise DataFileError(f"{path}: raw image has shape {image.shape}; expected a 2-D sensor frame")
     bayer = _cfa_pattern(raw_pattern, color_desc, num_colors, path)
@@ -1186,7 +1218,13 @@ def load_capture(
             chosen = next((entry for entry in LAYOUTS if entry.matches(source)), None)
             if chosen is None:
                 raise _unknown(source)
-        capture = chosen.read(source, request)
+        with np.errstate(over="ignore", invalid="ignore"):  # values too large for float32 become inf, refused next
+            capture = chosen.read(source, request)
+        if not np.all(np.isfinite(capture.meas)):
+            raise InvalidValueError(
+                f"{path}: the snapshots hold values that are not finite in float32 after {capture.normalisation}; "
+                "the file is damaged or not in the units its layout states"
+            )
         if not capture.labels:
             capture.labels = [f"{path.stem}#{index}" for index in range(capture.num_snapshots)]
         return capture

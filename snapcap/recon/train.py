@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from snapcap.cacti import functional as F
 from snapcap.cacti.bayer import mosaic
-from snapcap.errors import ConfigError, DataFileError, ShapeError
+from snapcap.errors import ConfigError, DataFileError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS, UnfoldConfig, UnfoldingNet
 
@@ -182,14 +183,22 @@ def train_recon(
     step, history = 0, []
     if resume and checkpoint_path.exists():
         state = _load(checkpoint_path)
+        if not isinstance(state, dict):
+            raise DataFileError(f"{checkpoint_path}: holds a {type(state).__name__}, not a training checkpoint; remove it")
         if state.get("config") != config.to_dict():
             raise ConfigError(
                 f"{checkpoint_path}: was written with another configuration; use another output folder or resume=False"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, history = int(state["step"]), list(state["history"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            step, history = int(state["step"]), list(state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            raise DataFileError(
+                f"{checkpoint_path}: damaged training checkpoint ({exc.__class__.__name__}: {_one_line(exc)}); "
+                "remove it to start again"
+            ) from exc
     first = samples[0]
     if first["masks"].shape[-3] != config.model.B:
         raise ShapeError(f"the data has B={first['masks'].shape[-3]} but the network is configured for B={config.model.B}")
@@ -278,11 +287,17 @@ def evaluate(model: UnfoldingNet, samples, device=None) -> float:
     return float(np.mean(values))
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataFileError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about what damaged bytes look like; the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise DataFileError(f"{path}: not a readable torch checkpoint ({exc.__class__.__name__}: {exc})") from exc
 
@@ -294,12 +309,27 @@ def load_reconstructor(path: str | Path, device: str = "cpu") -> UnfoldingNet:
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise DataFileError(f"{path}: not a snapcap reconstructor checkpoint (expected keys 'model' and 'config')")
     config = state["config"]
-    config = UnfoldConfig.from_dict(config["model"] if "model" in config and isinstance(config["model"], dict) else config)
-    model = UnfoldingNet(config)
-    result = model.load_state_dict(state["model"], strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    weights = state["model"]
+    if not isinstance(config, dict) or not isinstance(weights, dict):
+        raise DataFileError(f"{path}: damaged reconstructor checkpoint ('config' and 'model' must be dicts)")
+    try:
+        config = UnfoldConfig.from_dict(config["model"] if "model" in config and isinstance(config["model"], dict) else config)
+        with torch.device("meta"):  # the architecture's shapes, allocating nothing (a damaged size may be huge)
+            expected = {name: tuple(value.shape) for name, value in UnfoldingNet(config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, OverflowError, SnapcapError) as exc:  # unknown fields, impossible sizes
+        raise DataFileError(f"{path}: the recorded architecture is damaged ({exc.__class__.__name__}: {_one_line(exc)})") from exc
+    found = {name: tuple(value.shape) for name, value in weights.items() if isinstance(value, torch.Tensor)}
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in weights if name not in expected]
+    mismatched = [name for name in expected if name in found and found[name] != expected[name]]
+    if missing or unexpected or mismatched:
         raise DataFileError(
             f"{path}: weights do not fit the recorded architecture "
-            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, other shapes {mismatched[:3]})"
         )
+    model = UnfoldingNet(config)
+    model.load_state_dict(weights)
+    bad = [name for name, value in model.state_dict().items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise DataFileError(f"{path}: the weights {bad[:3]} hold NaN or infinite values; the checkpoint is damaged")
     return model.to(device).eval()

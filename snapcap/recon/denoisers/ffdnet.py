@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,9 @@ def read_state_dict(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
     if not path.is_file():
         raise DataFileError(f"checkpoint {path} is not a file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about what damaged bytes look like; the error says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise DataFileError(
@@ -324,6 +327,9 @@ def load_state_dict_checked(
             parts.append(f"{len(mismatched)} shape mismatch(es): {few_keys(mismatched, 3)}")
         message = f"{path} does not match {what}: " + "; ".join(parts)
         raise DataFileError(message + (f". {hint}" if hint else ""))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise DataFileError(f"{path}: the weights {few_keys(bad)} hold NaN or infinite values; the file is damaged")
     full = dict(state)
     for key, value in expected.items():
         if key.endswith("num_batches_tracked") and key not in full:
