@@ -514,7 +514,7 @@ def train_teacher(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     torch.manual_seed(config.seed)
-    samples = feed_of(samples, config.workers)
+    samples = feed_of(samples, config.workers, pin_memory=str(config.device).startswith("cuda"))
     lm = is_lm_decoder(captioner_config.decoder)
     if vocab is None:
         vocab = codec_for(captioner_config.decoder) if lm else build_vocabulary(samples, config.min_count)
@@ -892,7 +892,7 @@ def train_student(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     device = torch.device(config.device)
-    samples = feed_of(samples, config.workers)
+    samples = feed_of(samples, config.workers, pin_memory=str(config.device).startswith("cuda"))
     teacher_model, teacher_config, vocab = load_native(teacher_path, device=device, expect="teacher")
     captioner_config = replace(teacher_config, student=dict(student or teacher_config.student))
     torch.manual_seed(config.seed)

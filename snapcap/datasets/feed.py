@@ -96,6 +96,6 @@ class BatchFeed:
             self._rows = {}
 
 
-def feed_of(samples: Any, workers: int = 0) -> BatchFeed:
+def feed_of(samples: Any, workers: int = 0, pin_memory: bool = False) -> BatchFeed:
     """``samples`` as a :class:`BatchFeed` (itself when it already is one)."""
-    return samples if isinstance(samples, BatchFeed) else BatchFeed(samples, workers=workers)
+    return samples if isinstance(samples, BatchFeed) else BatchFeed(samples, workers=workers, pin_memory=pin_memory)
