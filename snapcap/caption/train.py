@@ -813,6 +813,7 @@ def compute_targets(teacher_model, samples, device, chunk: int = 32, folder: str
         for start in range(0, count, chunk):
             frames = rgb_frames(_stack(samples, range(start, min(count, start + chunk)), "frames", device))
             conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
+            del frames  # before the next chunk's frames exist: one chunk of frames in memory at a time
             for key, value in (("f_t_conv", conv), ("f_t", embed)):
                 if key not in arrays:
                     shape = (count, *value.shape[1:])
