@@ -193,13 +193,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     import time
 
     out = tmp_path / "s.h5"
-    argv = [sys.executable, "-m", "snapcap", "dataset", "make", "--corpus", "synthetic", "--num-videos", "600", "--size", "64"]
+    argv = [sys.executable, "-m", "snapcap", "dataset", "make", "--corpus", "synthetic", "--num-videos", "5000", "--size", "64"]
     argv += ["--part-size", "2", "--no-frames", "-o", str(out)]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
     parts = out.with_name(out.name + ".parts")
     deadline = time.time() + 120
     while time.time() < deadline and len(list(parts.glob("part-*.h5"))) < 2 and process.poll() is None:
         time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be interrupted"  # 5,000 videos: about 25 s of work
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
