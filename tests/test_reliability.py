@@ -195,7 +195,13 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     out = tmp_path / "s.h5"
     argv = [sys.executable, "-m", "snapcap", "dataset", "make", "--corpus", "synthetic", "--num-videos", "5000", "--size", "64"]
     argv += ["--part-size", "2", "--no-frames", "-o", str(out)]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(  # SIGINT as a terminal leaves it, even when this test runs from a background job
+        argv,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     parts = out.with_name(out.name + ".parts")
     deadline = time.time() + 120
     while time.time() < deadline and len(list(parts.glob("part-*.h5"))) < 2 and process.poll() is None:
