@@ -12,6 +12,7 @@ loss function asks for it, and reading overlaps computing.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -22,9 +23,19 @@ __all__ = ["BatchFeed", "feed_of"]
 
 
 class _Rows:
-    """The DataLoader's dataset: sample ``i`` of the wrapped sequence."""
+    """The DataLoader's dataset: sample ``i`` of the wrapped sequence.
+
+    Frames of a :class:`~snapcap.datasets.torch_data.MeasurementDataset` cross from the worker
+    as the file's uint8 (a quarter of the bytes of float32) and are widened by :func:`_widen` in
+    the trainer, exactly as the dataset would have widened them.
+    """
 
     def __init__(self, samples: Any):
+        from snapcap.datasets.torch_data import MeasurementDataset
+
+        if isinstance(samples, MeasurementDataset):
+            samples = copy.copy(samples)
+            samples.raw_frames = True
         self.samples = samples
 
     def __len__(self) -> int:
@@ -36,6 +47,14 @@ class _Rows:
 
 def _keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
+
+
+def _widen(row: dict[str, Any]) -> dict[str, Any]:
+    """uint8 frames from a worker as float32 in [0, 1] (what the dataset returns in-process)."""
+    frames = row.get("frames")
+    if frames is not None and getattr(frames, "dtype", None) is not None and str(frames.dtype) == "torch.uint8":
+        row = dict(row, frames=frames.float().div_(255.0))
+    return row
 
 
 class BatchFeed:
@@ -90,7 +109,7 @@ class BatchFeed:
                 generator=torch.Generator().manual_seed(0),  # the training's own random stream is left untouched
             )
             for batch, rows in zip(plan, loader):
-                self._rows = dict(zip((int(i) for i in batch), rows))
+                self._rows = dict(zip((int(i) for i in batch), (_widen(row) for row in rows)))
                 yield batch
         finally:
             self._rows = {}

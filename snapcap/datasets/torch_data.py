@@ -142,7 +142,8 @@ class MeasurementDataset:
                 "bayer": self.info[file_index]["bayer"],
             }
             if self.want_frames and self.info[file_index]["has_frames"]:
-                sample["frames"] = torch.from_numpy(handle["frames"][row]).float().div_(255.0)
+                frames = torch.from_numpy(handle["frames"][row])
+                sample["frames"] = frames if getattr(self, "raw_frames", False) else frames.float().div_(255.0)
         captions = sample["captions"]
         if self.tokenizer is not None:
             sample["tokens"] = self.tokenizer(captions)
