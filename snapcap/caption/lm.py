@@ -60,6 +60,7 @@ __all__ = [
     "codec_from_dict",
     "decoder_choice",
     "add_decoder_argument",
+    "prefix_decoder",
 ]
 
 LM_PREFIX = "lm:"
@@ -546,6 +547,16 @@ def build_decoder(settings: Mapping[str, Any], vocab: Any) -> nn.Module:
     from snapcap.caption.decoder import CaptionDecoder, DecoderConfig
 
     return CaptionDecoder(DecoderConfig(**dict(settings, vocab_size=len(vocab))))
+
+
+def prefix_decoder(settings: Mapping[str, Any], vocab: Any, memory_width: int) -> tuple[LMDecoder, nn.Linear, dict[str, Any]]:
+    """A frozen language model reading ``memory_width``-wide features as its prefix (the zoo captioners).
+
+    Returns the decoder, the linear map of the features into its width, and the settings a
+    checkpoint records (with the model's hash).
+    """
+    decoder = build_decoder(settings, vocab)
+    return decoder, nn.Linear(memory_width, decoder.config.width), decoder.config.to_dict()
 
 
 def codec_for(settings: Mapping[str, Any]) -> LMTokenizer:

@@ -181,6 +181,13 @@ class CaptionTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    RUNTIME = ("workers",)
+    """Fields that change how a run reads its data, not what it trains."""
+
+    def model_settings(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the :attr:`RUNTIME` fields: what decides the trained model."""
+        return {key: value for key, value in self.to_dict().items() if key not in self.RUNTIME}
+
 
 TINY_TRAINING = CaptionTrainConfig(
     # --- teacher (CLIP tower trained from scratch: the paper freezes a pretrained CLIP) ---
@@ -368,9 +375,9 @@ def fit(
 
 
 def _resumable(stamp: Any) -> Any:
-    """A run's stamp without the settings a resumed run may change (the data-loading workers)."""
+    """A run's stamp without the settings a resumed run may change (:attr:`CaptionTrainConfig.RUNTIME`)."""
     if isinstance(stamp, dict) and isinstance(stamp.get("train"), dict):
-        return dict(stamp, train={k: v for k, v in stamp["train"].items() if k != "workers"})
+        return dict(stamp, train={k: v for k, v in stamp["train"].items() if k not in CaptionTrainConfig.RUNTIME})
     return stamp
 
 

@@ -146,26 +146,24 @@ def positive_ints_type(text: str) -> tuple[int, ...]:
     return values
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rates)."""
+def _finite_float(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    if not (value >= minimum if inclusive else value > minimum) or value == float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if inclusive else '>'} {minimum:g}, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates)."""
+    return _finite_float(text, 0.0, inclusive=False)
 
 
 def nonnegative_float(text: str) -> float:
     """A finite number >= 0 (weights)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+    return _finite_float(text, 0.0, inclusive=True)
 
 
 def _int_at_least(text: str, minimum: int) -> int:

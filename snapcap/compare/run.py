@@ -174,11 +174,6 @@ class _Scorer:
 # --- data --------------------------------------------------------------------------------------
 
 
-def _training_key(training: CaptionTrainConfig) -> dict[str, Any]:
-    """The training settings that decide a model (data-loading workers do not)."""
-    return {key: value for key, value in training.to_dict().items() if key != "workers"}
-
-
 class _Data:
     """The simulated dataset of one B, its splits read lazily from the file on first use.
 
@@ -343,7 +338,7 @@ class Comparison:
             base_b = cfg.teacher_B
             base_data = data(base_b)
             captioner = self.captioner_config(base_b)
-            key = content_hash("teacher", base_data.key, captioner.to_dict(), _training_key(training))
+            key = content_hash("teacher", base_data.key, captioner.to_dict(), training.model_settings())
             folder = self.cache / "models" / f"tower-B{base_b:02d}-{key}"
             path = folder / "teacher.pt"
             self._cached(
@@ -356,7 +351,7 @@ class Comparison:
             self._teacher_base = (path, key)
         base_path, base_key = self._teacher_base
         this = data(B)
-        key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, _training_key(training))
+        key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, training.model_settings())
         folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
         path = folder / "teacher.pt"
         self._cached(
@@ -371,7 +366,7 @@ class Comparison:
     def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:
 
         training = self.training()
-        key = content_hash("student", mode, teacher[1], data.key, _training_key(training))
+        key = content_hash("student", mode, teacher[1], data.key, training.model_settings())
         folder = self.cache / "models" / f"{mode}-B{B:02d}-{key}"
         path = folder / f"{mode}.pt"
         self._cached(mode, B, path, lambda: train_student(data.train, teacher[0], folder, mode, training, progress=self.progress))

@@ -34,7 +34,7 @@ import numpy as np
 from snapcap.cacti.masks import MASK_KEYS, load_masks
 from snapcap.datasets.base import Corpus, VideoItem, split_counts
 from snapcap.datasets.synthetic import SyntheticCorpus
-from snapcap.datasets.video import VIDEO_SUFFIXES, clip_indices, read_clip, resize_crop
+from snapcap.datasets.video import VIDEO_SUFFIXES, checked_pixels, clip_indices, read_clip, resize_crop
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, MissingKeyError, ShapeError
 from snapcap.matfile import list_mat_variables, load_mat
 
@@ -803,11 +803,7 @@ class SCIBenchmark(Corpus):
             video = np.transpose(array, (3, 0, 1, 2))
         else:
             raise DataFileError(f"{item.path}: {key!r} has shape {array.shape}; expected H x W x F (or H x W x 3 x F)")
-        if video.size == 0:
-            raise ShapeError(f"{item.path}: {key!r} is empty (shape {array.shape}); expected at least one H x W frame")
-        if video.dtype.kind == "f" and not np.all(np.isfinite(video)):
-            bad = int(np.sum(~np.isfinite(video)))
-            raise DataFileError(f"{item.path}: {key!r} holds {bad} NaN or infinite value(s); expected finite pixel values")
+        checked_pixels(video, f"{item.path}: {key!r}")
         if video.dtype != np.uint8:
             if video.dtype.kind == "f" and np.nanmax(video) <= 1.0:
                 video = video * 255.0

@@ -12,8 +12,8 @@ import numpy as np
 
 from snapcap.cacti.masks import MASK_KEYS, load_masks
 from snapcap.datasets.synthetic import demo_video, random_scene, render
-from snapcap.datasets.video import VIDEO_SUFFIXES, read_video, resize_frames
-from snapcap.errors import ConfigError, DataFileError, InvalidValueError, MissingKeyError, ShapeError
+from snapcap.datasets.video import VIDEO_SUFFIXES, checked_pixels, read_video, resize_frames
+from snapcap.errors import ConfigError, DataFileError, MissingKeyError, ShapeError
 from snapcap.files import MATLAB_KINDS, Container, open_container, read_npy, sniff
 
 __all__ = ["FrameSource", "load_frames", "VIDEO_KEYS"]
@@ -46,18 +46,6 @@ def _as_batch(array: np.ndarray, origin: str) -> np.ndarray:
     raise ShapeError(f"{origin}: array of shape {array.shape}; expected (F, H, W), (F, H, W, 3), (N, F, H, W) or (N, F, H, W, 3)")
 
 
-def _checked_video(array: np.ndarray, where: str) -> np.ndarray:
-    """Real numbers, at least one frame, finite: what every video source must hold."""
-    if array.dtype.kind not in "biuf":
-        raise DataFileError(f"{where} has dtype {array.dtype}; expected real pixel values (uint8, uint16 or float)")
-    if array.size == 0:
-        raise ShapeError(f"{where} is empty (shape {array.shape}); expected at least one frame")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        bad = int(np.sum(~np.isfinite(array)))
-        raise InvalidValueError(f"{where} holds {bad} NaN or infinite value(s); expected finite pixel values")
-    return array
-
-
 def _from_mat(container: Container, key: str | None) -> FrameSource:
     path = container.path
     name = key
@@ -78,7 +66,7 @@ def _from_mat(container: Container, key: str | None) -> FrameSource:
         video = np.transpose(array, (3, 0, 1, 2))[None]
     else:
         raise ShapeError(f"{path}: variable {name!r} has shape {array.shape}; expected H x W x F or H x W x 3 x F")
-    _checked_video(video, f"{path}: variable {name!r}")
+    checked_pixels(video, f"{path}: variable {name!r}")
     mask_key = container.first(MASK_KEYS)
     stored = None if mask_key is None else load_masks(path, key=mask_key)
     return FrameSource(np.ascontiguousarray(video), f"{path.name}:{name}", stored, {"key": name, "mask_key": mask_key})
@@ -132,7 +120,7 @@ def load_frames(
             )
         loaded = _from_mat(open_container(path), key)
     elif kind == "npy":
-        loaded = FrameSource(_as_batch(_checked_video(read_npy(path), str(path)), str(path)), path.name)
+        loaded = FrameSource(_as_batch(checked_pixels(read_npy(path), str(path)), str(path)), path.name)
     elif suffix in VIDEO_SUFFIXES:
         loaded = FrameSource(read_video(path, max_frames=max_frames, size=size, gray=gray)[None], path.name)
     else:

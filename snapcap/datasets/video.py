@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from snapcap.errors import DataFileError, InvalidValueError
+from snapcap.errors import DataFileError, InvalidValueError, ShapeError
 
-__all__ = ["VIDEO_SUFFIXES", "read_video", "resize_frames", "open_capture"]
+__all__ = ["VIDEO_SUFFIXES", "read_video", "resize_frames", "open_capture", "checked_pixels"]
 
 # OpenCV and its FFmpeg backend print their own diagnostics (often not UTF-8) for damaged files;
 # snapcap reports a damaged video in one line itself. Read when OpenCV starts, so set them first
@@ -206,3 +206,15 @@ def read_clip(path: str | Path, T: int, B: int, size: tuple[int, int], gray: boo
         wanted = clip_indices(len(available), T, B)
         return np.stack([np.stack([kept[available[i]] for i in row]) for row in wanted])
     return np.stack([np.stack([kept[int(i)] for i in row]) for row in wanted])
+
+
+def checked_pixels(array: np.ndarray, where: str) -> np.ndarray:
+    """Real numbers, at least one frame, finite: what every video source must hold."""
+    if array.dtype.kind not in "biuf":
+        raise DataFileError(f"{where} has dtype {array.dtype}; expected real pixel values (uint8, uint16 or float)")
+    if array.size == 0:
+        raise ShapeError(f"{where} is empty (shape {array.shape}); expected at least one frame")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = int(np.sum(~np.isfinite(array)))
+        raise InvalidValueError(f"{where} holds {bad} NaN or infinite value(s); expected finite pixel values")
+    return array

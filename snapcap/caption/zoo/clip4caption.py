@@ -67,12 +67,12 @@ from torch import nn
 from snapcap.caption.decoding import PAD, search
 from snapcap.caption.lm import (
     add_decoder_argument,
-    build_decoder,
     codec_for,
     codec_from_dict,
     decoder_choice,
     is_lm_decoder,
     lm_decoder_settings,
+    prefix_decoder,
 )
 from snapcap.caption.teacher import ClipTeacher, open_clip_module, quiet_random_init, resolve_pretrained, teacher_image_size
 from snapcap.caption.train import (
@@ -415,6 +415,17 @@ class TransformerCaptionDecoder(nn.Module):
             self.train(was_training)
 
 
+def caption_decoder(config: Any, vocab_size: int, width: int, vocab: Any = None) -> tuple[nn.Module, nn.Linear | None, Any]:
+    """The caption decoder of a frame captioner whose memory is ``width`` wide: a frozen language
+    model (``config.decoder``; with the map into its width, and the config recording its hash) or
+    TD (``decoder_layers``, ``heads``, ``dropout``, ``max_length`` of the config)."""
+    if is_lm_decoder(config.decoder):
+        decoder, to_prefix, settings = prefix_decoder(config.decoder, vocab, width)
+        return decoder, to_prefix, replace(config, decoder=settings)
+    decoder = TransformerCaptionDecoder(vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length)
+    return decoder, None, config
+
+
 class Clip4Caption(nn.Module):
     """CLIP frame features -> one-layer transformer encoder TE -> three-layer transformer decoder TD.
 
@@ -444,15 +455,7 @@ class Clip4Caption(nn.Module):
         )
         self.video_encoder = nn.TransformerEncoder(layer, config.encoder_layers, enable_nested_tensor=False)
         self.video_norm = nn.LayerNorm(width)
-        if is_lm_decoder(config.decoder):
-            self.decoder = build_decoder(config.decoder, vocab)
-            self.to_prefix = nn.Linear(width, self.decoder.config.width)
-            self.config = replace(config, decoder=self.decoder.config.to_dict())
-        else:
-            self.decoder = TransformerCaptionDecoder(
-                vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
-            )
-            self.to_prefix = None
+        self.decoder, self.to_prefix, self.config = caption_decoder(config, vocab_size, width, vocab)
         self.name = NAME
 
     @property

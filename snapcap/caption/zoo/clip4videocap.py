@@ -65,7 +65,6 @@ from torch import nn
 from snapcap.caption.decoding import BOS, EOS, PAD
 from snapcap.caption.lm import (
     add_decoder_argument,
-    build_decoder,
     codec_for,
     codec_from_dict,
     decoder_choice,
@@ -81,6 +80,7 @@ from snapcap.caption.zoo.clip4caption import (
     add_frame_sampling_arguments,
     build_frame_encoder,
     cached_features,
+    caption_decoder,
     check_frame_sampling,
     clip_tower_name,
     create_clip,
@@ -333,15 +333,7 @@ class Clip4VideoCap(nn.Module):
             )
         else:
             self.aspects = nn.ModuleDict()
-        if is_lm_decoder(config.decoder):
-            self.decoder = build_decoder(config.decoder, vocab)
-            self.to_prefix = nn.Linear(width, self.decoder.config.width)
-            self.config = replace(config, decoder=self.decoder.config.to_dict())
-        else:
-            self.decoder = TransformerCaptionDecoder(
-                vocab_size, width, config.decoder_layers, config.heads, config.dropout, config.max_length
-            )
-            self.to_prefix = None
+        self.decoder, self.to_prefix, self.config = caption_decoder(config, vocab_size, width, vocab)
         self.name = NAME
 
     def _prefix(self, memory: torch.Tensor, padding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:

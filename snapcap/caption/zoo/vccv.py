@@ -68,12 +68,12 @@ from tqdm.auto import tqdm
 from snapcap.caption.decoding import PAD, Hypothesis, beam_search, check_beam_options, check_lengths, greedy_search
 from snapcap.caption.lm import (
     add_decoder_argument,
-    build_decoder,
     codec_for,
     codec_from_dict,
     decoder_choice,
     is_lm_decoder,
     lm_decoder_settings,
+    prefix_decoder,
 )
 from snapcap.caption.teacher import ClipTeacher, teacher_image_size
 from snapcap.caption.train import (
@@ -706,9 +706,8 @@ class VccvCaptioner(nn.Module):
         )
         if is_lm_decoder(config.decoder):
             self.queries = nn.Parameter(torch.randn(int(config.lm_queries), config.hidden_dim) * 0.1)
-            self.decoder = build_decoder(config.decoder, vocab)
-            self.to_prefix = nn.Linear(config.visual_dim, self.decoder.config.width)
-            self.config = replace(config, decoder=self.decoder.config.to_dict())
+            self.decoder, self.to_prefix, settings = prefix_decoder(config.decoder, vocab, config.visual_dim)
+            self.config = replace(config, decoder=settings)
         else:
             self.decoder = LstmDecoder(config.vocab_size, config.visual_dim, config.embed_dim, config.hidden_dim, config.dropout)
             self.to_prefix = None
