@@ -18,6 +18,7 @@ from helpers import data_path
 from snapcap.cli import main
 from snapcap.compare import CompareConfig, compare_preset, content_hash, run_compare
 from snapcap.compare.report import findings, report_markdown
+from snapcap.datasets.synthetic.readback import FACT_TYPES
 from snapcap.errors import ConfigError, SnapcapError
 
 PIPELINES = ["teacher", "snapcap", "baseline", "two-stage:gap-tv"]
@@ -68,8 +69,34 @@ def test_micro_compare_writes_a_well_formed_report(micro):
     montages = sorted(out.glob("montage_*.png"))
     assert len(montages) == 2 and all(path.stat().st_size > 5000 for path in montages)
     assert len(results["montage_captions"]) == 2 and set(results["montage_captions"][0]["captions"]) == set(PIPELINES)
+    # temporal facts read back from every row's captions (the procedural corpus knows them)
+    for row in rows:
+        assert set(row["facts"]) == set(FACT_TYPES) and row["facts"]["shape"]["videos"] == row["videos"]
+        assert all(0 <= entry["stated"] <= 100 for entry in row["facts"].values())
+    assert results["reference_facts"]["direction"]["accuracy"] == 100.0
+    assert "## Temporal facts read back from the captions (B = 4)" in report and "Direction of motion" in report
+    assert "One-stage rows: SnapCap and its baseline are the same network" in report
     # nothing half-written is left beside the report
     assert not [p for p in out.rglob("*.tmp*")]
+
+
+def test_seeds_train_every_model_again_and_report_mean_and_spread(micro, tmp_path):
+    config = compare_preset("micro", B=(4,), seeds=2, recon=(), students=("snapcap",))
+    results = run_compare(config, tmp_path / "seeds", cache=micro["out"] / "cache", progress=False, quiet=True)
+    fresh = {stage["stage"] for stage in results["stages"] if stage["status"] != "reused" and stage["stage"] != "dataset"}
+    assert fresh == {"teacher", "teacher (adapted)", "snapcap", "row teacher", "row snapcap"}  # seed 1's
+    assert results["seeds"] == [0, 1] and len(results["seed_rows"]) == 2 * len(results["rows"]) == 4
+    for row in results["rows"]:
+        each = [r for r in results["seed_rows"] if r["pipeline"] == row["pipeline"]]
+        cider = [r["scores"]["CIDEr"] for r in each]
+        assert row["seeds"] == [0, 1] and row["seed_scores"]["CIDEr"] == cider
+        assert row["scores"]["CIDEr"] == pytest.approx(np.mean(cider))
+        assert np.mean(list(row["per_video_cider"].values())) == pytest.approx(row["scores"]["CIDEr"], abs=1e-6)
+        assert len(row["seed_facts"]["direction"]) == 2
+    report = (tmp_path / "seeds" / "report.md").read_text()
+    assert "trained with 2 seeds (0, 1)" in report and " ± " in report
+    with pytest.raises(ConfigError, match="--seeds"):
+        compare_preset("micro", seeds=0)
 
 
 def test_rerun_reuses_the_cache_and_one_more_B_does_only_the_new_work(micro, tmp_path):

@@ -100,6 +100,9 @@ class CaptionTrainConfig:
       regression; other modes start from P = 0 and learn it from their losses), ``teacher``
       (every mode: P copied from the teacher's conv1 through the Bayer pattern) or ``zero``.
     * ``shortcut_ridge``: the ridge of that regression (relative to the number of patches).
+    * ``match_epochs``: students without L_reg (the baseline, ``dis-only``) have no stage 1; with
+      this they train stage 2 for ``stage1_epochs`` more epochs, so every student makes the same
+      number of passes over the data (off: the paper's schedule, the same stage 2 for all).
     * ``amp``: mixed precision: the forward passes and losses of every training step under
       bf16 autocast (CUDA, or CPUs with bf16 support); weights, optimiser state and the
       teacher's stored targets stay float32, and the caption losses are computed on float32
@@ -130,6 +133,7 @@ class CaptionTrainConfig:
     cache_targets: bool = True
     shortcut_init: str = "fit"
     shortcut_ridge: float = 1e-3
+    match_epochs: bool = False
     max_length: int = 30
     min_count: int = 1
     seed: int = 0
@@ -173,8 +177,9 @@ class CaptionTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if not isinstance(self.amp, bool):
-            raise ConfigError(f"amp must be True or False, got {self.amp!r}")
+        for name in ("amp", "match_epochs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.teacher_epochs is not None and (not isinstance(self.teacher_epochs, int) or self.teacher_epochs < 0):
             raise ConfigError(f"teacher_epochs must be None or an integer >= 0, got {self.teacher_epochs!r}")
 
@@ -1021,7 +1026,7 @@ def train_student(
         groups,
         stage2,
         len(samples),
-        config.epochs,
+        config.epochs + (config.stage1_epochs if config.match_epochs and not losses["reg"] else 0),
         config,
         out_dir,
         dict(stamp_base, stage=2),

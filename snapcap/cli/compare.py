@@ -78,7 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--base-B", type=positive_int, help="the B the teacher tower trains at (default 8; micro: 4)")
     models.add_argument("--captioner", help="captioner preset: tiny, small or paper")
     add_decoder_argument(models, "the captioner preset's (tiny, small: native; paper: lm:gpt2-medium)")
-    models.add_argument("--seed", type=nonnegative_int, help="training seed")
+    models.add_argument("--seed", type=nonnegative_int, help="training seed (the first, with --seeds)")
+    models.add_argument(
+        "--seeds", type=positive_int, help="train every model with K seeds and report the mean and spread (default 1)"
+    )
     models.add_argument("--workers", type=nonnegative_int, help="DataLoader processes reading training samples ahead (default 0)")
     models.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast) for training; for CUDA")
     evals = parser.add_argument_group("evaluation")
@@ -189,6 +192,7 @@ def config_from_args(args: argparse.Namespace):
         device=args.device,
         threads=args.threads,
         seed=args.seed,
+        seeds=args.seeds,
     )
 
 

@@ -79,7 +79,9 @@ class CompareConfig:
             own (:meth:`row_beam`: greedy, or its paper's beam under the paper captioner preset).
         montage_videos: test videos drawn in montages.
         device: torch device; threads: torch CPU threads (0: leave torch's default).
-        seed: training seed.
+        seed: training seed; seeds: how many training seeds (``seed``, ``seed + 1``, ...): every
+            model is trained once per seed (the simulated data is shared) and the report gives
+            the mean and the spread over seeds.
     """
 
     preset: str = "tiny"
@@ -114,6 +116,7 @@ class CompareConfig:
     device: str = "cpu"
     threads: int = 0
     seed: int = 0
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         for method, params in self.recon_params.items():  # before any work: unknown names are typos
@@ -152,6 +155,8 @@ class CompareConfig:
             raise ConfigError(f"ssim_videos must be >= 1 (or None: all), got {self.ssim_videos}")
         if self.beam is not None and self.beam < 1:
             raise ConfigError(f"--beam must be >= 1, got {self.beam}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"--seeds must be an integer >= 1, got {self.seeds!r}")
         if self.adapt_epochs < 1:
             raise ConfigError(f"adapt_epochs must be >= 1, got {self.adapt_epochs}")
 

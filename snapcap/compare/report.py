@@ -29,7 +29,7 @@ from snapcap.fileio import write_text
 from snapcap.recon.metrics import mean_psnr
 from snapcap.viz import save_figure
 
-__all__ = ["write_report", "report_markdown", "ROW_COLUMNS", "findings", "cell"]
+__all__ = ["write_report", "report_markdown", "ROW_COLUMNS", "findings", "cell", "merge_seeds", "fact_table"]
 
 ROW_COLUMNS = (
     "B",
@@ -68,6 +68,93 @@ def cell(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _mean(values: Sequence[Any]) -> float | None:
+    numbers = [float(v) for v in values if v is not None]
+    return float(np.mean(numbers)) if numbers else None
+
+
+def _spread(values: Sequence[Any]) -> float | None:
+    """Sample standard deviation over seeds (None under two values)."""
+    numbers = [float(v) for v in values if v is not None]
+    return float(np.std(numbers, ddof=1)) if len(numbers) >= 2 else None
+
+
+_SEED_MEANS = (
+    "recon_ms",
+    "caption_ms",
+    "total_ms",
+    "total_ms_median",
+    "peak_rss_mb",
+    "peak_rss_increase_mb",
+    "peak_cuda_mb",
+    "psnr",
+    "ssim",
+)
+
+
+def merge_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One comparison's results from its runs with several training seeds.
+
+    Each row (pipeline x B) becomes the mean over seeds of its scores, per-video CIDEr (so the
+    findings' intervals over test videos are those of the seed-averaged model), fact accuracies,
+    timings and memory; ``seed_scores`` / ``seed_facts`` keep each seed's values for the spread,
+    and ``seed_rows`` every seed's own rows (captions included). Captions and montages shown
+    are the first seed's. One run is returned as it is.
+    """
+    first = runs[0]
+    if len(runs) == 1:
+        return dict(first, seeds=[first["config"].get("seed", 0)])
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        for row in run["rows"]:
+            groups.setdefault((row["pipeline"], int(row["B"])), []).append(row)
+    merged = []
+    for row in first["rows"]:
+        group = groups[(row["pipeline"], int(row["B"]))]
+        out = dict(row)
+        out["seeds"] = [member.get("seed") for member in group]
+        out["seed_scores"] = {
+            name: [(member.get("scores") or {}).get(name) for member in group] for name in (row.get("scores") or {})
+        }
+        out["scores"] = {name: _mean(values) for name, values in out["seed_scores"].items()}
+        for name in _SEED_MEANS:
+            out[name] = _mean([member.get(name) for member in group])
+        per_video = [member.get("per_video_cider") or {} for member in group]
+        common = set.intersection(*(set(p) for p in per_video)) if per_video else set()
+        out["per_video_cider"] = {vid: _mean([p[vid] for p in per_video]) for vid in sorted(common)} or None
+        if row.get("facts"):
+            out["seed_facts"] = {
+                kind: [((member.get("facts") or {}).get(kind) or {}).get("accuracy") for member in group]
+                for kind in row["facts"]
+            }
+            out["facts"] = {
+                kind: {
+                    "accuracy": _mean(out["seed_facts"][kind]),
+                    "stated": _mean([((member.get("facts") or {}).get(kind) or {}).get("stated") for member in group]),
+                    "videos": row["facts"][kind].get("videos"),
+                }
+                for kind in row["facts"]
+            }
+        merged.append(out)
+    seeds = [run["config"].get("seed", 0) for run in runs]
+    return {
+        **first,
+        "config": dict(first["config"], seed=seeds[0]),
+        "rows": merged,
+        "seed_rows": [row for run in runs for row in run["rows"]],
+        "seeds": seeds,
+        "stages": [stage for run in runs for stage in run.get("stages", [])],
+        "wall_s": round(sum(float(run.get("wall_s") or 0.0) for run in runs), 1),
+    }
+
+
+def _with_spread(row: dict[str, Any], name: str, digits: int = 1) -> str:
+    """A score cell, ``mean ± sd`` over training seeds when the row has several."""
+    value = (row.get("scores") or {}).get(name)
+    spread = _spread((row.get("seed_scores") or {}).get(name, []))
+    return cell(value, digits) if spread is None else f"{cell(value, digits)} ± {spread:.{digits}f}"
+
+
 def _order(config: dict[str, Any]) -> list[str]:
     return ["teacher", *config.get("students", []), *(f"two-stage:{m}" for m in config.get("recon", [])), *config.get("zoo", [])]
 
@@ -89,9 +176,33 @@ def table3(rows: Sequence[dict[str, Any]], B: int, order: list[str]) -> str:
         lines.append(
             f"| {row['label']} | {cell(memory, 0)} | {cell(flat['recon_ms'])} | {cell(flat['caption_ms'])} "
             f"| {cell(flat['total_ms'])} "
-            f"| {cell(flat['BLEU-4'])} | {cell(flat['ROUGE-L'])} | {cell(flat['METEOR'])} | {cell(flat['CIDEr'])} "
+            f"| {cell(flat['BLEU-4'])} | {cell(flat['ROUGE-L'])} | {cell(flat['METEOR'])} | {_with_spread(row, 'CIDEr')} "
             f"| {cell(flat['psnr'], 2)} | {cell(flat['ssim'], 3)} |"
         )
+    return "\n".join(lines)
+
+
+def _fact_cell(entry: Mapping[str, Any] | None) -> str:
+    if not entry or entry.get("stated") is None:
+        return "–"
+    return f"{cell(entry.get('accuracy'), 0)} ({cell(entry.get('stated'), 0)})"
+
+
+def fact_table(
+    rows: Sequence[dict[str, Any]], B: int, order: list[str], reference: Mapping[str, Any] | None = None
+) -> str:
+    """Per pipeline at one B: each fact type's accuracy in percent of the captions stating one,
+    with the percent of captions stating one in brackets (:mod:`snapcap.datasets.synthetic.readback`);
+    the first reference caption of each video as the first line when given. Empty without facts."""
+    chosen = [row for row in _rows_at(rows, B, order) if row.get("facts")]
+    if not chosen:
+        return ""
+    kinds = list(chosen[0]["facts"])
+    lines = ["| captions | " + " | ".join(kinds) + " |", "|---|" + "---:|" * len(kinds)]
+    if reference:
+        lines.append("| references (the first of each video) | " + " | ".join(_fact_cell(reference.get(k)) for k in kinds) + " |")
+    for row in chosen:
+        lines.append(f"| {row['label']} | " + " | ".join(_fact_cell(row["facts"].get(k)) for k in kinds) + " |")
     return "\n".join(lines)
 
 
@@ -298,6 +409,7 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
         f"{_decoding(config, rows)}. "
         f"Wall time of this run: {results.get('wall_s', 0):.0f} s.",
         "",
+        *_setup_lines(results),
         f"## All pipelines at B = {reference} (the shape of the SnapCap paper's Table 3)",
         "",
         table3(rows, reference, order),
@@ -308,9 +420,35 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
     lines.append("| pipeline | " + " | ".join(f"B = {b}" for b in ratios) + " |")
     lines.append("|---|" + "---:|" * len(ratios))
     labels = {row["pipeline"]: row["label"] for row in rows}
+    by_key = {(row["pipeline"], int(row["B"])): row for row in rows}
     for name, values in cider.items():
-        lines.append(f"| {labels.get(name, name)} | " + " | ".join(cell(values.get(b)) for b in ratios) + " |")
+        cells = [_with_spread(by_key[(name, b)], "CIDEr") if (name, b) in by_key else "–" for b in ratios]
+        lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
     lines.append("")
+    facts = fact_table(rows, reference, order, results.get("reference_facts"))
+    if facts:
+        lines += [
+            f"## Temporal facts read back from the captions (B = {reference})",
+            "",
+            "Each caption is parsed back into the facts it states (colour, shape, direction of motion, spin, "
+            "speeding up or slowing down, appearing or disappearing, the order of two objects' events) and each is "
+            "checked against the scene's true facts. A cell is the percent of the captions stating a fact of "
+            "that type whose every such fact is true; in brackets, the percent of captions that state one at all.",
+            "",
+            facts,
+            "",
+        ]
+        _, direction = metric_by_B(
+            [dict(row, scores={"d": ((row.get("facts") or {}).get("direction") or {}).get("accuracy")}) for row in rows],
+            order,
+            "d",
+        )
+        lines += ["Direction of motion, accuracy (%) against B:", ""]
+        lines.append("| pipeline | " + " | ".join(f"B = {b}" for b in ratios) + " |")
+        lines.append("|---|" + "---:|" * len(ratios))
+        for name, values in direction.items():
+            lines.append(f"| {labels.get(name, name)} | " + " | ".join(cell(values.get(b), 0) for b in ratios) + " |")
+        lines.append("")
     found = findings(results)
     if found:
         lines += ["## Findings", ""] + [f"- {line}" for line in found] + [""]
@@ -323,6 +461,9 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
         lines += ["## Every B", ""]
         for B in others:
             lines += [f"### B = {B}", "", table3(rows, B, order), ""]
+            facts = fact_table(rows, B, order, results.get("reference_facts"))
+            if facts:
+                lines += ["Temporal facts (accuracy %, stated % in brackets):", "", facts, ""]
     montage = results.get("montage_captions") or []
     if montage:
         lines += [f"## Captions of a few test videos (B = {reference})", ""]
@@ -340,6 +481,50 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
         reused = sum(1 for stage in stages if stage["status"].startswith("reused"))
         lines += [f"Stages: {len(stages)}, of which {reused} reused from the cache ({results.get('cache')}).", ""]
     return "\n".join(lines)
+
+
+def _setup_lines(results: dict[str, Any]) -> list[str]:
+    """The report's second paragraph: what the one-stage rows got, and what the intervals cover."""
+    config = results["config"]
+    training = config.get("effective_training") or {}
+    student = config.get("student") or {}
+    lines = []
+    students = list(config.get("students") or [])
+    if {"snapcap", "baseline"} <= set(students) and training:
+        stage1, stage2 = int(training.get("stage1_epochs", 0)), int(training.get("epochs", 0))
+        baseline = stage2 + (stage1 if training.get("match_epochs") else 0)
+        if student.get("shortcut"):
+            init = {
+                "teacher": "P copied for both from the teacher's patch embedding (through the Bayer pattern)",
+                "zero": "P zero for both",
+                "fit": "P fitted in closed form to the teacher's conv features for SnapCap only and zero for the "
+                "baseline: **not the same start**",
+            }.get(str(training.get("shortcut_init")), f"P: {training.get('shortcut_init')}")
+            network = f"the student with a linear shortcut P from the normalised snapshot ({init})"
+        else:
+            network = "the paper's student (no shortcut)"
+        budget = (
+            f"SnapCap {stage1} epochs of L_reg, then {stage2} of L_dis + β·L_cap; the baseline {baseline} of the caption loss"
+        )
+        same = "the same number of passes over the data" if stage1 + stage2 == baseline else "**not the same number of passes**"
+        lines.append(
+            f"One-stage rows: SnapCap and its baseline are the same network, {network}; every other shared part starts "
+            f"from the same weights (seed {config.get('seed', 0)}: the teacher's decoder and tail, the same random "
+            f"encoder), and they train for {same} ({budget})."
+        )
+    seeds = results.get("seeds") or [config.get("seed", 0)]
+    if len(seeds) > 1:
+        lines.append(
+            f"Every model was trained with {len(seeds)} seeds ({', '.join(str(s) for s in seeds)}): scores are means over "
+            "the seeds and ± is their standard deviation (the training's randomness); the findings' intervals, from "
+            "resampling the test videos, cover the choice of test videos. Captions shown are the first seed's."
+        )
+    else:
+        lines.append(
+            f"One training seed ({seeds[0]}): the findings' intervals cover the choice of test videos, not the "
+            "training's randomness (`--seeds K` trains every model K times and reports the spread)."
+        )
+    return [line for text in lines for line in (text, "")]
 
 
 def _plot_cider(results: dict[str, Any], path: Path) -> Path:

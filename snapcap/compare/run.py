@@ -49,8 +49,9 @@ from snapcap.caption.registry import Captioner, captioner_entry, create_captione
 from snapcap.caption.teacher import teacher_image_size
 from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, CaptionTrainConfig, adapt_teacher, train_student, train_teacher
 from snapcap.compare.config import CompareConfig, content_hash
-from snapcap.compare.report import findings, write_report
+from snapcap.compare.report import findings, merge_seeds, write_report
 from snapcap.datasets.corpora import open_corpus
+from snapcap.datasets.synthetic.readback import fact_accuracy
 from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
 from snapcap.datasets.samples import Limited
 from snapcap.datasets.torch_data import MeasurementDataset
@@ -506,6 +507,16 @@ class Comparison:
         }
         return row, recon_frames
 
+    def test_facts(self) -> dict[str, Any]:
+        """Video id -> the true temporal facts of each test video, where the corpus knows them
+        (the procedural corpus does; file corpora do not, and their report has no fact table)."""
+        facts = {}
+        for item in self.corpus.select("test"):
+            known = (item.extra or {}).get("facts")
+            if known:
+                facts[item.video_id] = known
+        return facts
+
     # -- the whole run ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -611,14 +622,30 @@ class Comparison:
             scorer.wait_idle()
         finally:
             scorer.close()
+        facts = self.test_facts()
         finished = []
         for entry in rows:
             stored = _read_json(entry["path"]) or entry["row"]
             stored.pop("references", None)
+            stored["seed"] = cfg.seed
+            if facts:
+                stored["facts"] = fact_accuracy(stored["predictions"], facts)
             finished.append(stored)
+        reference_facts = None
+        if facts and finished:
+            first = {item.video_id: item.captions[0] for item in self.corpus.select("test") if item.captions}
+            reference_facts = fact_accuracy({vid: first[vid] for vid in finished[0]["predictions"] if vid in first}, facts)
         return {
-            "config": dict(cfg.to_dict(), teacher_B=cfg.teacher_B, reference_B=cfg.reference_B, pipelines=cfg.pipelines()),
+            "config": dict(
+                cfg.to_dict(),
+                teacher_B=cfg.teacher_B,
+                reference_B=cfg.reference_B,
+                pipelines=cfg.pipelines(),
+                effective_training=self.training().model_settings(),
+                student=dict(self.captioner_config(cfg.reference_B).student),
+            ),
             "rows": finished,
+            "reference_facts": reference_facts,
             "stages": self.stages,
             "wall_s": round(time.perf_counter() - began, 1),
             "montage": montage,
@@ -651,8 +678,15 @@ def run_compare(
         raise DataFileError(f"{out}: exists and is not a folder (--out is the report folder)")
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache) if cache is not None else out / "cache"
-    comparison = Comparison(config, cache, progress=progress, quiet=quiet)
-    results = comparison.run()
+    runs = []
+    corpus = None
+    for seed in range(config.seed, config.seed + config.seeds):
+        comparison = Comparison(replace(config, seed=seed), cache, progress=progress, quiet=quiet, corpus=corpus)
+        if config.seeds > 1:
+            comparison.log(f"training seed {seed} ({seed - config.seed + 1} of {config.seeds})")
+        runs.append(comparison.run())
+        corpus = comparison._corpus  # built once, shared by every seed
+    results = merge_seeds(runs)
     write_report(results, out)
 
     results["findings"] = findings(results)
