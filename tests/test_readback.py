@@ -28,13 +28,11 @@ def test_captions_of_the_time_reversed_video_are_wrong_about_time():
     colour and shape."""
     corpus = SyntheticCorpus(num_videos=240, seed=3, temporal_pairs=True, max_objects=1)
     forward = {item.video_id: item.extra["facts"] for item in corpus.items[0::2]}
-    reversed_captions = {
-        item.extra["pair"]: item.captions[0] for item in corpus.items[1::2] if item.extra["pair"] in forward
-    }
+    reversed_captions = {item.extra["pair"]: item.captions[0] for item in corpus.items[1::2] if item.extra["pair"] in forward}
     scores = fact_accuracy(reversed_captions, forward)
     assert scores["colour"]["accuracy"] == 100.0 and scores["shape"]["accuracy"] == 100.0
     assert scores["direction"]["stated"] > 20 and scores["direction"]["accuracy"] < 30
-    for kind in ("spin", "speed change", "appear/disappear"):
+    for kind in ("spin", "speed change", "appear/disappear", "start/stop", "enter/leave"):
         assert scores[kind]["stated"] > 0 and scores[kind]["accuracy"] == 0.0, (kind, scores[kind])
     same = fact_accuracy({vid: c for vid, c in reversed_captions.items()}, {vid: forward[vid] for vid in reversed_captions})
     assert same == scores  # deterministic
@@ -64,6 +62,8 @@ def test_scores_of_hand_written_captions():
         "spin": None,
         "speed change": None,
         "appear/disappear": None,
+        "start/stop": None,
+        "enter/leave": None,
         "order": None,
     }
     wrong = score_caption("a red ball moves from right to left and gets faster", facts)

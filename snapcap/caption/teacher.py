@@ -57,6 +57,12 @@ __all__ = [
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+SHIPPED_WEIGHTS: dict[tuple[str, str], str] = {("snapcap-tiny-vit", "procedural"): "snapcap-tiny-vit-procedural.pt"}
+"""(model, pretrained tag) -> a tower's weights shipped with snapcap (in :data:`WEIGHTS_DIR`):
+``procedural`` is the tiny tower pretrained on procedural frames (:mod:`snapcap.caption.pretrain`),
+the tiny preset's stand-in for CLIP's pretrained weights."""
 """The folder of snapcap's own open_clip model configs (JSON, one model a file)."""
 
 _OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -382,9 +388,10 @@ class ClipTeacher(nn.Module):
                 snapcap's configs (``snapcap-tiny-vit``), ``local-dir:PATH`` (a folder holding
                 ``open_clip_config.json`` and weights) or ``hf-hub:ORG/REPO`` (needs
                 ``allow_download=True`` or ``HF_HUB_OFFLINE=1`` with the files cached).
-            pretrained: an open_clip pretrained tag of ``name`` (``openai``, ``laion2b_s34b_b88k``...)
-                or the path of a whole open_clip checkpoint; None for random initialisation. A tag
-                that needs QuickGELU (OpenAI's) gets it.
+            pretrained: an open_clip pretrained tag of ``name`` (``openai``, ``laion2b_s34b_b88k``...),
+                a tag of weights shipped with snapcap (:data:`SHIPPED_WEIGHTS`: ``procedural`` for
+                ``snapcap-tiny-vit``) or the path of a whole open_clip checkpoint; None for random
+                initialisation. A tag that needs QuickGELU (OpenAI's) gets it.
             checkpoint: a state dict file loaded into the visual tower after ``pretrained``: the
                 whole CLIP model's, the visual tower's, or any checkpoint holding exactly one ViT
                 tower under some key prefix (``visual.``, ``teacher.visual.``...); keys and shapes
@@ -407,7 +414,16 @@ class ClipTeacher(nn.Module):
         open_clip = open_clip_module()
         if not isinstance(name, str) or not name:
             raise ConfigError(f"name must be an open_clip model name, got {name!r}")
-        source, extra = resolve_pretrained(open_clip, name, pretrained, cache_dir, allow_download)
+        shipped = SHIPPED_WEIGHTS.get((name, pretrained)) if isinstance(pretrained, str) else None
+        if shipped is not None:
+            if not (WEIGHTS_DIR / shipped).is_file():
+                raise DataFileError(
+                    f"pretrained={pretrained!r} of {name!r}: {WEIGHTS_DIR / shipped} is missing from this installation "
+                    "(`snapcap train tower` remakes it)"
+                )
+            source, extra = None, {}
+        else:
+            source, extra = resolve_pretrained(open_clip, name, pretrained, cache_dir, allow_download)
         try:
             with quiet_random_init(source):
                 model = open_clip.create_model(
@@ -426,6 +442,8 @@ class ClipTeacher(nn.Module):
         visual = model.visual
         del model  # drops the text tower
         teacher = cls(visual, name=name, pretrained=pretrained, frozen=frozen)
+        if shipped is not None:
+            teacher.load_checkpoint(WEIGHTS_DIR / shipped)
         if checkpoint is not None:
             teacher.load_checkpoint(checkpoint)
         return teacher.to(device)

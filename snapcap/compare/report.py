@@ -124,8 +124,7 @@ def merge_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["per_video_cider"] = {vid: _mean([p[vid] for p in per_video]) for vid in sorted(common)} or None
         if row.get("facts"):
             out["seed_facts"] = {
-                kind: [((member.get("facts") or {}).get(kind) or {}).get("accuracy") for member in group]
-                for kind in row["facts"]
+                kind: [((member.get("facts") or {}).get(kind) or {}).get("accuracy") for member in group] for kind in row["facts"]
             }
             out["facts"] = {
                 kind: {
@@ -188,9 +187,7 @@ def _fact_cell(entry: Mapping[str, Any] | None) -> str:
     return f"{cell(entry.get('accuracy'), 0)} ({cell(entry.get('stated'), 0)})"
 
 
-def fact_table(
-    rows: Sequence[dict[str, Any]], B: int, order: list[str], reference: Mapping[str, Any] | None = None
-) -> str:
+def fact_table(rows: Sequence[dict[str, Any]], B: int, order: list[str], reference: Mapping[str, Any] | None = None) -> str:
     """Per pipeline at one B: each fact type's accuracy in percent of the captions stating one,
     with the percent of captions stating one in brackets (:mod:`snapcap.datasets.synthetic.readback`);
     the first reference caption of each video as the first line when given. Empty without facts."""
@@ -364,6 +361,21 @@ def findings(results: dict[str, Any]) -> list[str]:
                 out.append(
                     f"SnapCap over its baseline (caption loss only), averaged over B: {gap:+.1f} CIDEr [{lo:+.1f}, {hi:+.1f}]."
                 )
+    if len(ratios) >= 2 and any(row.get("facts") for row in rows):
+        low, high = ratios[0], ratios[-1]
+        accuracy = {
+            (row["pipeline"], int(row["B"])): ((row.get("facts") or {}).get("direction") or {}).get("accuracy") for row in rows
+        }
+        parts = [
+            f"{labels.get(name, name)} {cell(accuracy.get((name, low)), 0)} → {cell(accuracy.get((name, high)), 0)}"
+            for name in cider
+            if accuracy.get((name, low)) is not None or accuracy.get((name, high)) is not None
+        ]
+        if parts:
+            out.append(
+                f"Direction of motion stated in the captions, % right, B = {low} → B = {high} "
+                "(what a coded snapshot keeps and a long exposure loses): " + "; ".join(parts) + "."
+            )
     psnr: dict[str, dict[int, float]] = {}
     for row in rows:
         if row["pipeline"].startswith("two-stage:") and row.get("psnr") is not None:
@@ -421,7 +433,7 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
     lines.append("|---|" + "---:|" * len(ratios))
     labels = {row["pipeline"]: row["label"] for row in rows}
     by_key = {(row["pipeline"], int(row["B"])): row for row in rows}
-    for name, values in cider.items():
+    for name in cider:
         cells = [_with_spread(by_key[(name, b)], "CIDEr") if (name, b) in by_key else "–" for b in ratios]
         lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -489,6 +501,19 @@ def _setup_lines(results: dict[str, Any]) -> list[str]:
     training = config.get("effective_training") or {}
     student = config.get("student") or {}
     lines = []
+    tower = config.get("tower") or {}
+    if tower.get("model"):
+        pretrained = tower.get("pretrained")
+        weights = {
+            None: "randomly initialised",
+            "procedural": "pretrained on procedural frames (snapcap's stand-in for CLIP's weights)",
+        }.get(pretrained, f"with the {pretrained} weights")
+        how = (
+            "frozen as the paper's CLIP; its projector and decoder are trained on the true frames' features"
+            if tower.get("frozen")
+            else "trained end to end with the caption loss on the true frames"
+        )
+        lines.append(f"Teacher: the {tower['model']} tower, {weights}, {how}.")
     students = list(config.get("students") or [])
     if {"snapcap", "baseline"} <= set(students) and training:
         stage1, stage2 = int(training.get("stage1_epochs", 0)), int(training.get("epochs", 0))

@@ -51,9 +51,9 @@ from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, CaptionTrainCon
 from snapcap.compare.config import CompareConfig, content_hash
 from snapcap.compare.report import findings, merge_seeds, write_report
 from snapcap.datasets.corpora import open_corpus
-from snapcap.datasets.synthetic.readback import fact_accuracy
 from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
 from snapcap.datasets.samples import Limited
+from snapcap.datasets.synthetic.readback import fact_accuracy
 from snapcap.datasets.torch_data import MeasurementDataset
 from snapcap.errors import ConfigError, DataFileError
 from snapcap.fileio import atomic_path, write_json
@@ -347,7 +347,7 @@ class Comparison:
                 base_b,
                 path,
                 lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress),
-                "tower trained",
+                "tower trained" if captioner.train_encoder else "projector + decoder trained on the frozen tower",
             )
             self._teacher_base = (path, key)
         base_path, base_key = self._teacher_base
@@ -643,6 +643,11 @@ class Comparison:
                 pipelines=cfg.pipelines(),
                 effective_training=self.training().model_settings(),
                 student=dict(self.captioner_config(cfg.reference_B).student),
+                tower={
+                    "model": self.captioner_config(cfg.reference_B).teacher,
+                    "pretrained": self.captioner_config(cfg.reference_B).pretrained,
+                    "frozen": not self.captioner_config(cfg.reference_B).train_encoder,
+                },
             ),
             "rows": finished,
             "reference_facts": reference_facts,

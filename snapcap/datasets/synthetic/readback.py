@@ -40,7 +40,17 @@ from snapcap.datasets.synthetic.scene import COLORS
 
 __all__ = ["FACT_TYPES", "Mention", "Claims", "caption_claims", "score_caption", "fact_accuracy"]
 
-FACT_TYPES = ("colour", "shape", "direction", "spin", "speed change", "appear/disappear", "order")
+FACT_TYPES = (
+    "colour",
+    "shape",
+    "direction",
+    "spin",
+    "speed change",
+    "appear/disappear",
+    "start/stop",
+    "enter/leave",
+    "order",
+)
 """The fact types scored, in report order."""
 
 
@@ -197,7 +207,8 @@ def score_caption(text: str, facts: SceneFacts | Mapping[str, Any]) -> dict[str,
       bounce or turn, its final one);
     * spin: clockwise / counter-clockwise as the object turns; speed change: speeding up /
       slowing down as it does;
-    * appear/disappear: the object does appear late / disappear early;
+    * appear/disappear: the object does appear late / disappear early; start/stop: it does start
+      moving late / stop early; enter/leave: it does come in through / go out through a side;
     * order: for two events of different objects joined by ``then``, ``before``, ``after``,
       ``later``, the first told happened first (``B after A``: A first).
 
@@ -225,9 +236,13 @@ def score_caption(text: str, facts: SceneFacts | Mapping[str, Any]) -> dict[str,
                 verdicts["appear/disappear"].append(obj is not None and obj.appear > 0)
             elif kind == "disappears":
                 verdicts["appear/disappear"].append(obj is not None and obj.disappear is not None)
+            elif kind in ("starts", "stops"):
+                verdicts["start/stop"].append(obj is not None and (obj.start if kind == "starts" else obj.stop) is not None)
+            else:
+                verdicts["enter/leave"].append(obj is not None and (obj.enter if kind == "enters" else obj.leave) is not None)
     # order: consecutive key events of two different mentioned objects, joined by a sequence word
     told = sorted((pos, m, kind) for m, mention in enumerate(claims.mentions) for pos, kind in mention.events)
-    for (pos_a, m_a, kind_a), (pos_b, m_b, kind_b) in zip(told, told[1:]):
+    for (pos_a, m_a, kind_a), (_, m_b, kind_b) in zip(told, told[1:]):
         obj_a, obj_b = linked[m_a], linked[m_b]
         if m_a == m_b or (obj_a is not None and obj_a is obj_b):
             continue
