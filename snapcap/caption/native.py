@@ -77,11 +77,12 @@ _SMALL_STUDENT = {"B": 8, "image_size": 112, "widths": [32, 48, 64, 96], "blocks
 _PAPER_STUDENT = {"B": 8, "image_size": 224, "widths": [64, 128, 256, 256], "blocks": [4, 6, 6, 6], "token_dim": 1024}
 
 CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
-    # Trained from scratch in seconds on a CPU: the offline default and the tests' size.
+    # The offline default and the tests' size: the tiny tower with the weights snapcap ships
+    # (pretrained on procedural frames, snapcap.caption.pretrain), frozen as the paper's CLIP.
     "tiny": CaptionerConfig(
         teacher="snapcap-tiny-vit",
-        pretrained=None,
-        train_encoder=True,
+        pretrained="procedural",
+        train_encoder=False,
         decoder=NATIVE_DECODERS["tiny"],
         student=_TINY_STUDENT,
         B=8,
