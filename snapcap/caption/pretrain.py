@@ -8,8 +8,7 @@ captions, direction of motion no better than chance). So the tiny preset starts 
 pretrained here, once, on single frames of fresh procedural scenes
 (:func:`snapcap.datasets.synthetic.frames.labelled_frames`: disjoint from any corpus, hundreds of
 thousands of frames) to read off each frame, per colour, whether an object is in view, its shape,
-centre, size and angle, and where the objects in view are in features shared by every colour (so
-that a motion reads the same whatever moves). Its weights ship with snapcap (``weights/snapcap-tiny-vit-procedural.pt``,
+centre, size and angle. Its weights ship with snapcap (``weights/snapcap-tiny-vit-procedural.pt``,
 with a JSON of the recipe and its held-out scores) and :meth:`ClipTeacher.create` loads them as
 ``pretrained="procedural"``; :func:`pretrain_tower` (``snapcap train tower``) remakes them.
 
@@ -39,10 +38,6 @@ from snapcap.fileio import atomic_path, write_json
 __all__ = ["PretrainConfig", "pretrain_tower", "tower_scores"]
 
 _PER_SLOT = 1 + len(SHAPES) + 3 + 2  # present, shape logits, (y, x, 5 r), (cos, sin)
-_OUTPUTS = len(LABEL_COLORS) * _PER_SLOT + 3  # the colour slots, then the centroid (y, x, 5 r)
-_WHERE = 10.0
-"""Weight of the squared errors of centres, sizes and the centroid (frame fractions: errors of a
-few hundredths would otherwise weigh next to nothing beside the classification losses)."""
 
 
 @dataclass(frozen=True)
@@ -76,17 +71,15 @@ def _tensors(labels: FrameLabels) -> dict[str, torch.Tensor]:
 
 
 def _losses(out: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
-    centroid = ((out[:, -3:] - labels["centroid"]) ** 2).sum(-1)
-    centroid = (centroid * labels["any"]).sum() / labels["any"].sum().clamp_min(1.0)
-    out = out[:, :-3].reshape(out.shape[0], len(LABEL_COLORS), _PER_SLOT)
+    out = out.view(out.shape[0], len(LABEL_COLORS), _PER_SLOT)
     present = labels["present"]
-    loss = F.binary_cross_entropy_with_logits(out[..., 0], present) + _WHERE * centroid
+    loss = F.binary_cross_entropy_with_logits(out[..., 0], present)
     shown = labels["shape"] >= 0
     if bool(shown.any()):
         loss = loss + F.cross_entropy(out[..., 1 : 1 + len(SHAPES)][shown], labels["shape"][shown])
     count = present.sum().clamp_min(1.0)
     where = out[..., 1 + len(SHAPES) : 4 + len(SHAPES)]
-    loss = loss + _WHERE * (((where - labels["geometry"]) ** 2).sum(-1) * present).sum() / count
+    loss = loss + (((where - labels["geometry"]) ** 2).sum(-1) * present).sum() / count
     turn = out[..., 4 + len(SHAPES) :]
     return loss + (((turn - labels["angle"]) ** 2).sum(-1) * labels["rotates"]).sum() / count
 
@@ -94,23 +87,16 @@ def _losses(out: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
 @torch.no_grad()
 def tower_scores(tower: ClipTeacher, head: nn.Module, frames: np.ndarray, labels: FrameLabels) -> dict[str, float]:
     """Held-out scores of a tower and its attribute head: the share of objects whose shape is
-    right, of frames whose set of colours in view is right, the mean centre error (frame
-    fractions) of the objects in view, and that of the centroid of the objects in view."""
-    raw = head(tower.encode(torch.from_numpy(frames), rgb=True))
-    out = raw[:, :-3].reshape(len(frames), len(LABEL_COLORS), _PER_SLOT)
+    right, of frames whose set of colours in view is right, and the mean centre error (frame
+    fractions) of the objects in view."""
+    out = head(tower.encode(torch.from_numpy(frames), rgb=True)).view(len(frames), len(LABEL_COLORS), _PER_SLOT)
     truth = _tensors(labels)
-    centroid = (raw[:, -3:-1] - truth["centroid"][:, :2]).norm(dim=-1)[truth["any"] > 0].mean()
     shown = truth["shape"] >= 0
     shape = (out[..., 1 : 1 + len(SHAPES)].argmax(-1) == truth["shape"])[shown].float().mean()
     colours = ((out[..., 0] > 0).float() == truth["present"]).all(-1).float().mean()
     where = out[..., 1 + len(SHAPES) : 3 + len(SHAPES)]
     error = (where - truth["geometry"][..., :2]).norm(dim=-1)[shown].mean()
-    return {
-        "shape_accuracy": float(shape),
-        "colour_accuracy": float(colours),
-        "position_error": float(error),
-        "centroid_error": float(centroid),
-    }
+    return {"shape_accuracy": float(shape), "colour_accuracy": float(colours), "position_error": float(error)}
 
 
 def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), progress: bool = True) -> dict[str, Any]:
@@ -123,7 +109,7 @@ def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), p
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     tower = ClipTeacher.create(config.model, frozen=False)
-    head = nn.Linear(tower.embed_dim, _OUTPUTS)
+    head = nn.Linear(tower.embed_dim, len(LABEL_COLORS) * _PER_SLOT)
     params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(

@@ -37,10 +37,6 @@ class FrameLabels:
         angle: ``(n, colours, 2)``: cos and sin of the angle times the shape's symmetry order
             (what a rotation changes in the picture), 0 for round shapes.
         rotates: 1 where ``angle`` is defined (a present object whose rotation shows).
-        centroid: ``(n, 3)``: the mean centre y, x and 5 x the mean radius of the objects in
-            view, whatever their colours (0 where none is): where things are in features shared
-            by every colour, so that a motion reads the same whatever moves.
-        any: 1 where at least one object is in view.
     """
 
     present: np.ndarray
@@ -48,8 +44,6 @@ class FrameLabels:
     geometry: np.ndarray
     angle: np.ndarray
     rotates: np.ndarray
-    centroid: np.ndarray
-    any: np.ndarray
 
 
 def labelled_frames(
@@ -86,7 +80,4 @@ def labelled_frames(
             if order:
                 angle[i, k] = (math.cos(order * turn), math.sin(order * turn))
                 rotates[i, k] = 1.0
-    seen = present.sum(axis=1)
-    centroid = (geometry * present[..., None]).sum(axis=1) / np.maximum(seen, 1.0)[:, None]
-    any_seen = (seen > 0).astype(np.float32)
-    return frames, FrameLabels(present, shape, geometry, angle, rotates, centroid.astype(np.float32), any_seen)
+    return frames, FrameLabels(present, shape, geometry, angle, rotates)
