@@ -53,8 +53,9 @@ class CompareConfig:
         gray / bayer / mask / mask_seed / noise / noise_seed: the camera (see
             :class:`snapcap.datasets.h5.DatasetConfig`).
         captioner: ``tiny`` (:data:`snapcap.caption.train.TINY_CAPTIONER`: the tiny tower with
-            its shipped procedural pretraining, frozen, and a decoder trained here) or a :data:`snapcap.caption.native.CAPTIONER_PRESETS` name
-            (``small``, ``paper``: ViT-B/16 with OpenAI weights).
+            its shipped procedural pretraining, frozen, and a decoder trained here) or a
+            :data:`snapcap.caption.native.CAPTIONER_PRESETS` name (``small``, ``paper``: ViT-B/16
+            with OpenAI weights).
         decoder: the caption decoder, ``native`` or ``lm:<name-or-path>`` (a frozen pretrained
             language model, :mod:`snapcap.caption.lm`); None: the captioner preset's.
         training: :class:`snapcap.caption.train.CaptionTrainConfig` fields (overrides of the
