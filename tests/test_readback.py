@@ -32,7 +32,7 @@ def test_captions_of_the_time_reversed_video_are_wrong_about_time():
     scores = fact_accuracy(reversed_captions, forward)
     assert scores["colour"]["accuracy"] == 100.0 and scores["shape"]["accuracy"] == 100.0
     assert scores["direction"]["stated"] > 20 and scores["direction"]["accuracy"] < 30
-    for kind in ("spin", "speed change", "appear/disappear", "start/stop", "enter/leave"):
+    for kind in ("spin", "speed change", "grow/shrink", "appear/disappear", "start/stop", "enter/leave"):
         assert scores[kind]["stated"] > 0 and scores[kind]["accuracy"] == 0.0, (kind, scores[kind])
     same = fact_accuracy({vid: c for vid, c in reversed_captions.items()}, {vid: forward[vid] for vid in reversed_captions})
     assert same == scores  # deterministic
@@ -61,6 +61,7 @@ def test_scores_of_hand_written_captions():
         "direction": True,
         "spin": None,
         "speed change": None,
+        "grow/shrink": None,
         "appear/disappear": None,
         "start/stop": None,
         "enter/leave": None,
@@ -68,6 +69,10 @@ def test_scores_of_hand_written_captions():
     }
     wrong = score_caption("a red ball moves from right to left and gets faster", facts)
     assert wrong["direction"] is False and wrong["speed change"] is False and wrong["shape"] is True
+    assert score_caption("a red ball moves to the right while getting bigger", facts)["grow/shrink"] is False
+    grows = _facts(ObjectFacts(index=0, shape="ring", color="red", size="small", motion="grow", growth="growing"))
+    assert score_caption("a red ring grows larger", grows)["grow/shrink"] is True
+    assert score_caption("a red ring is seen getting smaller", grows)["grow/shrink"] is False
     ghost = score_caption("a blue square spins clockwise", facts)  # no blue object, no square
     assert ghost["colour"] is False and ghost["shape"] is False and ghost["spin"] is False
     assert score_caption("a red square moves to the right", facts)["shape"] is False

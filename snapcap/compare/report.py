@@ -443,7 +443,8 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
             f"## Temporal facts read back from the captions (B = {reference})",
             "",
             "Each caption is parsed back into the facts it states (colour, shape, direction of motion, spin, "
-            "speeding up or slowing down, appearing or disappearing, the order of two objects' events) and each is "
+            "speeding up or slowing down, growing or shrinking, appearing or disappearing, starting late or "
+            "stopping early, entering or leaving the frame, the order of two objects' events) and each is "
             "checked against the scene's true facts. A cell is the percent of the captions stating a fact of "
             "that type whose every such fact is true; in brackets, the percent of captions that state one at all.",
             "",
@@ -520,7 +521,7 @@ def _setup_lines(results: dict[str, Any]) -> list[str]:
         baseline = stage2 + (stage1 if training.get("match_epochs") else 0)
         if student.get("shortcut"):
             init = {
-                "teacher": "P copied for both from the teacher's patch embedding (through the Bayer pattern)",
+                "teacher": "P copied for both from the teacher's patch embedding, through the Bayer pattern",
                 "zero": "P zero for both",
                 "fit": "P fitted in closed form to the teacher's conv features for SnapCap only and zero for the "
                 "baseline: **not the same start**",

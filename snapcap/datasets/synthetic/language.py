@@ -15,7 +15,7 @@ from snapcap.datasets.synthetic.facts import Event, ObjectFacts, SceneFacts, eve
 from snapcap.datasets.synthetic.scene import DIRECTIONS
 from snapcap.errors import InvalidValueError
 
-__all__ = ["caption_scene", "commonsense"]
+__all__ = ["caption_scene", "commonsense", "LEXICON"]
 
 # --- captions -------------------------------------------------------------------------------------
 # Vocabulary: "up", "down", "left", "right", "top", "bottom" only ever name directions, sides or
@@ -152,6 +152,21 @@ _TIMES = (
     (2.0, ("near the end", "towards the end", "late in the video")),
 )
 _KEY_EVENTS = ("appears", "disappears", "starts", "stops", "enters", "leaves")
+
+LEXICON: dict[str, Any] = {
+    "nouns": _NOUNS,
+    "sizes": _SIZE_WORDS,
+    "directions": _DIR_PHRASES,
+    "grow": _GROW_VERBS,
+    "appear": _APPEAR,
+    "disappear": _DISAPPEAR,
+    "enter": _ENTER,
+    "leave": _LEAVE,
+    "start": _START,
+    "stop": _STOP,
+}
+"""The phrases the captions are written with, by what they say (read back by
+:mod:`snapcap.datasets.synthetic.readback`)."""
 
 
 def _at_side(side: str) -> str:

@@ -23,19 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from snapcap.datasets.synthetic.facts import ObjectFacts, SceneFacts
-from snapcap.datasets.synthetic.language import (
-    _ACCEL,
-    _APPEAR,
-    _DECEL,
-    _DIR_PHRASES,
-    _DISAPPEAR,
-    _ENTER,
-    _LEAVE,
-    _NOUNS,
-    _SIZE_WORDS,
-    _START,
-    _STOP,
-)
+from snapcap.datasets.synthetic.language import LEXICON
 from snapcap.datasets.synthetic.scene import COLORS
 
 __all__ = ["FACT_TYPES", "Mention", "Claims", "caption_claims", "score_caption", "fact_accuracy"]
@@ -46,6 +34,7 @@ FACT_TYPES = (
     "direction",
     "spin",
     "speed change",
+    "grow/shrink",
     "appear/disappear",
     "start/stop",
     "enter/leave",
@@ -58,8 +47,8 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(re.sub(r"\s*-\s*", "-", text.lower()).replace(",", " ").split())
 
 
-_SHAPE_OF = {noun: shape for shape, nouns in _NOUNS.items() for noun in nouns}
-_SIZES = {word for words in _SIZE_WORDS.values() for word in words}
+_SHAPE_OF = {noun: shape for shape, nouns in LEXICON["nouns"].items() for noun in nouns}
+_SIZES = {word for words in LEXICON["sizes"].values() for word in words}
 _ARTICLES = {"a", "an", "the"}
 
 
@@ -74,7 +63,7 @@ def _phrases(options: Iterable[str], fill: Mapping[str, str] | None = None) -> l
 
 
 # phrase (as words) -> value, matched longest first at each position
-_DIRECTIONS = sorted(((_words(p), d) for d, phrases in _DIR_PHRASES.items() for p in phrases), key=lambda x: -len(x[0]))
+_DIRECTIONS = sorted(((_words(p), d) for d, phrases in LEXICON["directions"].items() for p in phrases), key=lambda x: -len(x[0]))
 _SPEED = sorted(
     [(_words(w), "accelerating") for w in ("gets faster", "faster and faster", "accelerates", "gains speed")]
     + [
@@ -83,18 +72,22 @@ _SPEED = sorted(
     ],
     key=lambda x: -len(x[0]),
 )
+_GROWTH = sorted(
+    [(_words(w), "growing") for forms in LEXICON["grow"]["growing"] for w in forms if w]
+    + [(_words(w), "shrinking") for forms in LEXICON["grow"]["shrinking"] for w in forms if w],
+    key=lambda x: -len(x[0]),
+)
 _SPIN = [(("counter-clockwise",), "counter-clockwise"), (("counterclockwise",), "counter-clockwise")]
 _SPIN += [(("anticlockwise",), "counter-clockwise"), (("clockwise",), "clockwise")]
 _EVENTS = sorted(
-    [(p, "appears") for p in _phrases(_APPEAR)]
-    + [(p, "disappears") for p in _phrases(_DISAPPEAR)]
-    + [(p, "enters") for p in _phrases(_ENTER) + [("comes", "in")]]
-    + [(p, "leaves") for p in _phrases(_LEAVE)]
-    + [(p, "starts") for p in _phrases(_START)]
-    + [(p, "stops") for p in _phrases(_STOP)],
+    [(p, "appears") for p in _phrases(LEXICON["appear"])]
+    + [(p, "disappears") for p in _phrases(LEXICON["disappear"])]
+    + [(p, "enters") for p in _phrases(LEXICON["enter"]) + [("comes", "in")]]
+    + [(p, "leaves") for p in _phrases(LEXICON["leave"])]
+    + [(p, "starts") for p in _phrases(LEXICON["start"])]
+    + [(p, "stops") for p in _phrases(LEXICON["stop"])],
     key=lambda x: -len(x[0]),
 )
-assert {v for _, v in _SPEED} == {"accelerating", "decelerating"} and _ACCEL and _DECEL  # the phrases of language.py
 
 
 _FORWARD = (" then", " before", " and after that", " and later")
@@ -112,6 +105,7 @@ class Mention:
     directions: list[str] = field(default_factory=list)
     spins: list[str] = field(default_factory=list)
     speed_changes: list[str] = field(default_factory=list)
+    growths: list[str] = field(default_factory=list)
     events: list[tuple[int, str]] = field(default_factory=list)  # (word position, kind)
 
 
@@ -161,7 +155,12 @@ def caption_claims(text: str) -> Claims:
         if current is None:
             i += 1
             continue
-        for table, target in ((_SPEED, current.speed_changes), (_SPIN, current.spins), (_DIRECTIONS, current.directions)):
+        for table, target in (
+            (_SPEED, current.speed_changes),
+            (_GROWTH, current.growths),
+            (_SPIN, current.spins),
+            (_DIRECTIONS, current.directions),
+        ):
             found = _match(words, i, table)
             if found:
                 target.append(found[1])
@@ -206,7 +205,7 @@ def score_caption(text: str, facts: SceneFacts | Mapping[str, Any]) -> dict[str,
     * direction: every direction stated for an object is its direction of motion (or, after a
       bounce or turn, its final one);
     * spin: clockwise / counter-clockwise as the object turns; speed change: speeding up /
-      slowing down as it does;
+      slowing down as it does; grow/shrink: getting bigger / smaller as it does;
     * appear/disappear: the object does appear late / disappear early; start/stop: it does start
       moving late / stop early; enter/leave: it does come in through / go out through a side;
     * order: for two events of different objects joined by ``then``, ``before``, ``after``,
@@ -231,6 +230,8 @@ def score_caption(text: str, facts: SceneFacts | Mapping[str, Any]) -> dict[str,
             verdicts["spin"].append(obj is not None and obj.spin == spin)
         for change in mention.speed_changes:
             verdicts["speed change"].append(obj is not None and obj.speed_change == change)
+        for growth in mention.growths:
+            verdicts["grow/shrink"].append(obj is not None and obj.growth == growth)
         for _, kind in mention.events:
             if kind == "appears":
                 verdicts["appear/disappear"].append(obj is not None and obj.appear > 0)
