@@ -459,7 +459,7 @@ def test_bad_input_names_the_argument(tmp_path):
         load(foreign)
     with pytest.raises(ShapeError, match="captions"):
         model.loss(*model.compress(random_video(2)), torch.tensor([[1, 2]]))
-    assert np.isfinite(float(model.loss(*model.compress(random_video(1)), torch.tensor([[1, 5, 2]]))))
+    assert np.isfinite(model.loss(*model.compress(random_video(1)), torch.tensor([[1, 5, 2]])).item())
 
 
 # --- command line (through the zoo) ---------------------------------------------------------------
