@@ -1,10 +1,11 @@
 """Temporal facts read back out of a caption, and scored against the scene's true facts.
 
 A caption of a procedural video states facts: an object's colour and shape, its direction of
-motion, its spin, whether it speeds up or slows down, whether it appears or disappears, and the
-order of two objects' events. :func:`caption_claims` parses them out of a caption written in
-the corpus's language (:mod:`~snapcap.datasets.synthetic.language`: the same phrases, read the
-other way); :func:`score_caption` checks each claim against the
+motion, its spin, whether it speeds up or slows down, grows or shrinks, appears or disappears,
+starts late or stops early, enters or leaves the frame, and the order of two objects' events.
+:func:`caption_claims` parses them out of a caption written in the corpus's language
+(:mod:`~snapcap.datasets.synthetic.language`: the same phrases, read the other way);
+:func:`score_caption` checks each claim against the
 :class:`~snapcap.datasets.synthetic.facts.SceneFacts`; :func:`fact_accuracy` sums that over many
 videos: per fact type, how often a caption states it and how often what it states is true.
 
@@ -52,7 +53,7 @@ _SIZES = {word for words in LEXICON["sizes"].values() for word in words}
 _ARTICLES = {"a", "an", "the"}
 
 
-def _phrases(options: Iterable[str], fill: Mapping[str, str] | None = None) -> list[tuple[str, ...]]:
+def _phrases(options: Iterable[str]) -> list[tuple[str, ...]]:
     """The word sequences of templates, up to their first ``{...}`` field."""
     out = []
     for option in options:
