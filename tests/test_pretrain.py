@@ -76,7 +76,8 @@ def test_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
 def test_the_shipped_tower_is_the_pretrained_one():
     path = WEIGHTS_DIR / SHIPPED_WEIGHTS[("snapcap-tiny-vit", "procedural")]
     record = json.loads(path.with_suffix(".json").read_text())
-    assert record["recipe"] == json.loads(json.dumps(PretrainConfig().__dict__))  # the defaults remake it
+    assert record["recipe"] == PretrainConfig().recipe()  # the defaults remake it
+    assert PretrainConfig(device="cuda").recipe() == PretrainConfig().recipe()  # where it runs is not the recipe
     held_out = record["held_out"]
     assert held_out["shape_accuracy"] > 0.85 and held_out["colour_accuracy"] > 0.85 and held_out["position_error"] < 0.08
     tower = ClipTeacher.create("snapcap-tiny-vit", pretrained="procedural")
@@ -95,3 +96,11 @@ def test_train_tower_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:  # argparse's one-line refusal
         main(["train", "tower", "--steps", "0", "-o", str(tmp_path / "x.pt")])
     assert exit_info.value.code == 2 and "--steps" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pretraining_runs_on_cuda(tmp_path):
+    config = PretrainConfig(steps=2, batch_size=2, val_frames=4, device="cuda")
+    pretrain_tower(tmp_path / "cuda.pt", config, progress=False)
+    state = torch.load(tmp_path / "cuda.pt")
+    assert all(value.device.type == "cpu" for value in state.values())  # portable weights

@@ -54,6 +54,14 @@ class PretrainConfig:
     seed: int = 0
     val_frames: int = 512
     checkpoint_every: int = 1000
+    device: str = "cpu"
+
+    RUNTIME = ("device",)
+    """Fields that decide where the run computes, not what it learns."""
+
+    def recipe(self) -> dict[str, Any]:
+        """The settings that decide the weights (what the record and a resumed run compare)."""
+        return {key: value for key, value in asdict(self).items() if key not in self.RUNTIME}
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "max_objects", "val_frames", "checkpoint_every"):
@@ -66,8 +74,8 @@ class PretrainConfig:
             )
 
 
-def _tensors(labels: FrameLabels) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(np.asarray(value)) for name, value in asdict(labels).items()}
+def _tensors(labels: FrameLabels, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.asarray(value)).to(device) for name, value in asdict(labels).items()}
 
 
 def _losses(out: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -89,8 +97,9 @@ def tower_scores(tower: ClipTeacher, head: nn.Module, frames: np.ndarray, labels
     """Held-out scores of a tower and its attribute head: the share of objects whose shape is
     right, of frames whose set of colours in view is right, and the mean centre error (frame
     fractions) of the objects in view."""
-    out = head(tower.encode(torch.from_numpy(frames), rgb=True)).view(len(frames), len(LABEL_COLORS), _PER_SLOT)
-    truth = _tensors(labels)
+    out = head(tower.encode(torch.from_numpy(frames).to(tower.device), rgb=True))
+    out = out.view(len(frames), len(LABEL_COLORS), _PER_SLOT)
+    truth = _tensors(labels, tower.device)
     shown = truth["shape"] >= 0
     shape = (out[..., 1 : 1 + len(SHAPES)].argmax(-1) == truth["shape"])[shown].float().mean()
     colours = ((out[..., 0] > 0).float() == truth["present"]).all(-1).float().mean()
@@ -108,8 +117,9 @@ def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), p
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    tower = ClipTeacher.create(config.model, frozen=False)
-    head = nn.Linear(tower.embed_dim, len(LABEL_COLORS) * _PER_SLOT)
+    device = torch.device(config.device)
+    tower = ClipTeacher.create(config.model, frozen=False, device=device)
+    head = nn.Linear(tower.embed_dim, len(LABEL_COLORS) * _PER_SLOT).to(device)
     params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -121,7 +131,7 @@ def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), p
     if ckpt.is_file():
         try:
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
-            if state.get("config") != asdict(config):
+            if state.get("config") != config.recipe():
                 raise DataFileError(f"{ckpt}: a checkpoint of other settings ({state.get('config')}); remove it to start afresh")
             tower.visual.load_state_dict(state["tower"])
             head.load_state_dict(state["head"])
@@ -138,7 +148,7 @@ def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), p
     bar = tqdm(total=config.steps, initial=step, desc=f"pretrain {config.model}", unit="step", disable=not progress)
     while step < config.steps:
         frames, labels = labelled_frames((config.seed, step), config.batch_size, size, config.max_objects)
-        loss = _losses(head(tower.encode(torch.from_numpy(frames), rgb=True)), _tensors(labels))
+        loss = _losses(head(tower.encode(torch.from_numpy(frames).to(device), rgb=True)), _tensors(labels, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -149,7 +159,7 @@ def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), p
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if step % config.checkpoint_every == 0 and step < config.steps:
             state = {
-                "config": asdict(config),
+                "config": config.recipe(),
                 "step": step,
                 "tower": tower.visual.state_dict(),
                 "head": head.state_dict(),
@@ -162,9 +172,9 @@ def pretrain_tower(out: str | Path, config: PretrainConfig = PretrainConfig(), p
     tower.eval()
     scores = tower_scores(tower, head, val_frames, val_labels)
     with atomic_path(out) as tmp:
-        torch.save({f"visual.{key}": value for key, value in tower.visual.state_dict().items()}, tmp)
+        torch.save({f"visual.{key}": value.cpu() for key, value in tower.visual.state_dict().items()}, tmp)
     record = {
-        "recipe": asdict(config),
+        "recipe": config.recipe(),
         "held_out": dict(scores, frames=config.val_frames),
         "seconds": round(time.perf_counter() - began, 1),
     }

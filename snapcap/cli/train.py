@@ -136,6 +136,7 @@ def _add_tower(what: argparse._SubParsersAction) -> None:
     tower.add_argument("--max-objects", type=positive_int, default=defaults.max_objects, help="objects per scene, at most")
     tower.add_argument("--seed", type=nonnegative_int, default=defaults.seed)
     tower.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every)
+    add_device_option(tower)
     tower.add_argument("--out", "-o", type=Path, required=True, help="weights file to write (.pt)")
     tower.set_defaults(func=run_tower)
 
@@ -150,6 +151,7 @@ def run_tower(args: argparse.Namespace) -> int:
         max_objects=args.max_objects,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        device=resolve_device(args.device),
     )
     scores = pretrain_tower(args.out, config, progress=not getattr(args, "no_progress", False))
     print(

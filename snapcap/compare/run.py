@@ -623,6 +623,7 @@ class Comparison:
         finally:
             scorer.close()
         facts = self.test_facts()
+        captioner = self.captioner_config(cfg.reference_B)
         finished = []
         for entry in rows:
             stored = _read_json(entry["path"]) or entry["row"]
@@ -642,12 +643,8 @@ class Comparison:
                 reference_B=cfg.reference_B,
                 pipelines=cfg.pipelines(),
                 effective_training=self.training().model_settings(),
-                student=dict(self.captioner_config(cfg.reference_B).student),
-                tower={
-                    "model": self.captioner_config(cfg.reference_B).teacher,
-                    "pretrained": self.captioner_config(cfg.reference_B).pretrained,
-                    "frozen": not self.captioner_config(cfg.reference_B).train_encoder,
-                },
+                student=dict(captioner.student),
+                tower={"model": captioner.teacher, "pretrained": captioner.pretrained, "frozen": not captioner.train_encoder},
             ),
             "rows": finished,
             "reference_facts": reference_facts,
