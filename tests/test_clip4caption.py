@@ -408,3 +408,26 @@ def test_cli_train_and_eval(tmp_path, capsys):
             ["train", "clip4caption", "--preset", "huge", "--num-videos", "2", "--split", "all", "--out", str(tmp_path / "x")]
         )
         args.func(args)
+
+
+def test_training_rows_stream_the_frames_and_hold_the_captions(four):
+    class Counting(list):
+        reads = 0
+
+        def __getitem__(self, index):
+            Counting.reads += 1
+            return super().__getitem__(index)
+
+    samples = Counting(four)
+    rows = c4c.TrainingRows(samples)
+    Counting.reads = 0  # the captions were read once, up front
+    assert [rows[i]["captions"] for i in range(len(rows))] == [list(s["captions"]) for s in four]
+    assert Counting.reads == 0
+    frames = rows[1]["frames"]
+    assert Counting.reads == 1 and np.array_equal(frames, four[1]["frames"])
+    assert rows[-1]["video_id"] == four[-1]["video_id"]
+    assert not hasattr(rows, "_cache") and all(not isinstance(v, dict) for v in vars(rows).values())
+    with pytest.raises(ConfigError, match="no training samples"):
+        c4c.TrainingRows([])
+    with pytest.raises(IndexError):
+        rows[len(four)]

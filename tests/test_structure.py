@@ -21,6 +21,7 @@ LAYERS = [
     "matfile",
     "fileio",
     "files",
+    "distributed",
     "viz",
     "cacti",
     "datasets",

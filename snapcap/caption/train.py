@@ -30,7 +30,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
@@ -45,6 +44,7 @@ from snapcap.caption.teacher import ClipTeacher
 from snapcap.caption.text import Vocabulary
 from snapcap.datasets.feed import BatchFeed, feed_of
 from snapcap.datasets.samples import captions_of
+from snapcap.distributed import DistributedContext, distributed_context
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path
 
@@ -56,7 +56,6 @@ __all__ = [
     "adapt_teacher",
     "train_student",
     "load_native",
-    "distributed_context",
     "TINY_CAPTIONER",
     "TINY_TRAINING",
     "compute_targets",
@@ -234,30 +233,6 @@ def build_vocabulary(samples: Sequence[dict[str, Any]], min_count: int = 1):
     return Vocabulary.build(captions, min_count=min_count)
 
 
-# --- distributed ------------------------------------------------------------------------------
-
-
-@dataclass
-class DistributedContext:
-    rank: int = 0
-    world: int = 1
-    active: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def distributed_context(device: str = "cpu") -> DistributedContext:
-    """Join the process group torchrun set up (WORLD_SIZE > 1), or run alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistributedContext()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return DistributedContext(rank=dist.get_rank(), world=dist.get_world_size(), active=True)
-
-
 # --- the generic resumable loop ---------------------------------------------------------------
 
 
@@ -342,12 +317,18 @@ def fit(
     try:
         while epoch < epochs:
             batches = _batches(count, config.batch_size, config.seed, epoch)
-            plan = [b[context.rank :: context.world] if context.active else b for b in batches[position:]]
-            for indices in feed.steps(plan) if feed is not None else plan:
+            plan = [_share(b, context) for b in batches[position:]]
+            sizes = [len(b) for b in batches[position:]]
+            for number, indices in enumerate(feed.steps(plan) if feed is not None else plan):
                 with torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.amp):
                     values = runner(indices, epoch)
                 optimizer.zero_grad(set_to_none=True)
-                values["loss"].backward()
+                if context.active:
+                    # each rank's loss is a mean over its share; weighted by the share's size,
+                    # DistributedDataParallel's average of the gradients is the whole batch's
+                    (values["loss"] * (len(indices) * context.world / sizes[number])).backward()
+                else:
+                    values["loss"].backward()
                 optimizer.step()
                 scheduler.step()
                 position += 1
@@ -379,6 +360,16 @@ def fit(
         bar.close()
     module.eval()
     return history
+
+
+def _share(batch: np.ndarray, context: DistributedContext) -> np.ndarray:
+    """This rank's part of a batch (all of it when alone). A batch smaller than the number of
+    processes (an epoch's last) gives the ranks past its end one of its samples again: every rank
+    must take part in each step's gradient averaging."""
+    if not context.active:
+        return batch
+    share = batch[context.rank :: context.world]
+    return share if len(share) else batch[context.rank % len(batch) :][:1]
 
 
 def _resumable(stamp: Any) -> Any:
@@ -626,13 +617,18 @@ def _train_head(
     """The tower frozen: f_t over all B frames computed once, projector + decoder trained on it."""
     device = next(model.parameters()).device
     model.teacher.freeze()
-    folder = Path(tempfile.mkdtemp(prefix=".targets-", dir=out_dir)) if context.main else None  # moved beside teacher.pt
+    # rank 0 computes the targets into a folder (moved beside teacher.pt at the end); the other
+    # ranks map its files once it is done
+    folder = Path(tempfile.mkdtemp(prefix=".targets-", dir=out_dir)) if context.main else None
     try:
-        targets = compute_targets(model, samples, device, folder=folder)
+        targets = compute_targets(model, samples, device, folder=folder) if context.main else None
     except BaseException:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
+    folder = context.broadcast(folder)
+    if targets is None:
+        targets = MappedTargets(folder)
     f_t = torch.from_numpy(np.array(targets["f_t"]))
     texts = [{"captions": captions} for captions in captions_of(samples)]  # the head reads captions only
 
@@ -971,11 +967,14 @@ def train_student(
             feed=samples,
         )
 
-    cached = (
-        teacher_targets(teacher_model, teacher_path, samples, device, write=context.main)
-        if losses["dis"] and config.cache_targets
-        else None
-    )
+    cached = None
+    if losses["dis"] and config.cache_targets:
+        # rank 0 computes and stores the targets; the other ranks then map its files
+        if context.main:
+            cached = teacher_targets(teacher_model, teacher_path, samples, device)
+        context.barrier()
+        if not context.main:
+            cached = teacher_targets(teacher_model, teacher_path, samples, device, write=False)
     if (
         losses["dis"]
         and student.patch is not None

@@ -230,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config = config_from_args(args)
     results = run_compare(config, args.out, cache=args.cache, progress=not args.no_progress, quiet=args.quiet)
+    if not results:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(table3(results["rows"], results["config"]["reference_B"], results["config"]["pipelines"]))
     for line in results.get("findings", []) or []:
         print(f"- {line}")

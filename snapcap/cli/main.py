@@ -10,6 +10,7 @@ from typing import Sequence
 from snapcap import __version__
 from snapcap.cli import caption, capture, compare, dataset, doctor, reconstruct, simulate, train
 from snapcap.cli import eval as evaluate
+from snapcap.distributed import finish
 from snapcap.errors import SnapcapError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -38,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        finish()  # under torchrun: the ranks leave together
+        return code
     except SnapcapError as exc:
         print(f"snapcap {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -58,7 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     short.add_argument("--gamma", type=nonnegative_float, help="ADMM gamma (admm-tv)")
     short.add_argument("--sigmas", type=positive_floats_type, help="PnP sigma schedule on the 0..255 scale (e.g. 50,25,12,6)")
     short.add_argument("--warm-start", type=nonnegative_int, help="GAP-TV iterations before a PnP schedule")
-    short.add_argument("--weights", type=Path, help="denoiser checkpoint (pnp-ffdnet, pnp-fastdvdnet)")
+    short.add_argument(
+        "--weights",
+        type=Path,
+        help="checkpoint: the denoiser's (pnp-ffdnet, pnp-fastdvdnet) or the network's (birnat, stformer, efficientsci)",
+    )
     short.add_argument("--checkpoint", type=Path, help="trained reconstructor (unfold): model.pt")
     add_device_option(parser, default=None)
     parser.add_argument("--format", choices=["npy", "h5"], default="npy", help="frames file format")

@@ -32,12 +32,14 @@ from snapcap.cli.options import (
     resolve_device,
 )
 from snapcap.datasets.h5 import DatasetConfig
-from snapcap.datasets.samples import data_shape, training_data
+from snapcap.datasets.samples import Limited, data_shape, training_data
 from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
 from snapcap.errors import ConfigError
 from snapcap.fileio import check_output
+from snapcap.recon.nets import list_nets, net_config, net_entry
+from snapcap.recon.nets.inference import parse_config
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS
-from snapcap.recon.train import TrainReconConfig, train_recon
+from snapcap.recon.train import TrainReconConfig, net_training, train_recon
 
 __all__ = ["add_parser"]
 
@@ -58,16 +60,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_recon(what: argparse._SubParsersAction) -> None:
-    recon = what.add_parser("recon", help="train the deep unfolding reconstructor on simulated snapshots (resumable)")
+    recon = what.add_parser(
+        "recon",
+        help="train a deep reconstructor (snapcap's unfolding net, BIRNAT, STFormer, EfficientSCI) on simulated snapshots",
+        description="Train on dataset files with frames, or on snapshots simulated on the fly from a corpus with the "
+        "target camera's masks (--mask random/shifting/..., --mask-file for a real one). Resumable; under torchrun "
+        "every process takes its share of each batch (DistributedDataParallel).",
+    )
     recon.add_argument("--data", type=Path, nargs="*", help="snapcap dataset file(s) with frames; default: simulate on the fly")
     add_corpus_options(recon, default="synthetic", num_videos=120, title="corpus for on-the-fly simulation")
     recon.add_argument("--limit", type=positive_int, help="at most this many training videos")
-    add_camera_options(recon, B=8, T=2, size=(96, 96), title="camera for on-the-fly simulation (gray)")
-    recon.add_argument("--preset", default="tiny", choices=sorted(UNFOLD_PRESETS), help="network size")
+    add_camera_options(
+        recon, B=8, T=2, size=(96, 96), mask_file=True, title="camera for on-the-fly simulation (gray unless a colour net)"
+    )
+    recon.add_argument(
+        "--arch",
+        default="unfold",
+        choices=["unfold", *list_nets()],
+        help="network: unfold (snapcap's, sized by --preset) or a published one / preset, trained with its authors' "
+        "recipe (sqrt-MSE, Adam 1e-4, their crop size; see snapcap.recon.nets)",
+    )
+    recon.add_argument("--preset", default="tiny", choices=sorted(UNFOLD_PRESETS), help="unfold network size")
+    recon.add_argument(
+        "--net-config", default="", help="a published network's constructor arguments over its preset, e.g. units=2,dim=16"
+    )
     recon.add_argument("--steps", type=positive_int, default=None, help="training steps (default 800)")
-    recon.add_argument("--batch-size", type=positive_int, default=8)
-    recon.add_argument("--patch", type=positive_int, default=None, help="training patch size (default 48)")
-    recon.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 2e-3)")
+    recon.add_argument("--batch-size", type=positive_int, default=None, help="patches per step (unfold 8; else the recipe's)")
+    recon.add_argument(
+        "--patch", type=positive_int, default=None, help="training patch size (default: unfold 48, the recipe's crop)"
+    )
+    recon.add_argument("--lr", type=positive_float, default=None, help="learning rate (unfold 2e-3; else the recipe's)")
+    recon.add_argument("--amp", action="store_true", help="bf16 autocast around each step (CUDA)")
     recon.add_argument("--seed", type=nonnegative_int, default=0, help="training seed")
     add_device_option(recon)
     recon.add_argument("--checkpoint-every", type=positive_int, default=100)
@@ -78,6 +101,13 @@ def _add_recon(what: argparse._SubParsersAction) -> None:
 
 def run_recon(args: argparse.Namespace) -> int:
     check_output(args.out, folder=True)
+    unfold = args.arch == "unfold"
+    net = parse_config(args.net_config) if args.net_config else {}
+    if unfold and net:
+        raise ConfigError("--net-config is for a published network (--arch); the unfolding net is sized by --preset")
+    if not unfold:
+        entry = net_entry(args.arch)
+        colour = bool(entry.color_argument) and net_config(args.arch, **net).get(entry.color_argument, 1) == 3
     if args.data:
         train = MeasurementDataset(args.data, split="train")
         validation_source = MeasurementDataset(args.data, split="val")
@@ -85,23 +115,29 @@ def run_recon(args: argparse.Namespace) -> int:
             train = MeasurementDataset(args.data)
     else:
         corpus = open_corpus_from_args(args)
-        config = dataset_config_from_args(args, gray=True)
+        config = dataset_config_from_args(args, gray=unfold or not colour)
         train = SimulatedDataset(corpus, config, split="train")
         validation_source = SimulatedDataset(corpus, config, split="val")
-    samples = [train[i] for i in range(min(len(train), args.limit or len(train)))]
+    samples = Limited(train, min(len(train), args.limit or len(train)))  # read as training asks: memory stays flat
+    if len(samples) == 0:
+        raise ConfigError("no training videos (a larger corpus, or dataset files with a train split)")
     validation = [validation_source[i] for i in range(min(len(validation_source), 4))] or None
-    model = dataclasses.replace(UNFOLD_PRESETS[args.preset], B=int(samples[0]["masks"].shape[-3]))
-    defaults = TrainReconConfig()
-    config = TrainReconConfig(
-        model=model,
-        steps=defaults.steps if args.steps is None else args.steps,
-        batch_size=args.batch_size,
-        patch=defaults.patch if args.patch is None else args.patch,
-        lr=defaults.lr if args.lr is None else args.lr,
-        seed=args.seed,
-        device=resolve_device(args.device),
-        checkpoint_every=args.checkpoint_every,
-    )
+    given = {
+        key: value
+        for key, value in (("steps", args.steps), ("batch_size", args.batch_size), ("patch", args.patch), ("lr", args.lr))
+        if value is not None
+    }
+    runtime = {
+        "seed": args.seed,
+        "device": resolve_device(args.device),
+        "checkpoint_every": args.checkpoint_every,
+        "amp": args.amp,
+    }
+    if unfold:
+        model = dataclasses.replace(UNFOLD_PRESETS[args.preset], B=int(samples[0]["masks"].shape[-3]))
+        config = TrainReconConfig(model=model, **{**given, **runtime})
+    else:
+        config = net_training(args.arch, net=net, **{**given, **runtime})
     record = train_recon(samples, args.out, config, resume=not args.no_resume, validation=validation)
     last = [entry for entry in record["history"] if "psnr" in entry][-1:]
     val = [entry for entry in record["history"] if "val_psnr" in entry][-1:]

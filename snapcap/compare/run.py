@@ -55,9 +55,11 @@ from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
 from snapcap.datasets.samples import Limited
 from snapcap.datasets.synthetic.readback import fact_accuracy
 from snapcap.datasets.torch_data import MeasurementDataset
+from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError
 from snapcap.fileio import atomic_path, write_json
 from snapcap.recon.metrics import mean_psnr, mean_ssim
+from snapcap.recon.nets import NETS
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS
 from snapcap.recon.train import TrainReconConfig, train_recon
 
@@ -221,8 +223,11 @@ class Comparison:
     def __init__(self, config: CompareConfig, cache: str | Path, progress: bool = True, quiet: bool = False, corpus: Any = None):
         self.config = config
         self.cache = Path(cache)
-        self.progress = progress
-        self.log = _Log(quiet)
+        # under torchrun: every rank trains and captions its share; rank 0 alone writes (datasets,
+        # checkpoints, rows, the report) and speaks; the others wait for it where they read
+        self.dist = distributed_context(config.device)
+        self.progress = progress and self.dist.main
+        self.log = _Log(quiet or not self.dist.main)
         self._corpus = corpus
         self.stages: list[dict[str, Any]] = []
         self._teacher_base: tuple[Path, str] | None = None
@@ -238,10 +243,13 @@ class Comparison:
     def _cached(self, what: str, B: int, path: Path, make: Callable[[], Any], made: str = "trained") -> None:
         """Reuse ``path`` when it exists, else ``make()`` it (which writes it atomically)."""
         start = time.perf_counter()
-        if path.is_file():
+        if self.dist.broadcast(path.is_file()):
             self._stage(what, B, "reused", time.perf_counter() - start, path)
         else:
-            make()
+            make()  # every rank trains (DistributedDataParallel); rank 0 writes
+            self.dist.barrier()
+            if self.dist.main:
+                _drop_resume_state(path.parent)
             self._stage(what, B, made, time.perf_counter() - start, path)
 
     @property
@@ -306,15 +314,18 @@ class Comparison:
                 done = bool(dataset_info(path).get("complete", False))
             except Exception:  # noqa: BLE001 - damaged: remade below (make_dataset resumes or refuses)
                 done = False
-        if done:
+        if self.dist.broadcast(done):
             self._stage("dataset", B, "reused", time.perf_counter() - start, path)
         else:
             items = corpus.select("train") + corpus.select("test")
             if not items:
                 raise ConfigError(f"corpus {corpus.name}: no train or test videos")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            report = make_dataset(corpus, path, config, items=items, progress=self.progress)
-            skipped = getattr(report, "skipped", None)
+            skipped = None
+            if self.dist.main:  # one writer; the other ranks wait, then read the finished file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                report = make_dataset(corpus, path, config, items=items, progress=self.progress)
+                skipped = getattr(report, "skipped", None)
+            self.dist.barrier()
             self._stage(
                 "dataset",
                 B,
@@ -418,62 +429,83 @@ class Comparison:
         params = dict(self.config.recon_params.get(method, {}))
         if method == "unfold" and unfold is not None:
             params["checkpoint"] = str(unfold[0])
-        if method in ("pnp-ffdnet", "pnp-fastdvdnet") and not params.get("weights"):
+        if method in ("pnp-ffdnet", "pnp-fastdvdnet", *NETS) and not params.get("weights"):
             raise ConfigError(
-                f"two-stage:{method} needs the denoiser's checkpoint: "
+                f"two-stage:{method} needs the {'network' if method in NETS else 'denoiser'}'s checkpoint: "
                 f"--recon-param {method}:weights=PATH (snapcap downloads nothing)"
             )
-        if self.config.device.startswith("cuda") and method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold"):
+        if self.config.device.startswith("cuda") and method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold", *NETS):
             params.setdefault("device", self.config.device)
         return params
 
     def caption_row(
         self, pipeline: str, B: int, captioner, samples: list[dict[str, Any]], montage_ids: set[str]
-    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         """Caption every test video; time, memory and (two-stage) PSNR/SSIM.
 
         With ``batch_size`` 1 every video is captioned alone and timed. With more, the videos are
         captioned ``batch_size`` at a time for the scores, and the latency is a separate pass over
         ``latency_videos`` of them, one at a time (batch 1, after a warm-up, CUDA synchronised).
+
+        Under torchrun each rank captions its share of the test videos (every ``world``-th one)
+        and rank 0 gathers them into the row, in the test split's order (the other ranks return
+        ``None``); the separate latency pass runs on rank 0 alone.
         """
 
         cfg = self.config
         beam = cfg.row_beam(pipeline)
         captioner.caption(samples[0], beam_size=beam)  # warm-up: lazy initialisation is not timed
         ssim_videos = cfg.ssim_videos
-        predictions, references, totals, recons, psnrs, ssims = {}, {}, [], [], [], []
-        recon_frames: dict[str, np.ndarray] = {}
         size = max(1, int(cfg.batch_size))
+        mine = list(self.dist.shard(len(samples)))
+        videos: list[dict[str, Any]] = []  # one record per test video this rank captions
         meter = MemoryMeter(captioner.device).start()
         try:
-            chunks = [samples[i : i + size] for i in range(0, len(samples), size)]
+            chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
             for chunk in tqdm(chunks, desc=f"B={B} {pipeline}", unit="batch", disable=not self.progress, leave=False):
-                texts = captioner.caption(chunk[0] if size == 1 else chunk, beam_size=beam)
-                if size == 1:
-                    totals.append(1000.0 * captioner.timings["total"])
-                    recons.append(1000.0 * captioner.timings["recon"])
-                for index, (sample, text) in enumerate(zip(chunk, texts)):
+                batch = [samples[i] for i in chunk]
+                texts = captioner.caption(batch[0] if size == 1 else batch, beam_size=beam)
+                for offset, (index, sample, text) in enumerate(zip(chunk, batch, texts)):
                     video_id = str(sample.get("video_id"))
-                    predictions[video_id] = text
-                    references[video_id] = [str(c) for c in sample.get("captions", []) if str(c).strip()]
+                    video = {
+                        "index": index,
+                        "video_id": video_id,
+                        "prediction": text,
+                        "references": [str(c) for c in sample.get("captions", []) if str(c).strip()],
+                    }
+                    if size == 1:
+                        video["total_ms"] = 1000.0 * captioner.timings["total"]
+                        video["recon_ms"] = 1000.0 * captioner.timings["recon"]
                     if captioner.two_stage and sample.get("frames") is not None:
-                        frames = captioner.model.last_frames[index].cpu().numpy()
+                        frames = captioner.model.last_frames[offset].cpu().numpy()
                         truth = np.asarray(sample["frames"], dtype=np.float32)
                         if frames.shape == truth.shape:
                             axis = -1 if truth.shape[-1] == 3 and truth.ndim == 5 else None
                             flat = (-1,) + truth.shape[-3:] if axis is not None else (-1,) + truth.shape[-2:]
-                            psnrs.append(mean_psnr(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
-                            if ssim_videos is None or len(ssims) < ssim_videos:
-                                ssims.append(mean_ssim(frames.reshape(flat), truth.reshape(flat), channel_axis=axis))
+                            video["psnr"] = mean_psnr(frames.reshape(flat), truth.reshape(flat), channel_axis=axis)
+                            if ssim_videos is None or index < ssim_videos:
+                                video["ssim"] = mean_ssim(frames.reshape(flat), truth.reshape(flat), channel_axis=axis)
                         if video_id in montage_ids:
-                            recon_frames[video_id] = frames[0]
-            if size > 1:  # the timed pass: batch 1, as the paper measures latency
+                            video["recon"] = frames[0]
+                    videos.append(video)
+            latency = []
+            if size > 1 and self.dist.main:  # the timed pass: batch 1, as the paper measures latency
                 for sample in samples[: cfg.latency_videos or len(samples)]:
                     captioner.caption(sample, beam_size=beam)
-                    totals.append(1000.0 * captioner.timings["total"])
-                    recons.append(1000.0 * captioner.timings["recon"])
+                    latency.append((1000.0 * captioner.timings["total"], 1000.0 * captioner.timings["recon"]))
         finally:
             memory = meter.stop()
+        shares = self.dist.gather((videos, memory))
+        if shares is None:
+            return None
+        videos = sorted((video for part, _ in shares for video in part), key=lambda video: video["index"])
+        if size == 1:
+            latency = [(video["total_ms"], video["recon_ms"]) for video in videos]
+        memory = max((part for _, part in shares), key=lambda part: part.get("peak_rss_mb") or 0.0)
+        totals = [total for total, _ in latency]
+        recons = [recon for _, recon in latency]
+        psnrs = [video["psnr"] for video in videos if "psnr" in video]
+        ssims = [video["ssim"] for video in videos if "ssim" in video]
         total = statistics.fmean(totals)
         recon = statistics.fmean(recons)
         row = {
@@ -481,9 +513,9 @@ class Comparison:
             "label": label_of(pipeline),
             "B": int(B),
             "T": int(self.config.T),
-            "videos": len(predictions),
-            "predictions": predictions,
-            "references": references,
+            "videos": len(videos),
+            "predictions": {video["video_id"]: video["prediction"] for video in videos},
+            "references": {video["video_id"]: video["references"] for video in videos},
             "recon_ms": recon if captioner.two_stage else None,
             "caption_ms": total - recon,
             "total_ms": total,
@@ -499,13 +531,19 @@ class Comparison:
             "beam": beam,
             "batch_size": size,
             "latency_videos": len(totals),
+            "processes": self.dist.world,
             "preset": self.config.zoo_preset if pipeline in self.config.zoo else self.config.captioner,
             "checkpoint": None if captioner.checkpoint is None else str(captioner.checkpoint),
             "notes": [f"SSIM of the reconstructions over the first {len(ssims)} of the {len(psnrs)} test videos (PSNR over all)"]
             if 0 < len(ssims) < len(psnrs)
             else [],
         }
-        return row, recon_frames
+        if self.dist.world > 1:
+            row["notes"].append(
+                f"captioned by {self.dist.world} processes (each its share of the test videos); peak memory is the largest"
+                + (" one process's; latency over every video" if size == 1 else "; latency on rank 0, batch 1")
+            )
+        return row, {video["video_id"]: video["recon"] for video in videos if "recon" in video}
 
     def test_facts(self) -> dict[str, Any]:
         """Video id -> the true temporal facts of each test video, where the corpus knows them
@@ -535,7 +573,7 @@ class Comparison:
             return datasets[B]
 
         rows: list[dict[str, Any]] = []
-        scorer = _Scorer(cfg.metrics)
+        scorer = _Scorer(cfg.metrics) if self.dist.main else None  # rank 0 scores
         montage: dict[str, Any] = {}
         try:
             order = [cfg.teacher_B] + [b for b in cfg.B if b != cfg.teacher_B] if cfg.teacher_B in cfg.B else list(cfg.B)
@@ -575,10 +613,12 @@ class Comparison:
                     recon_path = row_path.with_suffix(".recon.npz")
                     row = _read_json(row_path)
                     start = time.perf_counter()
-                    if row is not None and (not montage_ids or not pipeline.startswith("two-stage:") or recon_path.is_file()):
+                    reuse = row is not None and (not montage_ids or not pipeline.startswith("two-stage:") or recon_path.is_file())
+                    if self.dist.broadcast(reuse):
                         status = "reused"
                     else:
-                        scorer.wait_idle()  # latencies measured with nothing else running
+                        if scorer is not None:
+                            scorer.wait_idle()  # latencies measured with nothing else running
                         if pipeline in cfg.zoo:
                             captioner = create_captioner(pipeline, models[pipeline][0], device=cfg.device)
                         elif pipeline in models and pipeline != "teacher":
@@ -590,7 +630,10 @@ class Comparison:
                                 pipeline, {"teacher": teacher[0]}, recon_params=params, device=cfg.device
                             )
                         assert isinstance(captioner, Captioner)
-                        row, recon_frames = self.caption_row(pipeline, B, captioner, this.test, montage_ids)
+                        captioned = self.caption_row(pipeline, B, captioner, this.test, montage_ids)
+                        if captioned is None:  # another rank's row: rank 0 writes it
+                            continue
+                        row, recon_frames = captioned
                         row["row_key"], row["model_key"], row["dataset"] = row_key, model_key, str(this.path)
                         if recon_frames:
                             arrays = {_slug(k): v for k, v in recon_frames.items()}
@@ -598,6 +641,8 @@ class Comparison:
                                 np.savez_compressed(tmp, **arrays)
                         _write_json(row_path, row)
                         status = f"captioned {row['videos']} videos, {row['total_ms']:.1f} ms per video"
+                    if scorer is None:
+                        continue
                     if set(row.get("scored_metrics", [])) != set(cfg.metrics) or (
                         "CIDEr" in cfg.metrics and "per_video_cider" not in row
                     ):
@@ -614,14 +659,19 @@ class Comparison:
                 # scored once every row of this B is captioned: in the background while the next
                 # B simulates and trains (each captioning row still waits for the scorer to be idle)
                 for row_path, row in to_score:
+                    assert scorer is not None
                     scorer.submit(row_path, row)
                 for loaded in datasets.values():
                     loaded.close()
                 datasets.clear()  # free the frames of this B (and of the tower's B: trained first, no longer needed)
-            self.log("waiting for the caption metrics")
-            scorer.wait_idle()
+            if scorer is not None:
+                self.log("waiting for the caption metrics")
+                scorer.wait_idle()
         finally:
-            scorer.close()
+            if scorer is not None:
+                scorer.close()
+        if not self.dist.main:
+            return {}
         facts = self.test_facts()
         captioner = self.captioner_config(cfg.reference_B)
         finished = []
@@ -653,6 +703,14 @@ class Comparison:
             "montage": montage,
             "cache": str(self.cache),
         }
+
+
+def _drop_resume_state(folder: Path) -> None:
+    """Remove a finished model's resumable training state (``*.ckpt``, ``checkpoint.pt``: weights
+    and optimiser moments, several times the model's size); its final file stays."""
+    for pattern in ("*.ckpt", "checkpoint.pt"):
+        for stale in folder.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def corpus_from_spec(spec: Any):
@@ -688,8 +746,13 @@ def run_compare(
             comparison.log(f"training seed {seed} ({seed - config.seed + 1} of {config.seeds})")
         runs.append(comparison.run())
         corpus = comparison._corpus  # built once, shared by every seed
+    dist = comparison.dist
+    if not dist.main:  # rank 0 writes the report; the others are done once it has
+        dist.barrier()
+        return {}
     results = merge_seeds(runs)
     write_report(results, out)
+    dist.barrier()
 
     results["findings"] = findings(results)
     return results

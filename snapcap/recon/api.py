@@ -7,6 +7,9 @@ Methods are registered by name with a typed parameter dataclass each::
     pnp-ffdnet      GAP with FFDNet (IPOL or KAIR checkpoints) and a sigma schedule
     pnp-fastdvdnet  GAP with FastDVDnet (official checkpoint layout)
     unfold          the trained deep unfolding network (``snapcap train recon``)
+    birnat          BIRNAT (official checkpoints; :mod:`snapcap.recon.nets`)
+    stformer        STFormer (official checkpoints)
+    efficientsci    EfficientSCI (official checkpoints)
 
 Every method takes measurements ``(..., H, W)`` (leading axes are independent snapshots,
 solved together) and the :class:`~snapcap.cacti.CactiOperator`; Bayer operators return RGB
@@ -27,6 +30,8 @@ from snapcap.errors import ConfigError, ShapeError
 from snapcap.recon.denoisers.fastdvdnet import FastDVDnetDenoiser, load_fastdvdnet
 from snapcap.recon.denoisers.ffdnet import FFDNetDenoiser, load_ffdnet
 from snapcap.recon.denoisers.tv import TVDenoiser
+from snapcap.recon.nets import NETS
+from snapcap.recon.nets.inference import cached_net, tiled
 from snapcap.recon.solvers import AdmmParams, GapParams, SolverResult, admm, gap
 from snapcap.recon.train import load_reconstructor
 
@@ -36,6 +41,7 @@ __all__ = [
     "PnPFFDNetParams",
     "PnPFastDVDnetParams",
     "UnfoldParams",
+    "NetParams",
     "METHODS",
     "PNP_SCI_GAP_TV",
     "PNP_SCI_SCHEDULE",
@@ -131,6 +137,30 @@ class UnfoldParams:
 
     checkpoint: str = ""
     device: str = "cpu"
+    demosaic: str = "malvar"
+
+
+@dataclass(frozen=True)
+class NetParams:
+    """A published network (BIRNAT, STFormer, EfficientSCI) with its official checkpoint.
+
+    ``weights`` is the checkpoint file as the official code saved it; ``preset`` names its
+    sizes (``efficientsci-small``...); left empty it is read from the checkpoint's shapes
+    (:func:`snapcap.recon.nets.infer_config`); ``config`` (``"units=2,dim=16"``) gives the
+    constructor arguments of a checkpoint of other sizes. Memory savers: ``half`` runs the network under
+    float16 autocast (CUDA only), ``tile`` > 0 reconstructs ``tile`` x ``tile`` windows that
+    overlap by ``overlap`` pixels and blends them (for captures larger than fit at once; the
+    nets see less context at the seams), ``batch_size`` snapshots at a time.
+    """
+
+    weights: str = ""
+    preset: str = ""
+    config: str = ""
+    device: str = "cpu"
+    half: bool = False
+    tile: int = 0
+    overlap: int = 32
+    batch_size: int = 1
     demosaic: str = "malvar"
 
 
@@ -246,6 +276,40 @@ def _run_unfold(y, op, params: UnfoldParams, reference, callback):
     return SolverResult(frames=result, history=[], iterations=1, mosaic=mosaic_frames)
 
 
+def _run_net(name: str, y, op, params: NetParams, reference, callback):
+    import numpy as np
+    import torch
+
+    net, preset, colour = cached_net(name, _need(params.weights, "weights", name), params.preset, params.config, params.device)
+    if colour and not op.bayer:
+        raise ConfigError(f"{params.weights}: a colour {preset} (Bayer mosaic in, RGB out) needs a Bayer camera, not gray masks")
+    if params.half and not str(params.device).startswith("cuda"):
+        raise ConfigError("half=True: float16 inference is for CUDA devices; on the CPU use float32 (half=False)")
+    if params.tile < 0 or params.batch_size < 1 or params.overlap < 0 or (params.tile and params.overlap >= params.tile):
+        raise ConfigError(f"{name}: tile >= 0, 0 <= overlap < tile and batch_size >= 1 expected, got {params}")
+    device = torch.device(params.device)
+    lead = tuple(y.shape[:-2])
+    size = tuple(y.shape[-2:])
+    meas = y if is_torch(y) else torch.from_numpy(to_numpy(y))
+    meas = meas.to(device, torch.float32).reshape((-1,) + size)
+    masks = torch.tensor(np.asarray(op.masks), dtype=torch.float32, device=device)
+    if masks.ndim > 3:
+        masks = masks.expand(lead + tuple(masks.shape[-3:])).reshape((-1,) + tuple(masks.shape[-3:]))
+    outputs = []
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=params.half):
+        for start in range(0, meas.shape[0], params.batch_size):
+            part = meas[start : start + params.batch_size]
+            these = masks if masks.ndim == 3 else masks[start : start + params.batch_size]
+            outputs.append(tiled(net, part, these, params.tile, params.overlap).float())
+    frames = torch.cat(outputs).reshape(lead + tuple(outputs[0].shape[1:]))
+    result = frames if is_torch(y) and frames.device == y.device else from_numpy(frames.cpu().numpy(), y)
+    mosaic_frames = None
+    if op.bayer and not colour:  # a gray network reconstructs the mosaic; demosaic it
+        mosaic_frames = result
+        result = demosaic(result, op.bayer, params.demosaic)
+    return SolverResult(frames=result, history=[], iterations=1, mosaic=mosaic_frames)
+
+
 @dataclass(frozen=True)
 class Method:
     params: type
@@ -261,6 +325,10 @@ METHODS: dict[str, Method] = {
         PnPFastDVDnetParams, _run_fastdvdnet, "GAP with the FastDVDnet video denoiser (checkpoint: weights=)"
     ),
     "unfold": Method(UnfoldParams, _run_unfold, "trained deep unfolding network (checkpoint=)"),
+    **{
+        name: Method(NetParams, functools.partial(_run_net, name), f"{entry.paper} (official checkpoint: weights=)")
+        for name, entry in NETS.items()
+    },
 }
 
 

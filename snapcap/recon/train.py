@@ -25,19 +25,31 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from snapcap.cacti import functional as F
 from snapcap.cacti.bayer import mosaic
+from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path
+from snapcap.recon.nets import NETS, create_net, net_config, net_entry
+from snapcap.recon.nets.registry import NET_CHECKPOINT_KIND
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS, UnfoldConfig, UnfoldingNet
 
-__all__ = ["TrainReconConfig", "PatchSampler", "initial_estimates", "train_recon", "load_reconstructor", "save_checkpoint"]
+__all__ = [
+    "TrainReconConfig",
+    "net_training",
+    "PatchSampler",
+    "initial_estimates",
+    "train_recon",
+    "load_reconstructor",
+    "save_checkpoint",
+]
 
 GRADIENT_CLIP = 0.1  # on the global gradient norm: keeps a rare bad batch from undoing the refinement
 
@@ -47,7 +59,16 @@ INITIAL_CACHE_BYTES = 1 << 30
 
 @dataclass(frozen=True)
 class TrainReconConfig:
-    """Optimisation settings (the network is :class:`UnfoldConfig`)."""
+    """What to train and how.
+
+    ``arch`` ``unfold`` trains snapcap's unfolding network (:class:`UnfoldConfig` ``model``;
+    L1 on every stage, cosine learning rate, gradient norm clipped). Another ``arch`` is a
+    published network or preset of :mod:`snapcap.recon.nets` built with the constructor
+    keywords ``net``; :func:`net_training` gives its authors' recipe. ``loss`` ``rmse`` is their
+    √MSE of the final output, ``l1-stages`` snapcap's; ``schedule`` ``cosine`` or ``constant``;
+    ``clip`` the gradient-norm bound (None: none); ``flips`` random horizontal and vertical flips
+    of gray patches (a flip would move a Bayer mosaic off its pattern); ``amp`` bf16 autocast.
+    """
 
     model: UnfoldConfig = field(default_factory=lambda: UNFOLD_PRESETS["tiny"])
     steps: int = 800
@@ -59,10 +80,27 @@ class TrainReconConfig:
     log_every: int = 20
     seed: int = 0
     device: str = "cpu"
+    arch: str = "unfold"
+    net: Mapping[str, Any] = field(default_factory=dict)
+    loss: str = "l1-stages"
+    schedule: str = "cosine"
+    clip: float | None = GRADIENT_CLIP
+    flips: bool = False
+    amp: bool = False
+
+    def __post_init__(self):
+        if self.loss not in ("l1-stages", "rmse"):
+            raise ConfigError(f"loss {self.loss!r}: expected l1-stages or rmse")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"schedule {self.schedule!r}: expected cosine or constant")
+        if self.arch != "unfold" and self.loss == "l1-stages":
+            raise ConfigError(f"loss l1-stages is the unfolding network's; {self.arch} trains with rmse")
+        object.__setattr__(self, "net", dict(self.net))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["model"] = self.model.to_dict()
+        data["net"] = dict(self.net)
         return data
 
     @classmethod
@@ -72,20 +110,54 @@ class TrainReconConfig:
         return cls(**data)
 
 
+def net_training(arch: str, **overrides: Any) -> TrainReconConfig:
+    """The training of a published network (``efficientsci-tiny``, ``stformer``...) with its
+    authors' recipe, as the CACTI toolbox trains them all: √MSE of the final output, Adam at a
+    constant 1e-4, patches of the recipe's crop size (128, BIRNAT 256), random flips; no
+    adversarial term for BIRNAT (the toolbox's recipe, not its paper's). ``overrides`` are
+    :class:`TrainReconConfig` fields (``net`` adds constructor keywords to the preset's)."""
+    entry = net_entry(arch)
+    presets = entry.presets
+    recipe = dict(entry.module.TRAINING_RECIPES.get(arch) or next(iter(entry.module.TRAINING_RECIPES.values())))
+    recipe = dict(recipe.get("toolbox", recipe))
+    crop = recipe.get("crop_size", 128)
+    crop = int(crop[0] if isinstance(crop, (tuple, list)) else crop)
+    net = dict(overrides.pop("net", {}))
+    net_config(arch, **net)  # unknown keywords fail here, before any work
+    base = {"arch": arch, "net": net, "loss": "rmse", "schedule": "constant", "clip": None, "flips": True}
+    base.update(lr=float(recipe.get("lr", 1e-4)), patch=crop, batch_size=int(recipe.get("batch_size", 1)))
+    if arch not in presets and arch not in NETS:
+        raise ConfigError(f"unknown network {arch!r}")
+    return TrainReconConfig(**{**base, **overrides})
+
+
 class PatchSampler:
     """Deterministic random patches ``(meas (H, W), masks (B, H, W), target (B, H, W), initial)``.
 
     ``initial`` is the patch of ``initials[sample]`` (``(T, B, H, W)``, the network's initial
-    estimate of each whole snapshot) when ``initials`` is given, else None.
+    estimate of each whole snapshot) when ``initials`` is given, else None. With ``flips``, gray
+    patches are flipped left-right and up-down at random (measurement, masks, target and initial
+    alike: the CACTI model is per pixel); with ``rgb`` the target of RGB samples is the RGB frames
+    ``(B, H, W, 3)`` instead of the mosaic the sensor saw.
     """
 
-    def __init__(self, samples: Sequence[dict[str, Any]] | Any, patch: int, seed: int = 0, initials: Sequence[Any] | None = None):
+    def __init__(
+        self,
+        samples: Sequence[dict[str, Any]] | Any,
+        patch: int,
+        seed: int = 0,
+        initials: Sequence[Any] | None = None,
+        flips: bool = False,
+        rgb: bool = False,
+    ):
         if len(samples) == 0:
             raise ConfigError("the training data holds no sample")
         self.samples = samples
         self.patch = patch
         self.seed = seed
         self.initials = initials
+        self.flips = flips
+        self.rgb = rgb
         first = samples[0]
         self.height, self.width = first["meas"].shape[-2:]
         if patch > min(self.height, self.width):
@@ -102,13 +174,22 @@ class PatchSampler:
         left = 2 * int(rng.integers((self.width - self.patch) // 2 + 1))
         window = (slice(top, top + self.patch), slice(left, left + self.patch))
         frames = sample["frames"][snapshot]
-        if frames.ndim == 4:  # RGB -> the mosaic the sensor saw
+        gray = frames.ndim == 3
+        if not gray and self.rgb:
+            frames = torch.as_tensor(frames[..., window[0], window[1], :])
+        elif not gray:  # RGB -> the mosaic the sensor saw
             frames = mosaic(frames[..., window[0], window[1], :], sample.get("bayer") or "RGGB")
         else:
             frames = frames[..., window[0], window[1]]
         masks = sample["masks"]
         initial = None if self.initials is None else self.initials[index][snapshot][..., window[0], window[1]]
-        return sample["meas"][snapshot][window], masks[..., window[0], window[1]], frames, initial
+        meas, masks = sample["meas"][snapshot][window], masks[..., window[0], window[1]]
+        if self.flips and gray:
+            axes = [axis for axis, draw in ((-1, rng.random()), (-2, rng.random())) if draw < 0.5]
+            if axes:
+                meas, masks, frames = (torch.flip(torch.as_tensor(t), axes) for t in (meas, masks, frames))
+                initial = None if initial is None else torch.flip(torch.as_tensor(initial), axes)
+        return meas, masks, frames, initial
 
 
 @torch.no_grad()
@@ -143,6 +224,12 @@ def initial_estimates(
     return initials
 
 
+def _colour(config: TrainReconConfig) -> bool:
+    """Whether the published network ``config`` trains is a colour variant (RGB out)."""
+    entry = net_entry(config.arch)
+    return bool(entry.color_argument) and net_config(config.arch, **config.net).get(entry.color_argument, 1) == 3
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """torch.save through :func:`snapcap.fileio.atomic_path`: a checkpoint on disk is always whole."""
     with atomic_path(path) as tmp:
@@ -175,11 +262,16 @@ def train_recon(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
+    context = distributed_context(config.device)
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    model = UnfoldingNet(config.model).to(device)
+    unfold = config.arch == "unfold"
+    model = (UnfoldingNet(config.model) if unfold else create_net(config.arch, **config.net)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.steps, 1), eta_min=config.lr * 0.05)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.steps, 1), eta_min=config.lr * 0.05)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     step, history = 0, []
     if resume and checkpoint_path.exists():
         state = _load(checkpoint_path)
@@ -200,27 +292,44 @@ def train_recon(
                 "remove it to start again"
             ) from exc
     first = samples[0]
-    if first["masks"].shape[-3] != config.model.B:
+    if unfold and first["masks"].shape[-3] != config.model.B:
         raise ShapeError(f"the data has B={first['masks'].shape[-3]} but the network is configured for B={config.model.B}")
-    sampler = PatchSampler(samples, config.patch, config.seed, initial_estimates(model, samples, device, INITIAL_CACHE_BYTES))
+    colour = not unfold and _colour(config)
+    initials = initial_estimates(model, samples, device, INITIAL_CACHE_BYTES) if unfold else None
+    sampler = PatchSampler(samples, config.patch, config.seed, initials, flips=config.flips, rgb=colour)
     started = time.perf_counter()
-    log = open(out_dir / "log.jsonl", "a", encoding="utf-8")
+    # under torchrun each rank takes its share of every batch (the same patches as one process)
+    # and DistributedDataParallel averages the gradients; rank 0 alone writes
+    if context.active and config.batch_size < context.world:
+        raise ConfigError(f"batch_size {config.batch_size}: each of the {context.world} processes needs a patch per step")
+    runner = DistributedDataParallel(model) if context.active else model
+    log = open(out_dir / "log.jsonl", "a", encoding="utf-8") if context.main else None
     try:
         model.train()
-        with tqdm(total=config.steps, initial=step, desc="train recon", unit="step", disable=not progress) as bar:
+        shown = progress and context.main
+        with tqdm(total=config.steps, initial=step, desc="train recon", unit="step", disable=not shown) as bar:
             while step < config.steps:
-                batch = [sampler(step * config.batch_size + j) for j in range(config.batch_size)]
+                batch = [sampler(step * config.batch_size + j) for j in context.shard(config.batch_size)]
                 meas = torch.stack([b[0] for b in batch]).to(device, torch.float32)
                 masks = torch.stack([b[1] for b in batch]).to(device, torch.float32)
                 target = torch.stack([b[2] for b in batch]).to(device, torch.float32)
                 initial = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(device, torch.float32)
-                estimate, stages = model(meas, masks, return_stages=True, initial=initial)
-                loss = sum(
-                    torch.nn.functional.l1_loss(s, target) * (0.5 if i < len(stages) - 1 else 1.0) for i, s in enumerate(stages)
-                )
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                    if unfold:
+                        estimate, stages = runner(meas, masks, return_stages=True, initial=initial)
+                    else:
+                        estimate, stages = runner(meas, masks), None
+                if stages is not None:
+                    loss = sum(
+                        torch.nn.functional.l1_loss(s.float(), target) * (0.5 if i < len(stages) - 1 else 1.0)
+                        for i, s in enumerate(stages)
+                    )
+                else:  # the authors' √MSE of the final output
+                    loss = torch.sqrt(torch.nn.functional.mse_loss(estimate.float(), target))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
+                if config.clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 optimizer.step()
                 scheduler.step()
                 step += 1
@@ -233,12 +342,13 @@ def train_recon(
                         "lr": scheduler.get_last_lr()[0],
                     }
                     history.append(entry)
-                    log.write(json.dumps(entry) + "\n")
-                    log.flush()
+                    if log is not None:
+                        log.write(json.dumps(entry) + "\n")
+                        log.flush()
                     bar.set_postfix(loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.1f}")
-                if step % config.checkpoint_every == 0 or step == config.steps:
+                if context.main and (step % config.checkpoint_every == 0 or step == config.steps):
                     if validation is not None:
-                        history.append({"step": step, "val_psnr": evaluate(model, validation, device)})
+                        history.append({"step": step, "val_psnr": evaluate(model, validation, device, rgb=colour)})
                         model.train()
                     save_checkpoint(
                         checkpoint_path,
@@ -252,18 +362,29 @@ def train_recon(
                         },
                     )
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     model.eval()
-    save_checkpoint(
-        out_dir / "model.pt",
-        {
-            "kind": "snapcap-unfold",
-            "model": model.state_dict(),
-            "config": config.model.to_dict(),
-            "train": config.to_dict(),
-            "history": history,
-        },
-    )
+    if context.main:
+        if unfold:
+            payload = {
+                "kind": "snapcap-unfold",
+                "model": model.state_dict(),
+                "config": config.model.to_dict(),
+                "train": config.to_dict(),
+                "history": history,
+            }
+        else:  # readable as an official checkpoint (model_state_dict) and by reconstruct(method=...)
+            payload = {
+                "kind": NET_CHECKPOINT_KIND,
+                "arch": config.arch,
+                "config": net_config(config.arch, **config.net),
+                "model_state_dict": model.state_dict(),
+                "train": config.to_dict(),
+                "history": history,
+            }
+        save_checkpoint(out_dir / "model.pt", payload)
+    context.barrier()
     return {
         "model": out_dir / "model.pt",
         "checkpoint": checkpoint_path,
@@ -274,14 +395,15 @@ def train_recon(
 
 
 @torch.no_grad()
-def evaluate(model: UnfoldingNet, samples, device=None) -> float:
-    """Mean PSNR (dB) of the model over every snapshot of the given samples (mosaic targets)."""
+def evaluate(model: torch.nn.Module, samples, device=None, rgb: bool = False) -> float:
+    """Mean PSNR (dB) of the model over every snapshot of the given samples (mosaic targets,
+    or RGB ones for a colour network: ``rgb``)."""
     model.eval()
     device = device or next(model.parameters()).device
     values = []
     for sample in samples:
         frames = sample["frames"]
-        target = mosaic(frames, sample.get("bayer") or "RGGB") if frames.ndim == 5 else frames
+        target = mosaic(frames, sample.get("bayer") or "RGGB") if frames.ndim == 5 and not rgb else frames
         estimate = model(sample["meas"].to(device, torch.float32), sample["masks"].to(device, torch.float32))
         values.extend(_psnr(estimate[t].cpu(), target[t]) for t in range(target.shape[0]))
     return float(np.mean(values))

@@ -79,12 +79,13 @@ from snapcap.caption.train import (
     CaptionTrainConfig,
     atomic_save,
     build_vocabulary,
-    distributed_context,
     encode_caption_batch,
     load_checkpoint,
     sample_keys,
 )
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
+from snapcap.datasets.samples import captions_of
+from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 
 __all__ = [
@@ -105,7 +106,7 @@ __all__ = [
     "pretrained_override",
     "config_from_options",
     "train_config",
-    "materialise",
+    "TrainingRows",
     "data_layout",
     "stack_frames",
     "cached_features",
@@ -625,17 +626,56 @@ def train_config(options: Mapping[str, Any], defaults: Mapping[str, Any]):
     )
 
 
-def materialise(samples: Any) -> list[dict[str, Any]]:
-    """Index every sample once (simulated data renders on access)."""
-    rows = [samples[i] for i in range(len(samples))]
-    if not rows:
-        raise ConfigError("no training samples")
-    for position, row in enumerate(rows):
-        if row.get("frames") is None:
+class _Row(Mapping):
+    """One training sample: its captions at hand, everything else read from the samples when
+    first asked for (and forgotten with the row)."""
+
+    def __init__(self, rows: TrainingRows, position: int):
+        self._rows = rows
+        self._position = position
+        self._sample: Mapping[str, Any] | None = None
+
+    def _read(self) -> Mapping[str, Any]:
+        if self._sample is None:
+            self._sample = self._rows.samples[self._position]
+        return self._sample
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "captions":
+            return self._rows.captions[self._position]
+        value = self._read().get(key) if key == "frames" else self._read()[key]
+        if key == "frames" and value is None:
             raise DataFileError(
-                f"training sample {position} ({row.get('video_id', '?')}) holds no frames; frame captioners train on video frames"
+                f"training sample {self._position} ({self._read().get('video_id', '?')}) holds no frames; "
+                "frame captioners train on video frames"
             )
-    return rows
+        return value
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+class TrainingRows(Sequence):
+    """The training samples of a frame captioner, streamed: captions are read once up front
+    (without frames); a row's frames are read when a step (or the feature cache) needs them, so
+    memory does not grow with the corpus."""
+
+    def __init__(self, samples: Any):
+        if len(samples) == 0:
+            raise ConfigError("no training samples")
+        self.samples = samples
+        self.captions = captions_of(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, position: int) -> _Row:  # type: ignore[override]
+        if not -len(self) <= position < len(self):
+            raise IndexError(position)
+        return _Row(self, position % len(self))
 
 
 def data_layout(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
@@ -685,7 +725,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     options = dict(options or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = materialise(samples)
+    rows = TrainingRows(samples)
     B, T = data_layout(rows)
     config = config_from_options(options, B, T)
     preset = str(option(options, "preset", "tiny"))

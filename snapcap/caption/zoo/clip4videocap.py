@@ -73,9 +73,9 @@ from snapcap.caption.lm import (
 )
 from snapcap.caption.teacher import open_clip_module, teacher_image_size
 from snapcap.caption.text import Vocabulary
-from snapcap.caption.train import distributed_context
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
 from snapcap.caption.zoo.clip4caption import (
+    TrainingRows,
     TransformerCaptionDecoder,
     add_frame_sampling_arguments,
     build_frame_encoder,
@@ -86,7 +86,6 @@ from snapcap.caption.zoo.clip4caption import (
     create_clip,
     data_layout,
     frame_count,
-    materialise,
     pretrained_override,
     select_frames,
     stack_frames,
@@ -95,6 +94,7 @@ from snapcap.caption.zoo.clip4caption import (
 )
 from snapcap.datasets.h5 import open_dataset
 from snapcap.datasets.synthetic import SyntheticCorpus
+from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, ShapeError
 
 __all__ = [
@@ -660,7 +660,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     options = dict(options or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = materialise(samples)
+    rows = TrainingRows(samples)
     B, T = data_layout(rows)
     config = config_from_options(options, B, T)
     preset = str(option(options, "preset", "tiny"))

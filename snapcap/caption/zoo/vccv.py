@@ -79,13 +79,13 @@ from snapcap.caption.teacher import ClipTeacher, teacher_image_size
 from snapcap.caption.train import (
     CaptionTrainConfig,
     build_vocabulary,
-    distributed_context,
     encode_caption_batch,
     fit,
     load_checkpoint,
 )
 from snapcap.caption.zoo import read_checkpoint, save_checkpoint
 from snapcap.datasets.gop import RESIDUAL_REDUCTIONS, gop_inputs
+from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, DTypeError, InvalidValueError, ShapeError
 
 __all__ = [
