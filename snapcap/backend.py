@@ -291,20 +291,6 @@ def _numpy_sum_of_products(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _numpy_view_ok(x: Any, weights: Any) -> bool:
-    """Whether torch tensors can go through numpy without a copy and without losing gradients:
-    both on the CPU, plain float32/float64 tensors of the same dtype, nothing to differentiate."""
-    import torch
-
-    if not isinstance(weights, torch.Tensor) or x.device.type != "cpu" or weights.device.type != "cpu":
-        return False
-    if x.dtype != weights.dtype or x.dtype not in (torch.float32, torch.float64):
-        return False
-    if torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad):
-        return False
-    return not (x.is_conj() or x.is_neg() or weights.is_conj() or weights.is_neg() or type(x) is not torch.Tensor)
-
-
 def sum_of_products(x: Any, weights: Any):
     """Σ_k x[..., k, :, :] · weights[..., k, :, :] without materialising the product.
 
@@ -315,12 +301,6 @@ def sum_of_products(x: Any, weights: Any):
     if is_numpy(x) and is_numpy(weights):
         return _numpy_sum_of_products(x, weights)
     nframes = x.shape[-3]
-    if is_torch(x) and _numpy_view_ok(x, weights):
-        # CPU tensors outside autograd share their memory with numpy: the threaded einsum reads x
-        # once (torch's own loop re-reads the output B times: 1.5x the memory floor, bench/simulate.py)
-        import torch
-
-        return torch.from_numpy(_numpy_sum_of_products(x.numpy(), weights.numpy()))
     if is_torch(x):
         out = x[..., 0, :, :] * weights[..., 0, :, :]
         for k in range(1, nframes):
