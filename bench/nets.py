@@ -46,16 +46,16 @@ def training_config(arch: str, patch: int, steps: int) -> TrainReconConfig:
 
 
 def timed_training(arch: str, train, out: Path, patch: int, minutes: float) -> tuple[Path, int, float]:
-    """Train for about ``minutes``: two timed probes (2 and 8 steps; their difference leaves out
+    """Train for about ``minutes``: two timed probes (1 and 31 steps; their difference leaves out
     the fixed costs, such as the unfolding net's GAP-TV starts) set the step count."""
     probe = out / f"{arch}-probe"
     times = []
-    for steps in (2, 8):
+    for steps in (1, 31):
         start = time.perf_counter()
         train_recon(train, probe, training_config(arch, patch, steps), resume=False, progress=False)
         times.append(time.perf_counter() - start)
         shutil.rmtree(probe, ignore_errors=True)
-    per_step = max((times[1] - times[0]) / 6, 1e-3)
+    per_step = max((times[1] - times[0]) / 30, times[1] / 31 / 4, 1e-2)
     steps = max(10, int(minutes * 60 / per_step))
     start = time.perf_counter()
     record = train_recon(train, out / arch, training_config(arch, patch, steps), resume=False, progress=False)

@@ -15,8 +15,10 @@
 
 The methods table starts with GAP-TV against the same GAP loop using scikit-image's
 denoise_tv_chambolle (the reference's TV step), median of 3 interleaved runs, with the ratio
-(target: at least 3x faster at equal or better PSNR); bench/recon_gap_tv.py has the longer
-version (more repeats, one-thread and reference-TV variants).
+(target: at least 3x faster at equal or better PSNR; snapcap's default has the reference's
+iteration count and reaches about 2.4x, GAP_TV_FAST about 4.7x); bench/recon_gap_tv.py has the
+longer version (more repeats, one-thread, reference-TV and fast variants), and
+bench/recon_defaults.py the robustness suite that chose the defaults.
 
 Usage: python bench/recon.py [--data ../shared/data] [--steps 800] [--threads 1] [--skip-slow] [--skip-reference] [--skip-unfold]
 """

@@ -20,7 +20,7 @@ from snapcap.cacti import CactiOperator, simulate
 from snapcap.cacti.masks import random_binary
 from snapcap.errors import ConfigError, DataFileError, ShapeError
 from snapcap.matfile import load_mat
-from snapcap.recon.api import METHODS, make_params, reconstruct
+from snapcap.recon.api import GAP_TV_FAST, METHODS, make_params, reconstruct
 from snapcap.recon.denoisers.tv import TVDenoiser
 from snapcap.recon.metrics import mean_psnr
 from snapcap.recon.solvers import GapParams, gap
@@ -57,7 +57,7 @@ def test_gap_tv_through_the_registry_equals_the_solver(rng):
     op = CactiOperator(random_binary(4, 16, 16, seed=1))
     y = op.A(frames)
     via_api = reconstruct(y, op, "gap-tv", iterations=7, tv_weight=0.1)
-    direct = gap(y, op, TVDenoiser(weight=0.1, n_iter=3, isotropic=False), GapParams(iterations=(7,)))
+    direct = gap(y, op, TVDenoiser(weight=0.1, n_iter=5, isotropic=True), GapParams(iterations=(7,)))  # the default step
     np.testing.assert_array_equal(via_api.frames, direct.frames)
     assert via_api.frames.shape == (2, 4, 16, 16) and via_api.seconds > 0
 
@@ -95,7 +95,11 @@ def test_bayer_reconstruction_through_the_registry():
     sim = simulate(video, B=8, bayer="RGGB", seed=2)
     op = CactiOperator(sim.masks, bayer="RGGB")
     result = reconstruct(sim.meas[0, 0], op, "gap-tv", tv_weight=0.05, iterations=10)
-    direct = gap(sim.meas[0, 0], op, TVDenoiser(weight=0.05, n_iter=3, isotropic=False), GapParams(iterations=(10,)))
+    tv = TVDenoiser(weight=0.05, n_iter=5, isotropic=True)
+    direct = gap(sim.meas[0, 0], op, tv, GapParams(iterations=(10,), demosaic="bilinear"))  # the defaults
+    fast = reconstruct(sim.meas[0, 0], op, "gap-tv", iterations=10, **dict(GAP_TV_FAST, tv_weight=0.05))
+    previous = gap(sim.meas[0, 0], op, TVDenoiser(weight=0.05, n_iter=3, isotropic=False), GapParams(iterations=(10,)))
+    np.testing.assert_array_equal(fast.frames, previous.frames)
     assert result.frames.shape == (8, 32, 32, 3) and result.frames.dtype == np.float32
     np.testing.assert_array_equal(result.frames, direct.frames)
 
