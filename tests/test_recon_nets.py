@@ -56,8 +56,9 @@ def test_names_are_the_networks_and_their_presets():
         lambda sd: {"state_dict": sd},
         lambda sd: sd,  # bare
         lambda sd: {"model_state_dict": {f"module.{k}": v for k, v in sd.items()}},  # saved from DDP
+        lambda sd: {"epoch": 7, "psnr": np.float64(31.5), "curve": np.zeros(3), "state_dict": sd},  # numpy beside
     ],
-    ids=["toolbox", "state_dict", "bare", "ddp"],
+    ids=["toolbox", "state_dict", "bare", "ddp", "numpy-metrics"],
 )
 def test_every_official_layout_loads_to_the_same_network(tmp_path, layout):
     source = small(seed=1)

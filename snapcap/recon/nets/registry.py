@@ -15,6 +15,7 @@ was trained as, so a user holding only the file does not have to know its sizes.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +151,37 @@ def recorded_config(path: str | Path) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def _numpy_globals(path: Path) -> list[Any]:
+    """The numpy types a checkpoint pickles beside its tensors (a logged PSNR as ``np.float64``, an
+    array of metrics): data, not code, so ``weights_only`` may rebuild them. Anything else the
+    file names stays refused."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - not a zip checkpoint: torch.load says what it is
+        return []
+    found = []
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        if module.split(".")[0] != "numpy":
+            continue
+        try:
+            found.append(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError):
+            continue
+    if found:  # the dtype of a pickled scalar or array is rebuilt from its DType class
+        import numpy
+
+        found += [cls for cls in vars(numpy.dtypes).values() if isinstance(cls, type) and issubclass(cls, numpy.dtype)]
+    return found
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint file in any official layout, ``module.`` prefixes removed.
 
     Accepted: the cacti toolbox's training files (``{"epoch", "model_state_dict",
     "optim_state_dict"}``), a ``state_dict`` (or ``model``) key, or a bare state dict. Read with
-    ``weights_only`` (no code in the file runs).
+    ``weights_only`` (no code in the file runs; numpy scalars and arrays saved beside the
+    weights, such as a logged PSNR, are allowed).
 
     Raises:
         DataFileError: missing or unreadable file, or no state dict in it.
@@ -164,7 +190,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise DataFileError(f"{path}: no such checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_globals(path)):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the file
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         message = next((line for line in lines if "invalid load key" in line or "Errno" in line), lines[0] if lines else "")
