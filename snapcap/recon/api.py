@@ -58,7 +58,7 @@ class GapTVParams:
     """GAP-TV: 40 accelerated GAP iterations, each followed by a TV step.
 
     The default TV step is isotropic Chambolle with weight 0.25 and 5 iterations (4 dual
-    updates), and Bayer measurements are demosaicked bilinearly. Chosen on 30 cases
+    updates), and Bayer measurements are demosaicked bilinearly. Chosen on 28 cases
     (bench/recon_defaults.py: B = 8 to 50, gray and RGGB Bayer, with and without read noise,
     random and shifting masks, procedural scenes and the shared benchmark's real frames, coded at
     their stored B = 8 and again at 16 to 32): it is never more than 0.03 dB below the public
