@@ -300,55 +300,6 @@ def _share_work(pool: ThreadPoolExecutor | None, tasks: list[Any], run: Callable
         future.result()
 
 
-_TORCH_SERIAL_ELEMENTS = 16384  # below torch's intra-op grain (32768): each op runs in its calling thread
-
-
-def _torch_cpu_sum_of_products(x: Any, weights: Any):
-    """The torch CPU contraction tiled so that each output tile stays in cache while the B
-    frames are added into it (torch's plain loop re-reads the whole output B times: 1.5x the
-    memory floor). Tiles are handed to snapcap's thread pool; each multiply-add is smaller than
-    torch's intra-op grain, so it runs in the thread that calls it (no nested parallelism).
-    Each output pixel is summed over k in the same order as the plain loop: the same result."""
-    import torch
-
-    nframes, height, width = x.shape[-3:]
-    lead = x.shape[:-3]
-    flat_x = x.reshape((-1, nframes, height, width))
-    out = torch.empty((flat_x.shape[0], height, width), dtype=x.dtype)
-    rows = max(1, min(height, _TORCH_SERIAL_ELEMENTS // max(width, 1)))
-    tiles = [(i, r) for i in range(flat_x.shape[0]) for r in range(0, height, rows)]
-
-    def tile(where: tuple[int, int]) -> None:
-        i, r = where
-        window = slice(r, r + rows)
-        target = out[i, window]
-        frames = flat_x[i, :, window]
-        torch.mul(frames[0], weights[0, window], out=target)
-        for k in range(1, nframes):
-            target.addcmul_(frames[k], weights[k, window])
-
-    _share_work(thread_pool(), tiles, tile)
-    return out.reshape(lead + (height, width))
-
-
-def _torch_tiles_apply(x: Any, weights: Any) -> bool:
-    """Whether :func:`_torch_cpu_sum_of_products` applies: large CPU tensors, shared (B, H, W)
-    weights of the same floating dtype, and nothing for autograd to record."""
-    import torch
-
-    return (
-        isinstance(weights, torch.Tensor)
-        and x.device.type == "cpu"
-        and weights.device.type == "cpu"
-        and weights.ndim == 3
-        and x.ndim >= 4
-        and x.dtype == weights.dtype
-        and x.dtype in (torch.float32, torch.float64)
-        and x.numel() >= _THREAD_MIN_ELEMENTS
-        and not (torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad))
-    )
-
-
 def sum_of_products(x: Any, weights: Any):
     """Σ_k x[..., k, :, :] · weights[..., k, :, :] without materialising the product.
 
@@ -359,8 +310,6 @@ def sum_of_products(x: Any, weights: Any):
     if is_numpy(x) and is_numpy(weights):
         return _numpy_sum_of_products(x, weights)
     nframes = x.shape[-3]
-    if is_torch(x) and _torch_tiles_apply(x, weights):
-        return _torch_cpu_sum_of_products(x, weights)
     if is_torch(x):
         out = x[..., 0, :, :] * weights[..., 0, :, :]
         for k in range(1, nframes):

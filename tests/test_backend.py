@@ -29,22 +29,6 @@ def test_threaded_numpy_path_is_independent_of_the_split(rng):
     np.testing.assert_array_equal(threaded, single)
 
 
-def test_tiled_torch_path_equals_the_plain_loop_bit_for_bit(rng):
-    torch = pytest.importorskip("torch")
-    x = torch.from_numpy(rng.random((7, 8, 150, 333)))  # over the threshold, rows not a divisor of H
-    w = torch.from_numpy(rng.random((8, 150, 333)))
-    assert sb._torch_tiles_apply(x, w)
-    plain = x[:, 0] * w[0]
-    for k in range(1, 8):
-        plain.addcmul_(x[:, k], w[k])
-    assert torch.equal(sb.sum_of_products(x, w), plain)
-    assert torch.equal(sb.sum_of_products(x[None], w)[0], plain)  # leading axes kept
-    grad = x.clone().requires_grad_(True)
-    assert not sb._torch_tiles_apply(grad, w)  # autograd keeps the differentiable loop
-    sb.sum_of_products(grad, w).sum().backward()
-    torch.testing.assert_close(grad.grad, w.expand_as(x))
-
-
 def test_lazy_array_converts_once_and_keeps_host_read_only():
     torch = pytest.importorskip("torch")
     host = np.arange(6, dtype=np.float32).reshape(2, 3)
