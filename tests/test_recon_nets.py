@@ -274,3 +274,14 @@ def test_the_cli_trains_a_network_that_reconstruct_then_reads(tmp_path):
     assert frames.shape == (8, 32, 32)
     # a rerun with another recipe is refused rather than mixed into the checkpoint
     assert main([*args, "--T", "1", "--steps", "3", "--patch", "32", "--lr", "0.1", "-o", str(out)]) == 2
+
+
+def test_training_simulates_with_the_target_cameras_mask_file(tmp_path):
+    masks = random_binary(8, 32, 32, seed=9)
+    np.save(tmp_path / "camera.npy", masks)
+    args = ["train", "recon", "--arch", "efficientsci", "--net-config", SMALL_TEXT, "--num-videos", "6", "--T", "1"]
+    args += ["--steps", "2", "--patch", "32", "--mask-file", str(tmp_path / "camera.npy")]
+    assert main([*args, "--size", "32", "-o", str(tmp_path / "ok")]) == 0
+    assert (tmp_path / "ok" / "model.pt").is_file()
+    assert main([*args, "--size", "48", "-o", str(tmp_path / "bad")]) == 2  # the file's masks are 32 x 32
+    assert main([*args, "--size", "32", "--mask", "shifting", "-o", str(tmp_path / "both")]) == 2

@@ -116,6 +116,11 @@ def run_recon(args: argparse.Namespace) -> int:
     else:
         corpus = open_corpus_from_args(args)
         config = dataset_config_from_args(args, gray=unfold or not colour)
+        if args.mask_file is not None:  # the target camera's real masks
+            if args.mask is not None:
+                raise ConfigError("--mask and --mask-file: give one (generated masks, or the camera's file)")
+            params = {"path": str(args.mask_file), **({"key": args.mask_key} if args.mask_key else {})}
+            config = dataclasses.replace(config, mask="file", mask_params=params)
         train = SimulatedDataset(corpus, config, split="train")
         validation_source = SimulatedDataset(corpus, config, split="val")
     samples = Limited(train, min(len(train), args.limit or len(train)))  # read as training asks: memory stays flat
