@@ -101,7 +101,7 @@ def throughput(path: Path, batch: int = 8) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=32, help="N: the small corpus (the large one has 8N; default 16)")
+    parser.add_argument("--videos", type=int, default=32, help="N: the small corpus (the large one has 8N; default 32)")
     parser.add_argument("--size", type=int, default=224, help="frame size of the teacher's file (default 224)")
     parser.add_argument("--work", type=Path, help="folder for the files (default: a temporary folder)")
     args = parser.parse_args(argv)
