@@ -36,7 +36,7 @@ from snapcap.datasets.samples import Limited, data_shape, training_data
 from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
 from snapcap.errors import ConfigError
 from snapcap.fileio import check_output
-from snapcap.recon.nets import list_nets, net_config, net_entry
+from snapcap.recon.nets import is_colour, list_nets
 from snapcap.recon.nets.inference import parse_config
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS
 from snapcap.recon.train import TrainReconConfig, net_training, train_recon
@@ -105,9 +105,7 @@ def run_recon(args: argparse.Namespace) -> int:
     net = parse_config(args.net_config) if args.net_config else {}
     if unfold and net:
         raise ConfigError("--net-config is for a published network (--arch); the unfolding net is sized by --preset")
-    if not unfold:
-        entry = net_entry(args.arch)
-        colour = bool(entry.color_argument) and net_config(args.arch, **net).get(entry.color_argument, 1) == 3
+    colour = not unfold and is_colour(args.arch, **net)
     if args.data:
         train = MeasurementDataset(args.data, split="train")
         validation_source = MeasurementDataset(args.data, split="val")
@@ -115,7 +113,7 @@ def run_recon(args: argparse.Namespace) -> int:
             train = MeasurementDataset(args.data)
     else:
         corpus = open_corpus_from_args(args)
-        config = dataset_config_from_args(args, gray=unfold or not colour)
+        config = dataset_config_from_args(args, gray=not colour)
         if args.mask_file is not None:  # the target camera's real masks
             if args.mask is not None:
                 raise ConfigError("--mask and --mask-file: give one (generated masks, or the camera's file)")

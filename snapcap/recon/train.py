@@ -37,7 +37,7 @@ from snapcap.cacti.bayer import mosaic
 from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path
-from snapcap.recon.nets import NETS, create_net, net_config, net_entry
+from snapcap.recon.nets import create_net, is_colour, net_config, net_entry
 from snapcap.recon.nets.registry import NET_CHECKPOINT_KIND
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS, UnfoldConfig, UnfoldingNet
 
@@ -117,7 +117,6 @@ def net_training(arch: str, **overrides: Any) -> TrainReconConfig:
     adversarial term for BIRNAT (the toolbox's recipe, not its paper's). ``overrides`` are
     :class:`TrainReconConfig` fields (``net`` adds constructor keywords to the preset's)."""
     entry = net_entry(arch)
-    presets = entry.presets
     recipe = dict(entry.module.TRAINING_RECIPES.get(arch) or next(iter(entry.module.TRAINING_RECIPES.values())))
     recipe = dict(recipe.get("toolbox", recipe))
     crop = recipe.get("crop_size", 128)
@@ -126,8 +125,6 @@ def net_training(arch: str, **overrides: Any) -> TrainReconConfig:
     net_config(arch, **net)  # unknown keywords fail here, before any work
     base = {"arch": arch, "net": net, "loss": "rmse", "schedule": "constant", "clip": None, "flips": True}
     base.update(lr=float(recipe.get("lr", 1e-4)), patch=crop, batch_size=int(recipe.get("batch_size", 1)))
-    if arch not in presets and arch not in NETS:
-        raise ConfigError(f"unknown network {arch!r}")
     return TrainReconConfig(**{**base, **overrides})
 
 
@@ -224,12 +221,6 @@ def initial_estimates(
     return initials
 
 
-def _colour(config: TrainReconConfig) -> bool:
-    """Whether the published network ``config`` trains is a colour variant (RGB out)."""
-    entry = net_entry(config.arch)
-    return bool(entry.color_argument) and net_config(config.arch, **config.net).get(entry.color_argument, 1) == 3
-
-
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """torch.save through :func:`snapcap.fileio.atomic_path`: a checkpoint on disk is always whole."""
     with atomic_path(path) as tmp:
@@ -294,7 +285,7 @@ def train_recon(
     first = samples[0]
     if unfold and first["masks"].shape[-3] != config.model.B:
         raise ShapeError(f"the data has B={first['masks'].shape[-3]} but the network is configured for B={config.model.B}")
-    colour = not unfold and _colour(config)
+    colour = not unfold and is_colour(config.arch, **config.net)
     initials = initial_estimates(model, samples, device, INITIAL_CACHE_BYTES) if unfold else None
     sampler = PatchSampler(samples, config.patch, config.seed, initials, flips=config.flips, rgb=colour)
     started = time.perf_counter()

@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 from snapcap.errors import ConfigError, ShapeError
-from snapcap.recon.nets.registry import create_net, infer_config, load_checkpoint, net_config, net_entry, recorded_config
+from snapcap.recon.nets.registry import (
+    create_net,
+    infer_config,
+    is_colour,
+    load_checkpoint,
+    net_config,
+    net_entry,
+    recorded_config,
+)
 
 __all__ = ["parse_config", "cached_net", "window_starts", "tiled"]
 
@@ -42,7 +50,7 @@ def cached_net(name: str, weights: str, preset: str, config: str, device: str) -
     """
     if preset and net_entry(preset).name != name:
         raise ConfigError(f"preset {preset!r} is a {net_entry(preset).name} preset, not a {name} one")
-    entry = net_entry(name)
+    net_entry(name)  # an unknown name fails here
     recorded = None if config or preset else recorded_config(weights)
     if recorded is not None:  # trained by snapcap: its constructor keywords are in the file
         preset, arguments = recorded[0] or name, recorded[1]
@@ -57,7 +65,7 @@ def cached_net(name: str, weights: str, preset: str, config: str, device: str) -
             raise ConfigError(f"{weights}: {exc}") from None
     net = create_net(name, **arguments)
     load_checkpoint(net, weights, name=preset)
-    colour = bool(entry.color_argument) and arguments.get(entry.color_argument, 1) == 3
+    colour = is_colour(name, **arguments)
     return net.to(device).eval(), preset, colour
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "net_entry",
     "create_net",
     "net_config",
+    "is_colour",
     "parameter_count",
     "read_state_dict",
     "load_checkpoint",
@@ -115,6 +116,12 @@ def net_config(name: str, **config: Any) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{entry.name}: unknown argument(s) {', '.join(unknown)}; it takes {', '.join(entry.arguments)}")
     return {**defaults, **base, **config}
+
+
+def is_colour(name: str, **config: Any) -> bool:
+    """Whether ``name`` built with ``config`` is a colour variant (Bayer mosaic in, RGB out)."""
+    entry = net_entry(name)
+    return bool(entry.color_argument) and net_config(name, **config).get(entry.color_argument, 1) == 3
 
 
 def create_net(name: str, **config: Any) -> nn.Module:
