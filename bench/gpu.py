@@ -3,7 +3,8 @@
 1. The CUDA/CuPy tests (``pytest -k "cuda or cupy or gpu"``, slow cases included): counts.
 2. The forward model: snapshots per second of ``CactiOperator.A`` on numpy, torch CPU, torch
    CUDA and CuPy (N = 32 snapshots, B = 8, 256 x 256, float32; CUDA synchronised, median of
-   interleaved runs).
+   interleaved runs); the whole ``simulate()`` (RGB uint8 frames, Bayer, noise) on numpy and on
+   ``device="cuda"``.
 3. GAP-TV and PnP-FFDNet on CUDA against the CPU: seconds per snapshot and PSNR on the first
    snapshot of drop40 (the public grayscale benchmark) when ``--data`` has it, else on a
    procedural scene (PnP-FFDNet needs ``weights/net_gray.pth`` from the shared data).
@@ -31,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from snapcap.cacti import CactiOperator
+from snapcap.cacti import CactiOperator, simulate
 from snapcap.cacti.masks import random_binary
 from snapcap.recon.api import reconstruct
 from snapcap.recon.metrics import mean_psnr
@@ -122,6 +123,15 @@ def part_simulator() -> None:
     for name, seconds in times.items():
         ratio = times["numpy"] / seconds
         add("simulate", f"A(x) {name}", f"{n / seconds:,.0f} snapshots/s ({ratio:.1f}x numpy)")
+    # The whole simulate(): uint8 RGB frames in, Bayer mosaic, masks, read noise drawn on the host.
+    video = (np.random.default_rng(1).random((4, 4 * B, size, size, 3)) * 255).astype(np.uint8)
+    runs: dict[str, Callable[[], Any]] = {"numpy": lambda: simulate(video, B=B, noise="gaussian:sigma=0.01")}
+    if torch.cuda.is_available():
+        runs["torch cuda"] = lambda: simulate(video, B=B, noise="gaussian:sigma=0.01", device="cuda")
+    whole = timed(runs, repeat=5)
+    for name, seconds in whole.items():
+        ratio = whole["numpy"] / seconds
+        add("simulate", f"simulate() {name}", f"{16 / seconds:,.0f} snapshots/s ({ratio:.1f}x numpy; RGB uint8, noise)")
 
 
 def benchmark_scene(data: Path | None):

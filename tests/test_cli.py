@@ -102,6 +102,25 @@ def test_video_file_input(tmp_path):
     assert data["params"]["frames_dropped"] == 1
 
 
+def test_simulate_on_a_torch_device(tmp_path, capsys):
+    import torch
+
+    video = (np.random.default_rng(1).random((2, 8, 12, 12, 3)) * 255).astype(np.uint8)
+    np.save(tmp_path / "video.npy", video)
+    common = ["simulate", str(tmp_path / "video.npy"), "--B", "4", "--noise", "poisson:photons=800", "--no-montage"]
+    assert main([*common, "-o", str(tmp_path / "host.npz")]) == 0
+    assert main([*common, "--device", "cpu", "-o", str(tmp_path / "torch.npz")]) == 0
+    host, device = load_measurements(tmp_path / "host.npz"), load_measurements(tmp_path / "torch.npz")
+    np.testing.assert_allclose(device["meas"], host["meas"], rtol=1e-6, atol=1e-6)
+    assert device["params"]["device"] == "cpu" and "device" not in host["params"]
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            main([*common, "--device", "cuda", "-o", str(tmp_path / "cuda.npz")])
+        assert stop.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+        assert not (tmp_path / "cuda.npz").exists()
+
+
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "missing.npy")]) == 2
     assert "missing.npy: no such file" in capsys.readouterr().err

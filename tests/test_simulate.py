@@ -86,6 +86,46 @@ def test_backends_agree(backend, rng):
     np.testing.assert_array_equal(to_numpy(video), video_np)
 
 
+def _device_cases():
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _device_cases())
+def test_a_torch_device_gives_the_numpy_measurements(device, rng):
+    """RGB uint8 video through the Bayer mosaic, shot and read noise: the arithmetic on a torch
+    device gives numpy's measurements (noise is drawn on the host from the same seeds)."""
+    import torch
+
+    video = (rng.random((2, 12, 10, 12, 3)) * 255).astype(np.uint8)
+    noise = "poisson:photons=500+gaussian:sigma=0.01"
+    reference = simulate(video, B=4, noise=noise, seed=7, chunk_size=2)
+    on_device = simulate(video, B=4, noise=noise, seed=7, chunk_size=2, device=device)
+    assert isinstance(on_device.meas, np.ndarray) and on_device.meas.dtype == np.float32
+    np.testing.assert_allclose(on_device.meas, reference.meas, rtol=1e-6, atol=1e-6)
+    assert on_device.params["device"] == str(torch.device(device))
+    assert {k: v for k, v in on_device.params.items() if k != "device"} == reference.params
+    tensors = simulate(torch.from_numpy(video), B=4, noise=noise, seed=7, device=device)
+    assert tensors.meas.device.type == torch.device(device).type
+    np.testing.assert_allclose(to_numpy(tensors.meas), reference.meas, rtol=1e-6, atol=1e-6)
+    chunks = list(simulate_iter(video, B=4, seed=7, chunk_size=2, device=device))
+    assert all(chunk.meas.device.type == torch.device(device).type for chunk in chunks)
+
+
+def test_a_device_that_is_not_there_is_refused(rng):
+    import torch
+
+    video = rng.random((1, 8, 6, 8)).astype(np.float32)
+    with pytest.raises(InvalidValueError, match="torch device"):
+        simulate(video, B=4, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidValueError, match="CUDA is not available"):
+            simulate(video, B=4, device="cuda:0")
+    with pytest.raises(ConfigError, match="device="):
+        simulate(to_backend(video, "array_api_strict"), B=4, device="cpu")
+
+
 def test_streams_into_an_hdf5_dataset(tmp_path, rng):
     frames = rng.random((2, 16, 8, 8)).astype(np.float32)
     with h5py.File(tmp_path / "in.h5", "w") as handle:

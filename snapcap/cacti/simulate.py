@@ -16,7 +16,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from snapcap import __version__
-from snapcap.backend import backend_name, is_array_object, is_numpy, namespace, require_data, require_finite, to_numpy
+from snapcap.backend import (
+    backend_name,
+    is_array_object,
+    is_numpy,
+    is_torch,
+    namespace,
+    require_data,
+    require_finite,
+    to_numpy,
+)
 from snapcap.cacti.bayer import mosaic, normalize_pattern
 from snapcap.cacti.masks import MaskSpec, make_masks
 from snapcap.cacti.noise import NoiseModel, NoNoise, noise_from_dict, parse_noise
@@ -204,11 +213,38 @@ def plan_simulation(
     return SimulationPlan(operator, noise_model, params, rgb, scale, per_video, n_videos, n_snapshots)
 
 
-def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: SimulationPlan):
-    """Frames of snapshots t0..t1 of video n as float ``(t1 - t0, B, H, W)`` (mosaicked if RGB)."""
+def torch_device(device: Any):
+    """``device`` as a ``torch.device`` this machine has; ``InvalidValueError`` otherwise."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        raise ConfigError(f"device={device!r} runs the simulation with torch, which is not installed") from None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidValueError(f"device must be a torch device such as cpu, cuda or cuda:0, got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InvalidValueError(f"device={device!r}: CUDA is not available on this machine")
+        if resolved.index is not None and resolved.index >= count:
+            raise InvalidValueError(f"device={device!r}: this machine has {count} CUDA device(s)")
+    return resolved
+
+
+def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: SimulationPlan, device: Any = None):
+    """Frames of snapshots t0..t1 of video n as float ``(t1 - t0, B, H, W)`` (mosaicked if RGB).
+
+    With a torch ``device`` the raw chunk (integers before the conversion: fewer bytes to move)
+    goes there first, and the arithmetic runs on it.
+    """
     raw = video[n, t0 * B : t1 * B, ...]
     if not is_array_object(raw) or is_numpy(raw):
         raw = np.asarray(raw)
+    if device is not None:
+        import torch
+
+        raw = (torch.from_numpy(np.ascontiguousarray(raw)) if is_numpy(raw) else raw).to(device)
     xp = namespace(raw)
     raw = xp.reshape(raw, (t1 - t0, B) + tuple(raw.shape[1:]))
     if plan.rgb:  # a selection: cheaper before the conversion to float, and exact either way
@@ -245,6 +281,7 @@ def simulate_iter(
     plan: SimulationPlan | None = None,
     videos: range | None = None,
     index_offset: int = 0,
+    device: Any = None,
 ) -> Iterator[SimulatedChunk]:
     """Yield measurements chunk by chunk (at most ``chunk_size`` snapshots of one video each).
 
@@ -253,10 +290,15 @@ def simulate_iter(
     arguments; ``videos`` restricts the run to some video indices. ``index_offset`` is added to
     the video index in the noise generator's seed, so a video simulated alone reproduces its
     noise as item ``index_offset`` of a larger collection (dataset files use the global index).
+    ``device`` (a torch device) moves each chunk there and yields torch tensors on it.
     """
     if chunk_size < 1:
         raise InvalidValueError(f"chunk_size must be >= 1, got {chunk_size}")
     _require_video(video)
+    if device is not None:
+        device = torch_device(device)
+        if is_array_object(video) and not (is_numpy(video) or is_torch(video)):
+            raise ConfigError(f"device={str(device)!r} takes numpy, h5py or torch video, not {backend_name(video)} arrays")
     if plan is None:
         plan = plan_simulation(tuple(video.shape), video.dtype, B, masks, bayer, noise, seed, noise_seed, normalize, full_scale)
     b = plan.params["B"]
@@ -266,7 +308,7 @@ def simulate_iter(
         op = plan.operator.with_masks(plan.operator.masks[n]) if plan.per_video_masks else plan.operator
         for t0 in range(0, plan.T, chunk_size):
             t1 = min(t0 + chunk_size, plan.T)
-            frames = _frames_chunk(video, n, t0, t1, b, plan)
+            frames = _frames_chunk(video, n, t0, t1, b, plan, device)
             meas = op.A(frames)
             if not isinstance(plan.noise, NoNoise):
                 xp = namespace(meas)
@@ -291,6 +333,7 @@ def simulate(
     chunk_size: int = 16,
     out: Any = None,
     progress: bool = False,
+    device: Any = None,
 ) -> SimulationResult:
     """Simulate CACTI measurements of a batch of videos.
 
@@ -313,6 +356,11 @@ def simulate(
         out: optional preallocated ``(N, T, H, W)`` array-like (numpy, memmap, h5py dataset) to
             write into; by default a new array of the input's backend.
         progress: show a tqdm progress bar.
+        device: a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) to run the arithmetic on,
+            chunk by chunk; numpy input still gives numpy measurements (moved back per chunk),
+            torch input gives tensors on ``device``. Default: the input's own backend. The
+            noise is drawn on the host from the same seeds either way, so every device gives
+            the same measurements up to float32 rounding (recorded as ``params["device"]``).
 
     Returns:
         :class:`SimulationResult` with ``meas (N, T, H, W)``, ``masks``, ``operator`` (on gray or
@@ -338,7 +386,7 @@ def simulate(
     total = plan.N * plan.T
 
     with tqdm(total=total, desc="simulate", unit="snapshot", disable=not progress) as bar:
-        for chunk in simulate_iter(video, chunk_size=chunk_size, plan=plan):
+        for chunk in simulate_iter(video, chunk_size=chunk_size, plan=plan, device=device):
             stop = chunk.start + chunk.meas.shape[0]
             if device_chunks is not None:
                 device_chunks.append(chunk.meas)
@@ -353,4 +401,6 @@ def simulate(
         meas = target
     params = dict(plan.params)
     params["backend"] = backend_name(meas) if is_array_object(meas) else "array-like"
+    if device is not None:
+        params["device"] = str(torch_device(device))
     return SimulationResult(meas=meas, masks=np.array(plan.operator.masks), operator=plan.operator, params=params)

@@ -10,7 +10,15 @@ import numpy as np
 from snapcap.cacti.masks import load_masks
 from snapcap.cacti.simulate import simulate
 from snapcap.cacti.store import MEASUREMENT_SUFFIXES, save_measurements
-from snapcap.cli.options import add_camera_options, deprecated, generated_mask_spec, nonnegative_int, positive_int
+from snapcap.cli.options import (
+    add_camera_options,
+    add_device_option,
+    deprecated,
+    generated_mask_spec,
+    nonnegative_int,
+    positive_int,
+    resolve_device,
+)
 from snapcap.datasets.sources import load_frames
 from snapcap.errors import ConfigError, DataFileError
 from snapcap.fileio import check_output
@@ -47,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=positive_int, default=None, help="use at most this many frames per video")
     parser.add_argument("--raw", action="store_true", help="keep integer input values (0..255) instead of scaling to [0, 1]")
     parser.add_argument("--chunk-size", type=positive_int, default=16, help="snapshots simulated at a time (memory bound)")
+    add_device_option(parser, default=None)
     parser.add_argument("--out", "-o", type=Path, default=Path("snapcap_meas.npz"), help="output .npz or .h5")
     parser.add_argument("--montage", type=Path, default=None, help="PNG montage path (default: next to --out)")
     parser.add_argument("--no-montage", action="store_true", help="do not write a montage")
@@ -94,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         normalize=not args.raw,
         chunk_size=args.chunk_size,
         progress=True,
+        device=None if args.device is None else resolve_device(args.device),
     )
     params = dict(result.params, source=source.description)
     out = save_measurements(args.out, result.meas, result.masks, params, frames=video if args.save_frames else None)
