@@ -73,6 +73,23 @@ def torch_references(xt, mt, compiled: bool) -> dict:
     return references
 
 
+def on_device(x, masks, op: CactiOperator, synchronize) -> dict:
+    """naive, floor and snapcap on arrays of a GPU, each run waiting for the device."""
+
+    def synced(function):
+        def run():
+            function()
+            synchronize()
+
+        return run
+
+    return {
+        "naive": synced(lambda: (x * masks).sum(1)),
+        "floor": synced(lambda: x.sum(1)),
+        "snapcap": synced(lambda: op.A(x)),
+    }
+
+
 def one_size(n: int, args: argparse.Namespace, masks: np.ndarray, op: CactiOperator) -> dict[str, float]:
     rng = np.random.default_rng(0)
     shape = (n, args.B, args.size, args.size)
@@ -107,43 +124,16 @@ def one_size(n: int, args: argparse.Namespace, masks: np.ndarray, op: CactiOpera
             if name.endswith("(ref)"):
                 ratios[f"torch {name}"] = torch_times[name] / torch_times["floor"]
         if torch.cuda.is_available():
-            xc = xt.cuda()
-            mc = mt.cuda()
-
-            def sync(function):
-                def run():
-                    function()
-                    torch.cuda.synchronize()
-
-                return run
-
-            cuda_times = timed(
-                {"naive": sync(lambda: (xc * mc).sum(1)), "floor": sync(lambda: xc.sum(1)), "snapcap": sync(lambda: op.A(xc))},
-                args.repeat,
-            )
+            cuda_times = timed(on_device(xt.cuda(), mt.cuda(), op, torch.cuda.synchronize), args.repeat)
             report("torch CUDA", cuda_times)
             ratios["torch CUDA"] = cuda_times["snapcap"] / cuda_times["floor"]
-            del xc
     from snapcap.backend import cupy_available
 
     ok, why = cupy_available()
     if ok:
         import cupy as cp
 
-        xc = cp.asarray(x)
-        mc = cp.asarray(masks)
-
-        def csync(function):
-            def run():
-                function()
-                cp.cuda.Device().synchronize()
-
-            return run
-
-        cupy_times = timed(
-            {"naive": csync(lambda: (xc * mc).sum(1)), "floor": csync(lambda: xc.sum(1)), "snapcap": csync(lambda: op.A(xc))},
-            args.repeat,
-        )
+        cupy_times = timed(on_device(cp.asarray(x), cp.asarray(masks), op, cp.cuda.Device().synchronize), args.repeat)
         report("cupy", cupy_times)
         ratios["cupy"] = cupy_times["snapcap"] / cupy_times["floor"]
     else:
