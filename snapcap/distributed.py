@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from snapcap.errors import ConfigError
 
-__all__ = ["DistributedContext", "distributed_context", "finish", "TIMEOUT_ENV"]
+__all__ = ["DistributedContext", "distributed_context", "finish", "process_device", "TIMEOUT_ENV"]
 
 TIMEOUT_ENV = "SNAPCAP_DIST_TIMEOUT_S"
 """Seconds a rank waits for the others at a collective (default 6 hours: rank 0 may simulate a
@@ -86,11 +86,27 @@ def _timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
+def process_device(device: str) -> str:
+    """``cuda`` under torchrun is this process's GPU, ``cuda:LOCAL_RANK``; anything else as it is."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
 def distributed_context(device: str = "cpu") -> DistributedContext:
-    """Join the process group torchrun set up (``WORLD_SIZE`` > 1), or run alone."""
+    """Join the process group torchrun set up (``WORLD_SIZE`` > 1), or run alone.
+
+    On CUDA each process first makes ``cuda:LOCAL_RANK`` its current device: NCCL's collectives
+    run there, and so does everything placed on plain ``cuda`` (the device a run names and its
+    cache keys record), so K processes on one machine use K GPUs.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistributedContext()
+    if str(device).startswith("cuda") and "LOCAL_RANK" in os.environ:
+        import torch
+
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) if str(device) == "cuda" else torch.device(device))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo", timeout=_timeout())
     return DistributedContext(rank=dist.get_rank(), world=dist.get_world_size(), active=True)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from snapcap.compare import compare_preset, run_compare
-from snapcap.distributed import DistributedContext, distributed_context
+from snapcap.distributed import DistributedContext, distributed_context, process_device
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 
@@ -51,6 +51,28 @@ def test_alone_the_context_is_one_process_and_its_collectives_pass_values_throug
     context.barrier()
     two = DistributedContext(rank=1, world=2, active=True)
     assert list(two.shard(5)) == [1, 3] and not two.main
+
+
+def test_cuda_is_each_process_s_own_gpu(monkeypatch):
+    """Under torchrun ``cuda`` is ``cuda:LOCAL_RANK`` and a process makes it its current device
+    before joining the group (NCCL's collectives run there); alone, devices stay as named."""
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert process_device("cuda") == "cuda" and process_device("cpu") == "cpu"
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert process_device("cuda") == "cuda:3"
+    assert process_device("cuda:1") == "cuda:1" and process_device("cpu") == "cpu"
+    chosen: list = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda *a, **k: chosen.append(a[0]))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 3)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 4)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    context = distributed_context("cuda")
+    assert chosen == [3, "nccl"] and context.rank == 3 and context.world == 4
+    chosen.clear()
+    distributed_context("cpu")
+    assert chosen == ["gloo"]
 
 
 def test_two_processes_train_to_the_weights_of_one(tmp_path):

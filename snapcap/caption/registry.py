@@ -534,13 +534,13 @@ class Captioner:
             inputs: tuple = (self.frames_input(batch),)
         else:
             inputs = self.snapshot_input(batch)
-        if cuda:
-            torch.cuda.synchronize()
+        if cuda:  # this captioner's GPU, which need not be the current one (--device cuda:1)
+            torch.cuda.synchronize(self.device)
         start = time.perf_counter()
         with torch.no_grad():
             ids = self.model.caption(*inputs, **options)
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
         total = time.perf_counter() - start
         recon = float(getattr(self.model, "last_recon_seconds", 0.0)) if self.two_stage else 0.0
         self.timings = {"total": total, "recon": recon, "caption": max(0.0, total - recon)}

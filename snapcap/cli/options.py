@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -59,7 +58,6 @@ __all__ = [
     "add_recon_param_option",
     "recon_params_by_method",
     "add_device_option",
-    "resolve_device",
     "add_samples_option",
     "mask_kinds",
     "corpus_kinds",
@@ -204,13 +202,6 @@ def device_type(text: str) -> str:
         return device
     if device not in ("cpu", "mps"):
         raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
-    return device
-
-
-def resolve_device(device: str) -> str:
-    """``cuda`` under torchrun is this process's GPU, ``cuda:LOCAL_RANK``; anything else as it is."""
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return device
 
 

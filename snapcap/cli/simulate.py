@@ -17,9 +17,9 @@ from snapcap.cli.options import (
     generated_mask_spec,
     nonnegative_int,
     positive_int,
-    resolve_device,
 )
 from snapcap.datasets.sources import load_frames
+from snapcap.distributed import process_device
 from snapcap.errors import ConfigError, DataFileError
 from snapcap.fileio import check_output
 from snapcap.viz import IMAGE_SUFFIXES, simulation_montage
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         normalize=not args.raw,
         chunk_size=args.chunk_size,
         progress=True,
-        device=None if args.device is None else resolve_device(args.device),
+        device=None if args.device is None else process_device(args.device),
     )
     params = dict(result.params, source=source.description)
     out = save_measurements(args.out, result.meas, result.masks, params, frames=video if args.save_frames else None)

@@ -29,11 +29,11 @@ from snapcap.cli.options import (
     open_corpus_from_args,
     positive_float,
     positive_int,
-    resolve_device,
 )
 from snapcap.datasets.h5 import DatasetConfig
 from snapcap.datasets.samples import Limited, data_shape, training_data
 from snapcap.datasets.torch_data import MeasurementDataset, SimulatedDataset
+from snapcap.distributed import process_device
 from snapcap.errors import ConfigError
 from snapcap.fileio import check_output
 from snapcap.recon.nets import is_colour, list_nets
@@ -132,7 +132,7 @@ def run_recon(args: argparse.Namespace) -> int:
     }
     runtime = {
         "seed": args.seed,
-        "device": resolve_device(args.device),
+        "device": process_device(args.device),
         "checkpoint_every": args.checkpoint_every,
         "amp": args.amp,
     }
@@ -190,7 +190,7 @@ def run_tower(args: argparse.Namespace) -> int:
         max_objects=args.max_objects,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
-        device=resolve_device(args.device),
+        device=process_device(args.device),
     )
     scores = pretrain_tower(args.out, config, progress=not getattr(args, "no_progress", False))
     print(
@@ -257,7 +257,7 @@ def run_captioner(args: argparse.Namespace) -> int:
     options = {
         key: value for key, value in vars(args).items() if key not in ("func", "command", "what", "captioner", "entry_error")
     }
-    options["device"] = resolve_device(args.device)
+    options["device"] = process_device(args.device)
     B, T, image = entry.shape_for(options)
     if args.data:
         data = training_data(args.data, None if args.split == "all" else args.split, limit=args.limit)
