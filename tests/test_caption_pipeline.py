@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -642,6 +644,68 @@ def test_teacher_targets_live_on_disk_memory_mapped(tmp_path):
     assert json.loads((folder / "meta.json").read_text())["keys"] and isinstance(again, MappedTargets)
 
 
+def test_teacher_targets_resume_after_a_kill_and_file_samples_are_keyed_without_reading_frames(tmp_path, monkeypatch):
+    """A run killed while computing the students' targets resumes where the flushed part ends
+    (no sample is computed twice, the arrays equal an uninterrupted run's); samples of dataset
+    files are told apart by the file's checksum and the row, so finding the cache reads no frame."""
+    import h5py
+    from caption_helpers import tiny_config
+
+    from snapcap.caption.train import (
+        CaptionTrainConfig,
+        MappedTargets,
+        compute_targets,
+        load_native,
+        sample_keys,
+        teacher_targets,
+        train_teacher,
+    )
+    from snapcap.datasets.samples import Limited
+    from snapcap.datasets.torch_data import MeasurementDataset
+
+    data = make_h5(tmp_path / "data.h5", count=9, B=2, T=2)
+    samples = MeasurementDataset(data, split="train")
+    count = len(samples)
+    assert count >= 5
+    training = CaptionTrainConfig(epochs=1, head_epochs=1, batch_size=4)
+    path = train_teacher(samples, tmp_path / "teacher", tiny_config(B=2, T=2), training, progress=False)
+    model, _, _ = load_native(path)
+    keys = sample_keys(samples)
+    with h5py.File(data) as handle:
+        stamp = handle.attrs["metadata_sha256"]
+    assert keys[0][2] == (stamp.decode() if isinstance(stamp, bytes) else stamp) and len(keys) == count
+    assert sample_keys(Limited(samples, 2)) == keys[:2]
+
+    reads = {"count": 0, "die_after": None}
+    read = MeasurementDataset.__getitem__
+
+    def counted(self, position):
+        if reads["die_after"] is not None and reads["count"] >= reads["die_after"]:
+            raise KeyboardInterrupt("killed")
+        reads["count"] += 1
+        return read(self, position)
+
+    monkeypatch.setattr(MeasurementDataset, "__getitem__", counted)
+    final = path.with_name("teacher.targets")
+    partial = path.with_name("teacher.targets.partial")
+    shutil.rmtree(final, ignore_errors=True)
+    reads["die_after"] = 3
+    with pytest.raises(KeyboardInterrupt):
+        teacher_targets(model, path, samples, "cpu", chunk=2)
+    done = json.loads((partial / "done.json").read_text())
+    assert (done["count"], done["done"]) == (count, 2) and not final.exists()
+    reads.update(count=0, die_after=None)
+    resumed = teacher_targets(model, path, samples, "cpu", chunk=2)
+    assert reads["count"] == count - 2  # the flushed chunk's two samples were not computed again
+    assert isinstance(resumed, MappedTargets) and final.is_dir() and not partial.exists()
+    fresh = compute_targets(model, [read(samples, i) for i in range(count)], "cpu")
+    for key in ("f_t_conv", "f_t"):
+        np.testing.assert_allclose(np.array(resumed[key]), fresh[key].numpy(), atol=1e-5)
+    reads["count"] = 0
+    assert isinstance(teacher_targets(model, path, samples, "cpu"), MappedTargets)
+    assert reads["count"] == 0  # found in the cache without reading a frame
+
+
 def test_streamed_training_equals_training_from_memory(tmp_path):
     """A lazily read HDF5 split through DataLoader workers trains exactly as the same samples in a list."""
     from caption_helpers import tiny_config
@@ -668,6 +732,22 @@ def test_streamed_training_equals_training_from_memory(tmp_path):
     assert [s.tolist() for s in steps] == [[0, 2], [1]] and feed._rows == {}  # nothing held after the epoch
 
 
+@contextlib.contextmanager
+def linear_output_dtypes():
+    """The dtypes of every nn.Linear output computed inside the block."""
+    seen: set = set()
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Linear) and isinstance(output, torch.Tensor):
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path):
     from caption_helpers import tiny_config, tiny_samples
 
@@ -675,11 +755,33 @@ def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path):
 
     samples = tiny_samples(4, B=2, T=2)
     training = CaptionTrainConfig(epochs=1, head_epochs=1, stage1_epochs=1, batch_size=2, amp=True)
-    teacher = train_teacher(samples, tmp_path, tiny_config(), training, progress=False)
-    student = train_student(samples, teacher, tmp_path, "snapcap", training, progress=False)
+    with linear_output_dtypes() as seen:
+        teacher = train_teacher(samples, tmp_path, tiny_config(), training, progress=False)
+        student = train_student(samples, teacher, tmp_path, "snapcap", training, progress=False)
+    assert torch.bfloat16 in seen  # the steps ran under bf16 autocast
+    with linear_output_dtypes() as seen:
+        train_teacher(samples, tmp_path / "fp32", tiny_config(), replace(training, amp=False), progress=False)
+    assert torch.bfloat16 not in seen
     for path in (teacher, student):
         state = torch.load(path, weights_only=False)
         assert all(h["loss"] == h["loss"] for h in state["history"])  # finite, not NaN
         assert {v.dtype for v in state["state"].values() if v.is_floating_point()} == {torch.float32}
     with pytest.raises(ConfigError, match="amp"):
         CaptionTrainConfig(amp="yes")
+
+
+def test_two_stage_builds_the_operator_of_shared_masks_once():
+    """Captioning a test split video by video reuses the operator (and its masks on the device)
+    while the masks stay the same; other masks or another Bayer pattern get their own."""
+    from snapcap.cacti.masks import random_binary
+    from snapcap.caption.models import TwoStageCaptioner
+
+    two = TwoStageCaptioner(None, "gap-tv")
+    masks = torch.from_numpy(random_binary(4, 8, 8, seed=0))
+    first = two.operator(masks)
+    assert two.operator(masks.clone()) is first
+    assert two.operator(masks.numpy()) is not first  # another backend: rebuilt
+    other = torch.from_numpy(random_binary(4, 8, 8, seed=1))
+    assert two.operator(other) is not first and two.operator(other).B == 4
+    two.bayer = "RGGB"
+    assert two.operator(other).bayer == "RGGB"

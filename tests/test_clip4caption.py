@@ -208,7 +208,13 @@ def test_tiny_overfit_memorises_four_captions(four, overfit):
     assert [vocab.decode(ids) for ids in model.caption(frames, method="beam", beam_size=3)] == CAPTIONS
     history = torch.load(overfit["paths"][0], weights_only=False)["history"]
     assert history[-1]["loss"] < 0.6 < history[0]["loss"]
-    assert (overfit["paths"][0].parent / "clip4caption.features.pt").is_file()
+    cache = overfit["paths"][0].parent / "clip4caption.features"
+    assert sorted(p.name for p in cache.iterdir()) == ["features.npy", "meta.json"]  # memory-mapped, whole
+    features = np.load(cache / "features.npy", mmap_mode="r")
+    assert features.shape[:2] == (len(four), model.frames)
+    flat = torch.from_numpy(np.array(features)).reshape(-1, features.shape[-1])
+    torch.testing.assert_close(model.feature_mean, flat.mean(0))
+    torch.testing.assert_close(model.feature_std, flat.std(0).clamp_min(1e-6), rtol=1e-4, atol=1e-6)
 
 
 def test_rerun_resumes_and_changes_nothing(four, overfit):
@@ -223,10 +229,34 @@ def test_rerun_resumes_and_changes_nothing(four, overfit):
         c4c.train(four, path.parent, dict(OVERFIT, seed=0, lr=1e-4), progress=False)
 
 
+def test_amp_and_workers_reach_the_training(four, tmp_path, monkeypatch):
+    """--amp trains under bf16 autocast; --workers loads each step's frames ahead when the tower
+    trains (frames are read at every step); a frozen tower reads cached features instead."""
+    from test_caption_pipeline import linear_output_dtypes
+
+    import snapcap.caption.zoo as zoo
+    from snapcap.datasets.feed import BatchFeed
+
+    training = c4c.train_config({"amp": True, "workers": 2}, c4c.TRAIN_DEFAULTS["tiny"])
+    assert training.amp and training.workers == 2
+    feeds = []
+    fit = zoo.fit
+    monkeypatch.setattr(zoo, "fit", lambda *args: feeds.append(args[-1]) or fit(*args))
+    options = {"epochs": 1, "batch_size": 2, "warmup_epochs": 0, "amp": True, "workers": 2}
+    with linear_output_dtypes() as seen:
+        c4c.train(four[:2], tmp_path / "scratch", options, progress=False)  # the tiny preset's tower trains
+    assert torch.bfloat16 in seen
+    assert isinstance(feeds[-1], BatchFeed) and feeds[-1].workers == 2
+    frozen = dict(OVERFIT, epochs=1, amp=False, workers=2)
+    with linear_output_dtypes() as seen:
+        c4c.train(four[:2], tmp_path / "frozen", frozen, progress=False)
+    assert torch.bfloat16 not in seen and feeds[-1] is None
+
+
 def test_from_scratch_tower_trains_end_to_end(four, tmp_path):
     path = c4c.train(four[:2], tmp_path, {"epochs": 1, "batch_size": 2, "warmup_epochs": 0}, progress=False)
     model, config, _ = c4c.load(path)
-    assert config.train_clip and not (tmp_path / "clip4caption.features.pt").exists()
+    assert config.train_clip and not (tmp_path / "clip4caption.features").exists()
     fresh = c4c.Clip4Caption(config, model.decoder.vocab_size, c4c.build_frame_encoder(config, load_weights=False))
     changed = [k for k, v in fresh.state_dict().items() if k.startswith("encoder.") and not torch.equal(v, model.state_dict()[k])]
     assert changed  # the tower's weights moved

@@ -191,3 +191,17 @@ def test_bad_inputs_raise_clear_errors():
         per_sample.A(np.zeros((5, 2, 4, 4)))
     with pytest.raises(SnapcapError):
         CactiOperator(np.ones((2, 4, 4)), bayer="XYZW")
+
+
+def test_masks_like_moves_the_masks_once_per_device():
+    import torch
+
+    masks = random_binary(4, 6, 8, seed=1)
+    op = CactiOperator(masks)
+    like = torch.zeros(3, dtype=torch.float64)
+    moved = op.masks_like(like)
+    assert isinstance(moved, torch.Tensor) and moved.dtype == torch.float64 and moved.shape == (4, 6, 8)
+    np.testing.assert_array_equal(moved.numpy(), masks)
+    assert op.masks_like(like) is moved  # cached
+    assert op.masks_like(like, torch.float32).dtype == torch.float32
+    assert op.masks_like(np.zeros(2, np.float32)).dtype == np.float32

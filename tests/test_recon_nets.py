@@ -139,8 +139,16 @@ def test_reconstruct_runs_a_checkpoint_in_the_callers_backend(tmp_path):
     out = reconstruct(meas, op, "efficientsci", weights=str(path), config=SMALL_TEXT).frames
     assert isinstance(out, np.ndarray) and out.shape == (2, 8, 32, 32)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
-    torch_out = reconstruct(torch.from_numpy(meas), op, "efficientsci", weights=str(path), config=SMALL_TEXT).frames
-    assert isinstance(torch_out, torch.Tensor)
+    import snapcap.recon.api as api
+
+    calls = []
+    to_numpy = api.to_numpy
+    api.to_numpy = lambda x: calls.append(type(x)) or to_numpy(x)
+    try:
+        torch_out = reconstruct(torch.from_numpy(meas), op, "efficientsci", weights=str(path), config=SMALL_TEXT).frames
+    finally:
+        api.to_numpy = to_numpy
+    assert isinstance(torch_out, torch.Tensor) and calls == []  # a tensor stays a tensor: no round trip through numpy
     np.testing.assert_allclose(torch_out.numpy(), expected, rtol=0, atol=1e-6)
     one = reconstruct(meas[0], op, "efficientsci", weights=str(path), config=SMALL_TEXT, batch_size=1).frames
     np.testing.assert_allclose(one, expected[0], rtol=0, atol=1e-5)

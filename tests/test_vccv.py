@@ -416,6 +416,35 @@ def test_train_with_a_frozen_clip_backbone(tmp_path):
     assert config.backbone == "clip" and model.image_size == 64
     frames = torch.stack([sample["frames"] for sample in samples])
     assert len(model.caption(frames, beam_size=2, max_length=8)) == 2
+    # the compressed videos and their I-frame features live on disk, memory-mapped, not in RAM
+    gops, features = np.load(tmp_path / "vccv.gops" / "iframes.npy", mmap_mode="r"), None
+    features = np.load(tmp_path / "vccv.features" / "features.npy", mmap_mode="r")
+    assert gops.shape[:3] == (2, config.gop, 3) and features.shape[:2] == (2, config.gop)
+    iframes, _ = model.compress(frames)
+    torch.testing.assert_close(torch.from_numpy(np.array(gops)), iframes, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(np.array(features)), model.image_features(iframes), rtol=1e-4, atol=1e-5)
+
+
+def test_training_data_streams_from_dataset_files_through_disk_caches(tmp_path, monkeypatch):
+    """Frames of a dataset file are read once, to compress them into the GOP cache; a rerun
+    whose training is lost (only the caches are left) reads no frame but the first sample's."""
+    from test_caption_pipeline import make_h5
+
+    from snapcap.datasets.torch_data import MeasurementDataset
+
+    samples = MeasurementDataset(make_h5(tmp_path / "data.h5", count=6, B=2, T=2, size=32), split="train")
+    reads = []
+    read = MeasurementDataset.__getitem__
+    monkeypatch.setattr(MeasurementDataset, "__getitem__", lambda self, i: reads.append(i) or read(self, i))
+    options = {"epochs": 1, "batch_size": 2, "min_count": 1, "image_size": 32}
+    train_vccv(samples, tmp_path / "run", options, progress=False)
+    assert sorted(reads) == [0, *range(len(samples))]  # every frame once, and the first sample's shape up front
+    reads.clear()
+    for done in ("vccv.pt", "vccv.ckpt"):
+        (tmp_path / "run" / done).unlink(missing_ok=True)
+    train_vccv(samples, tmp_path / "run", options, progress=False)
+    assert len(reads) == 1  # the first sample's shape; the GOPs come from the cache
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -81,6 +81,11 @@ class CactiOperator:
         """The masks as a read-only numpy array ``(..., B, H, W)``."""
         return self._masks.host
 
+    def masks_like(self, like: Any, dtype: Any = None):
+        """The masks in ``like``'s backend and device (``dtype``: default ``like``'s), moved once
+        per device and cached, like every array the operator applies."""
+        return self._masks.like(like, dtype)
+
     @property
     def B(self) -> int:
         """Compression ratio: frames per snapshot."""

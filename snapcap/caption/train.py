@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -39,11 +38,12 @@ from snapcap.caption.decoder import DECODER_PRESETS
 from snapcap.caption.decoding import UNK
 from snapcap.caption.lm import build_decoder, codec_for, codec_from_dict, decoder_choice, is_lm_decoder, lm_decoder_settings
 from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCaptioner, copy_module
+from snapcap.caption.rowcache import cached_rows, finish_rows, load_rows, rows_of, write_rows
 from snapcap.caption.student import SnapCapStudent, StudentConfig
 from snapcap.caption.teacher import ClipTeacher
 from snapcap.caption.text import Vocabulary
 from snapcap.datasets.feed import BatchFeed, feed_of
-from snapcap.datasets.samples import captions_of
+from snapcap.datasets.samples import captions_of, sample_identities
 from snapcap.distributed import DistributedContext, distributed_context
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
 from snapcap.fileio import atomic_path
@@ -619,6 +619,8 @@ def _train_head(
     model.teacher.freeze()
     # rank 0 computes the targets into a folder (moved beside teacher.pt at the end); the other
     # ranks map its files once it is done
+    if context.main:
+        _clear_stale_work(out_dir)
     folder = Path(tempfile.mkdtemp(prefix=".targets-", dir=out_dir)) if context.main else None
     try:
         targets = compute_targets(model, samples, device, folder=folder) if context.main else None
@@ -743,7 +745,12 @@ TARGET_KEYS = ("f_t_conv", "f_t")
 
 
 def sample_keys(samples) -> list[list[Any]]:
-    """What identifies a sample's frames: its id, the frames' shape and a checksum."""
+    """What identifies a sample's frames: for samples of dataset files, the file's checksum and
+    the row (:func:`~snapcap.datasets.samples.sample_identities`: no frame is read, so checking a
+    cache costs no pass over the corpus); for others, the id, the frames' shape and a checksum."""
+    identities = sample_identities(samples)
+    if identities is not None:
+        return identities
     keys = []
     for sample in samples:
         frames = torch.as_tensor(sample["frames"])
@@ -763,12 +770,9 @@ def _teacher_stamp(teacher_path: Path) -> list[int]:
     return [int(info.st_mtime_ns), int(info.st_size)]
 
 
-def _read_only(folder: Path) -> dict[str, np.ndarray]:
-    return {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in TARGET_KEYS}
-
-
-def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any], keys: list | None = None) -> None:
-    """Store the targets beside the teacher (``teacher.targets/``: one .npy per array and ``meta.json``).
+def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any]) -> None:
+    """Store the targets beside the teacher (``teacher.targets/``: one .npy per array and
+    ``meta.json``, a :mod:`snapcap.caption.rowcache` folder).
 
     Arrays computed into a folder (memory-mapped) are moved there; in-memory ones are written.
     The folder appears whole or not at all (written under a temporary name, then renamed).
@@ -780,92 +784,90 @@ def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any], keys:
         if source is None:
             for key in TARGET_KEYS:
                 np.save(work / f"{key}.npy", np.asarray(targets[key]))
-        meta = {"teacher": _teacher_stamp(teacher_path), "keys": keys if keys is not None else sample_keys(samples)}
-        (work / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        finish_rows(work, final, {"teacher": _teacher_stamp(teacher_path), "keys": sample_keys(samples)})
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _clear_stale_work(folder: Path) -> None:
+    """Remove ``.targets-*`` work folders a killed run left in ``folder`` (one writer per folder:
+    any there now is stale)."""
+    for stale in Path(folder).glob(".targets-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 class MappedTargets(dict):
     """Target arrays memory-mapped from ``folder`` (RAM does not grow with the corpus)."""
 
     def __init__(self, folder: Path):
-        super().__init__(_read_only(folder))
+        super().__init__({key: value for key, value in load_rows(folder).items() if key in TARGET_KEYS})
         self.folder = folder
 
 
 def target_rows(targets: Mapping[str, Any], key: str, rows) -> torch.Tensor:
     """Rows of a target array (a tensor, or a memory-mapped array: only those rows are read)."""
-    array = targets[key]
-    index = np.asarray(rows, dtype=np.int64)
-    if isinstance(array, torch.Tensor):
-        return array[torch.as_tensor(index)]
-    return torch.from_numpy(np.ascontiguousarray(array[np.sort(index)][np.argsort(np.argsort(index))]))
+    return rows_of(targets[key], rows)
 
 
-def compute_targets(teacher_model, samples, device, chunk: int = 32, folder: str | Path | None = None) -> Mapping[str, Any]:
-    """The frozen teacher's (f_t_conv, f_t) of every sample over all its B frames: one pass.
+def _target_chunk(teacher_model, samples, device):
+    def compute(rows: range) -> dict[str, torch.Tensor]:
+        frames = rgb_frames(_stack(samples, rows, "frames", device))
+        conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
+        return {"f_t_conv": conv, "f_t": embed}
+
+    return compute
+
+
+def compute_targets(
+    teacher_model, samples, device, chunk: int = 32, folder: str | Path | None = None, progress: bool = False
+) -> Mapping[str, Any]:
+    """The frozen teacher's (f_t_conv, f_t) of every sample over all its B frames: one pass,
+    one chunk of frames in memory at a time.
 
     Returns ``{"f_t_conv": (N, T, c, h, w), "f_t": (N, T, d)}``: torch tensors on the CPU, or,
     with ``folder``, arrays written there chunk by chunk as .npy files and memory-mapped
-    (:class:`MappedTargets`), so that memory stays bounded at any corpus size.
+    (:class:`MappedTargets`), so that memory stays bounded at any corpus size; a rerun into the
+    same folder resumes after the last flushed chunk (:func:`snapcap.caption.rowcache.write_rows`).
     """
-    count = len(samples)
-    arrays: dict[str, Any] = {}
-    if folder is not None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    compute = _target_chunk(teacher_model, samples, device)
     with torch.no_grad():
-        for start in range(0, count, chunk):
-            frames = rgb_frames(_stack(samples, range(start, min(count, start + chunk)), "frames", device))
-            conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
-            del frames  # before the next chunk's frames exist: one chunk of frames in memory at a time
-            for key, value in (("f_t_conv", conv), ("f_t", embed)):
-                if key not in arrays:
-                    shape = (count, *value.shape[1:])
-                    if folder is None:
-                        arrays[key] = torch.empty(shape, dtype=value.dtype)
-                    else:
-                        arrays[key] = np.lib.format.open_memmap(folder / f"{key}.npy", mode="w+", dtype=np.float32, shape=shape)
-                arrays[key][start : start + value.shape[0]] = value if folder is None else value.float().numpy()
-    if folder is None:
-        return arrays
-    for array in arrays.values():
-        array.flush()
-    del arrays
-    return MappedTargets(folder)
+        if folder is not None:
+            write_rows(Path(folder), len(samples), compute, chunk, progress, "teacher targets")
+            return MappedTargets(Path(folder))
+        parts = [compute(range(start, min(len(samples), start + chunk))) for start in range(0, len(samples), chunk)]
+    return {key: torch.cat([part[key] for part in parts]) for key in TARGET_KEYS}
 
 
-def teacher_targets(teacher_model, teacher_path: str | Path, samples, device, write: bool = True) -> Mapping[str, Any]:
+def teacher_targets(
+    teacher_model,
+    teacher_path: str | Path,
+    samples,
+    device,
+    context: DistributedContext | None = None,
+    progress: bool = False,
+    chunk: int = 32,
+) -> Mapping[str, Any]:
     """:func:`compute_targets`, read (memory-mapped) from ``teacher.targets/`` when this teacher
-    wrote it for these samples (same ids, shapes and frame checksums), else computed (and stored
-    there when ``write``; else kept in memory)."""
+    wrote it for these samples (same files and rows, or ids, shapes and frame checksums), else
+    computed and stored there first (:func:`snapcap.caption.rowcache.cached_rows`: resumable
+    after a kill; under torchrun rank 0 computes and the other ranks map its files).
+    """
     teacher_path = Path(teacher_path)
-    final = _targets_dir(teacher_path)
-    keys = sample_keys(samples)
-    try:
-        meta = json.loads((final / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("teacher") == _teacher_stamp(teacher_path) and meta.get("keys") == keys:
-            return MappedTargets(final)
-    except (OSError, ValueError):  # absent or damaged: recomputed
-        pass
-    if not write:
-        return compute_targets(teacher_model, samples, device)
-    try:
-        work = Path(tempfile.mkdtemp(prefix=".targets-", dir=final.parent))
-    except OSError:  # read-only teacher folder: fine, just not cached
-        return compute_targets(teacher_model, samples, device)
-    try:
-        targets = compute_targets(teacher_model, samples, device, folder=work)
-        _save_targets(teacher_path, samples, targets, keys)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return MappedTargets(final)
+    stamp = {"teacher": _teacher_stamp(teacher_path), "keys": sample_keys(samples)}
+    with torch.no_grad():
+        arrays = cached_rows(
+            _targets_dir(teacher_path),
+            stamp,
+            len(samples),
+            _target_chunk(teacher_model, samples, device),
+            context,
+            chunk=chunk,
+            progress=progress,
+            desc="teacher targets",
+        )
+    return MappedTargets(_targets_dir(teacher_path)) if all(isinstance(a, np.ndarray) for a in arrays.values()) else arrays
 
 
 # --- student ----------------------------------------------------------------------------------
@@ -970,11 +972,7 @@ def train_student(
     cached = None
     if losses["dis"] and config.cache_targets:
         # rank 0 computes and stores the targets; the other ranks then map its files
-        if context.main:
-            cached = teacher_targets(teacher_model, teacher_path, samples, device)
-        context.barrier()
-        if not context.main:
-            cached = teacher_targets(teacher_model, teacher_path, samples, device, write=False)
+        cached = teacher_targets(teacher_model, teacher_path, samples, device, context, progress=progress and context.main)
     if (
         losses["dis"]
         and student.patch is not None

@@ -83,7 +83,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seeds", type=positive_int, help="train every model with K seeds and report the mean and spread (default 1)"
     )
     models.add_argument("--workers", type=nonnegative_int, help="DataLoader processes reading training samples ahead (default 0)")
-    models.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast) for training; for CUDA")
+    models.add_argument(
+        "--amp",
+        action="store_true",
+        help="mixed precision (bf16 autocast) for every model's training (teacher, students, zoo rows, unfold); "
+        "for CUDA (slower on most CPUs)",
+    )
     evals = parser.add_argument_group("evaluation")
     evals.add_argument("--test-limit", type=positive_int, help="at most this many test videos")
     evals.add_argument("--metrics", help="comma-separated among BLEU,METEOR,ROUGE-L,CIDEr (default all four)")

@@ -43,6 +43,7 @@ ROW_COLUMNS = (
     "recon_ms",
     "caption_ms",
     "total_ms",
+    "latency_videos",
     "peak_rss_mb",
     "peak_cuda_mb",
     "psnr",
@@ -417,7 +418,7 @@ def report_markdown(results: dict[str, Any], figures: Sequence[str] = ()) -> str
         f"{config['size']}x{config['size']}, "
         f"{'gray' if config['gray'] else config['bayer'] + ' Bayer'}, {config['mask']} masks, noise {config['noise']}; "
         f"captioners: {config['captioner']} preset; device {config['device']}; preset {config['preset']}. "
-        "Times are per video (T snapshots), batch size 1, "
+        f"Times are per video (T snapshots), batch size 1 after a warm-up, over {_latency_videos(rows)}, "
         f"{_decoding(config, rows)}. "
         f"Wall time of this run: {results.get('wall_s', 0):.0f} s.",
         "",
@@ -742,6 +743,16 @@ def write_report(results: dict[str, Any], out: str | Path) -> list[Path]:
     write_text(out / "report.md", report_markdown(public, figures))
     written += [json_path, out / "results.csv", out / "report.md"]
     return written
+
+
+def _latency_videos(rows: list[dict[str, Any]]) -> str:
+    """How many test videos each row's latency is the mean of: one phrase of the first lines."""
+    counts = sorted({int(row["latency_videos"]) for row in rows if row.get("latency_videos")})
+    if not counts:
+        return "the test videos"
+    if len(counts) == 1:
+        return f"{counts[0]} test video{'s' if counts[0] != 1 else ''}"
+    return f"{counts[0]} to {counts[-1]} test videos (see latency_videos in results.csv)"
 
 
 def _decoding(config: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:

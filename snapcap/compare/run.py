@@ -393,12 +393,14 @@ class Comparison:
             "seed": cfg.seed,
             "device": cfg.device,
             "teacher": str(teacher[0]),
+            **({"amp": True} if cfg.training.get("amp") else {}),  # as the teacher and students train
             **dict(cfg.zoo_options.get(name, {})),
         }
         key = content_hash("zoo", name, teacher[1], data.key, options)
         folder = self.cache / "models" / f"{name}-B{B:02d}-{key}"
         path = folder / f"{name}.pt"
-        self._cached(name, B, path, lambda: captioner_entry(name).run_training(data.train, folder, options, self.progress))
+        running = dict(options, workers=int(cfg.training.get("workers", 0) or 0))  # how it reads, not what it learns
+        self._cached(name, B, path, lambda: captioner_entry(name).run_training(data.train, folder, running, self.progress))
         return path, key
 
     def unfold(self, B: int, data: _Data) -> tuple[Path, str]:
@@ -410,6 +412,8 @@ class Comparison:
             raise ConfigError(f"unfold preset {preset!r}: expected one of {', '.join(UNFOLD_PRESETS)}")
         spec.setdefault("patch", cfg.size)
         spec["patch"] = min(int(spec["patch"]), cfg.size)
+        if cfg.training.get("amp"):
+            spec.setdefault("amp", True)  # --amp: every model's training, the deep reconstructor's too
         train_config = TrainReconConfig(model=replace(UNFOLD_PRESETS[preset], B=B), seed=cfg.seed, device=cfg.device, **spec)
         key = content_hash("unfold", data.key, train_config.to_dict())
         folder = self.cache / "models" / f"unfold-B{B:02d}-{key}"
@@ -443,13 +447,15 @@ class Comparison:
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         """Caption every test video; time, memory and (two-stage) PSNR/SSIM.
 
-        With ``batch_size`` 1 every video is captioned alone and timed. With more, the videos are
-        captioned ``batch_size`` at a time for the scores, and the latency is a separate pass over
-        ``latency_videos`` of them, one at a time (batch 1, after a warm-up, CUDA synchronised).
+        With ``batch_size`` 1 in one process every video is captioned alone and timed. With more,
+        the videos are captioned ``batch_size`` at a time for the scores, and the latency is a
+        separate pass over ``latency_videos`` of them, one at a time (batch 1, after a warm-up,
+        CUDA synchronised).
 
         Under torchrun each rank captions its share of the test videos (every ``world``-th one)
         and rank 0 gathers them into the row, in the test split's order (the other ranks return
-        ``None``); the separate latency pass runs on rank 0 alone.
+        ``None``). The latency is then always the separate pass, on rank 0 alone while the others
+        wait: processes captioning side by side would time each other's contention.
         """
 
         cfg = self.config
@@ -489,7 +495,8 @@ class Comparison:
                             video["recon"] = frames[0]
                     videos.append(video)
             latency = []
-            if size > 1 and self.dist.main:  # the timed pass: batch 1, as the paper measures latency
+            separate = size > 1 or self.dist.active
+            if separate and self.dist.main:  # the timed pass: batch 1, as the paper measures latency
                 for sample in samples[: cfg.latency_videos or len(samples)]:
                     captioner.caption(sample, beam_size=beam)
                     latency.append((1000.0 * captioner.timings["total"], 1000.0 * captioner.timings["recon"]))
@@ -499,7 +506,7 @@ class Comparison:
         if shares is None:
             return None
         videos = sorted((video for part, _ in shares for video in part), key=lambda video: video["index"])
-        if size == 1:
+        if not separate:
             latency = [(video["total_ms"], video["recon_ms"]) for video in videos]
         memory = max((part for _, part in shares), key=lambda part: part.get("peak_rss_mb") or 0.0)
         totals = [total for total, _ in latency]
@@ -540,8 +547,8 @@ class Comparison:
         }
         if self.dist.world > 1:
             row["notes"].append(
-                f"captioned by {self.dist.world} processes (each its share of the test videos); peak memory is the largest"
-                + (" one process's; latency over every video" if size == 1 else "; latency on rank 0, batch 1")
+                f"captioned by {self.dist.world} processes (each its share of the test videos); peak memory is the largest "
+                f"one process's; latency on rank 0 alone, batch 1, over {len(totals)} videos"
             )
         return row, {video["video_id"]: video["recon"] for video in videos if "recon" in video}
 

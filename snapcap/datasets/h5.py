@@ -86,6 +86,7 @@ __all__ = [
     "sample_masks",
     "dataset_full_scale",
     "simulate_sample",
+    "METADATA_HASH_ATTR",
 ]
 
 FORMAT = DATASET_FORMAT

@@ -28,6 +28,7 @@ __all__ = [
     "TrainingData",
     "training_data",
     "dataset_config_of",
+    "sample_identities",
     "captions_of",
     "data_shape",
     "video_samples",
@@ -85,6 +86,23 @@ class Limited:
 
     def __iter__(self):
         return (self[i] for i in range(self.count))
+
+
+def sample_identities(samples: Any) -> list[list[Any]] | None:
+    """What identifies each sample's frames without reading them, for samples read from dataset
+    files (through :class:`Limited` or a :class:`~snapcap.datasets.feed.BatchFeed` too); None
+    for others (their frames must be read to be told apart)."""
+    from snapcap.datasets.feed import BatchFeed
+
+    count = None
+    while isinstance(samples, (BatchFeed, Limited)):
+        if isinstance(samples, Limited):
+            count = samples.count if count is None else min(count, samples.count)
+        samples = samples.samples
+    if not isinstance(samples, MeasurementDataset):
+        return None
+    identities = samples.sample_identities()
+    return identities if identities is None or count is None else identities[:count]
 
 
 def dataset_config_of(path: str | Path) -> DatasetConfig | None:

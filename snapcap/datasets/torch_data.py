@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from snapcap.datasets.h5 import (
+    METADATA_HASH_ATTR,
     DatasetConfig,
     dataset_full_scale,
     dataset_read_errors,
@@ -148,6 +149,31 @@ class MeasurementDataset:
         if self.tokenizer is not None:
             sample["tokens"] = self.tokenizer(captions)
         return sample
+
+    def sample_identities(self) -> list[list[Any]] | None:
+        """What identifies each sample's frames without reading them: ``[video_id, index, file
+        checksum, row]``, the checksum being the file's ``metadata_sha256`` (which changes when the
+        file is remade); None when a file has none (an unfinished shard)."""
+        identities: list[list[Any]] = []
+        files: dict[int, tuple[str, Any, Any]] = {}
+        for file_index, row in self.rows:
+            if file_index not in files:
+                path = self.paths[file_index]
+                with open_dataset(path) as handle, dataset_read_errors(path, "read its sample ids"):
+                    stamp = handle.attrs.get(METADATA_HASH_ATTR)
+                    if stamp is None:
+                        return None
+                    files[file_index] = (
+                        stamp.decode() if isinstance(stamp, bytes) else str(stamp),
+                        handle["video_id"][()],
+                        handle["index"][()],
+                    )
+            stamp, video_ids, indices = files[file_index]
+            video_id = video_ids[row]
+            identities.append(
+                [video_id.decode() if isinstance(video_id, bytes) else str(video_id), int(indices[row]), stamp, int(row)]
+            )
+        return identities
 
     def close(self) -> None:
         for handle in self._handles.values():

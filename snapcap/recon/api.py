@@ -265,16 +265,25 @@ def _cached_unfold(checkpoint: str, device: str):
     return load_reconstructor(checkpoint, device=device)
 
 
-def _run_unfold(y, op, params: UnfoldParams, reference, callback):
+def _net_inputs(y, op, device):
+    """The measurement ``(N, H, W)`` and masks as float32 tensors on ``device``: a torch ``y``
+    stays a tensor (no round trip through numpy), and the masks move there once per device."""
     import numpy as np
+    import torch
+
+    meas = y if is_torch(y) else torch.from_numpy(np.ascontiguousarray(to_numpy(y)))
+    meas = meas.to(device, torch.float32).reshape((-1,) + tuple(y.shape[-2:]))
+    return meas, op.masks_like(meas, torch.float32)
+
+
+def _run_unfold(y, op, params: UnfoldParams, reference, callback):
     import torch
 
     model = _cached_unfold(_need(params.checkpoint, "checkpoint", "unfold"), params.device)
     if model.config.B != op.B:
         raise ShapeError(f"{params.checkpoint}: the network was trained for B={model.config.B}; the masks have B={op.B}")
     lead = tuple(y.shape[:-2])
-    meas = torch.as_tensor(to_numpy(y), dtype=torch.float32).reshape((-1,) + tuple(y.shape[-2:])).to(params.device)
-    masks = torch.as_tensor(np.array(op.masks), dtype=torch.float32).to(params.device)
+    meas, masks = _net_inputs(y, op, params.device)
     if masks.ndim > 3:
         masks = masks.expand(lead + tuple(masks.shape[-3:])).reshape((-1,) + tuple(masks.shape[-3:]))
     with torch.inference_mode():
@@ -289,7 +298,6 @@ def _run_unfold(y, op, params: UnfoldParams, reference, callback):
 
 
 def _run_net(name: str, y, op, params: NetParams, reference, callback):
-    import numpy as np
     import torch
 
     net, preset, colour = cached_net(name, _need(params.weights, "weights", name), params.preset, params.config, params.device)
@@ -299,12 +307,8 @@ def _run_net(name: str, y, op, params: NetParams, reference, callback):
         raise ConfigError("half=True: float16 inference is for CUDA devices; on the CPU use float32 (half=False)")
     if params.tile < 0 or params.batch_size < 1 or params.overlap < 0 or (params.tile and params.overlap >= params.tile):
         raise ConfigError(f"{name}: tile >= 0, 0 <= overlap < tile and batch_size >= 1 expected, got {params}")
-    device = torch.device(params.device)
     lead = tuple(y.shape[:-2])
-    size = tuple(y.shape[-2:])
-    meas = y if is_torch(y) else torch.from_numpy(to_numpy(y))
-    meas = meas.to(device, torch.float32).reshape((-1,) + size)
-    masks = torch.tensor(np.asarray(op.masks), dtype=torch.float32, device=device)
+    meas, masks = _net_inputs(y, op, torch.device(params.device))
     if masks.ndim > 3:
         masks = masks.expand(lead + tuple(masks.shape[-3:])).reshape((-1,) + tuple(masks.shape[-3:]))
     outputs = []

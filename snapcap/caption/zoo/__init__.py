@@ -42,10 +42,22 @@ def option(options: Mapping[str, Any] | None, key: str, default: Any) -> Any:
 
 
 def fit_and_save(
-    name: str, model, loss_fn, count: int, config, training, vocab, out_dir: Path, progress: bool, context, extra=None
+    name: str,
+    model,
+    loss_fn,
+    count: int,
+    config,
+    training,
+    vocab,
+    out_dir: Path,
+    progress: bool,
+    context,
+    extra=None,
+    feed=None,
 ) -> Path:
     """Train every trainable parameter of ``model`` with :func:`snapcap.caption.train.fit`
-    (resumable) and write ``out_dir/<name>.pt`` (config, vocabulary, weights, history and ``extra``)."""
+    (resumable; ``feed``: the samples ``loss_fn`` reads, loaded ahead by DataLoader workers) and
+    write ``out_dir/<name>.pt`` (config, vocabulary, weights, history and ``extra``)."""
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     stamp = {"kind": name, "config": config.to_dict(), "train": training.to_dict(), "count": count, "vocab": len(vocab)}
@@ -61,6 +73,7 @@ def fit_and_save(
         stamp,
         progress,
         context,
+        feed,
     )
     path = Path(out_dir) / f"{name}.pt"
     if context.main:

@@ -74,16 +74,17 @@ from snapcap.caption.lm import (
     lm_decoder_settings,
     prefix_decoder,
 )
+from snapcap.caption.rowcache import cached_rows, rows_of
 from snapcap.caption.teacher import ClipTeacher, open_clip_module, quiet_random_init, resolve_pretrained, teacher_image_size
 from snapcap.caption.train import (
     CaptionTrainConfig,
-    atomic_save,
     build_vocabulary,
     encode_caption_batch,
     load_checkpoint,
     sample_keys,
 )
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
+from snapcap.datasets.feed import feed_of
 from snapcap.datasets.samples import captions_of
 from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError, SnapcapError
@@ -110,6 +111,7 @@ __all__ = [
     "data_layout",
     "stack_frames",
     "cached_features",
+    "set_feature_moments",
     "train",
     "load",
     "add_arguments",
@@ -481,11 +483,9 @@ class Clip4Caption(nn.Module):
         x = self.feature_proj((features - self.feature_mean) / self.feature_std) + self.frame_position
         return self.video_norm(self.video_encoder(x))
 
-    def set_feature_stats(self, features: torch.Tensor) -> None:
+    def set_feature_stats(self, features: Any) -> None:
         """Standardise frame features ``(N, n, d)`` of the training set from now on."""
-        flat = features.reshape(-1, features.shape[-1]).float()
-        self.feature_mean.copy_(flat.mean(dim=0))
-        self.feature_std.copy_(flat.std(dim=0).clamp_min(1e-6) if flat.shape[0] > 1 else torch.ones_like(self.feature_std))
+        set_feature_moments(self, features)
 
     def memory(self, features: torch.Tensor) -> torch.Tensor:
         """What the decoder reads: F_ve (TD's cross-attention memory) or its map into a language model's prefix."""
@@ -623,6 +623,8 @@ def train_config(options: Mapping[str, Any], defaults: Mapping[str, Any]):
         device=str(option(options, "device", "cpu")),
         checkpoint_every=int(option(options, "checkpoint_every", 50)),
         label_smoothing=float(option(options, "label_smoothing", 0.0)),
+        amp=bool(option(options, "amp", False)),
+        workers=int(option(options, "workers", 0) or 0),
     )
 
 
@@ -690,30 +692,46 @@ def stack_frames(rows: Sequence[Mapping[str, Any]], indices, device) -> torch.Te
     return out.float() / 255.0 if out.dtype == torch.uint8 else out.float()
 
 
-def cached_features(model, rows, out_dir: Path, stem: str, device, chunk: int = 16) -> torch.Tensor:
-    """Frozen-tower frame features of every row, ``(N, n, d)`` on the CPU, cached in ``out_dir/<stem>.features.pt``."""
-    path = out_dir / f"{stem}.features.pt"
-    keys = sample_keys(rows)
+def set_feature_moments(model: nn.Module, features: Any, chunk: int = 256) -> None:
+    """``model.feature_mean``/``feature_std`` := the per-dimension mean and standard deviation of
+    frame features ``(N, n, d)`` (a tensor or a memory-mapped array, read ``chunk`` rows at a time
+    and summed in float64)."""
+    total, square, count = None, None, 0
+    for start in range(0, len(features), chunk):
+        part = torch.from_numpy(np.array(features[start : start + chunk], dtype=np.float64))
+        part = part.reshape(-1, part.shape[-1])
+        total = part.sum(0) if total is None else total + part.sum(0)
+        square = (part * part).sum(0) if square is None else square + (part * part).sum(0)
+        count += part.shape[0]
+    if total is None or square is None:
+        return
+    mean = total / count
+    model.feature_mean.copy_(mean.float())
+    if count > 1:
+        variance = ((square - count * mean * mean) / (count - 1)).clamp_min(0.0)
+        model.feature_std.copy_(variance.sqrt().float().clamp_min(1e-6))
+    else:
+        model.feature_std.fill_(1.0)
+
+
+def cached_features(model, rows, out_dir: Path, stem: str, device, context=None, chunk: int = 16) -> Any:
+    """Frozen-tower frame features of every row, ``(N, n, d)``, memory-mapped from
+    ``out_dir/<stem>.features/`` (:func:`snapcap.caption.rowcache.cached_rows`: computed once, by
+    rank 0 under torchrun, resumable; keyed by the rows and the tower)."""
     tower = {
         "clip": model.config.clip,
         "pretrained": model.config.pretrained,
         "teacher": model.config.teacher,
         "frames": model.frames,
     }
-    if path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if state.get("keys") == keys and state.get("tower") == tower:
-                return state["features"]
-        except Exception:  # noqa: BLE001 - a damaged cache is recomputed
-            pass
-    parts = []
+    meta = {"keys": sample_keys(rows.samples if isinstance(rows, TrainingRows) else rows), "tower": tower}
+
+    def compute(part: range) -> dict[str, torch.Tensor]:
+        return {"features": model.frame_features(stack_frames(rows, part, device))}
+
     with torch.no_grad():
-        for start in range(0, len(rows), chunk):
-            parts.append(model.frame_features(stack_frames(rows, range(start, min(len(rows), start + chunk)), device)).cpu())
-    features = torch.cat(parts)
-    atomic_save(path, {"keys": keys, "tower": tower, "features": features})
-    return features
+        arrays = cached_rows(out_dir / f"{stem}.features", meta, len(rows), compute, context, chunk, desc=f"{stem} features")
+    return arrays["features"]
 
 
 def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None = None, progress: bool = True) -> Path:
@@ -732,26 +750,30 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     training = train_config(options, TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["tiny"]))
     context = distributed_context(training.device)
     device = torch.device(training.device)
+    feed = None
+    if config.train_clip and training.workers > 0:  # frames are read at every step: workers load them ahead
+        feed = feed_of(samples, training.workers, pin_memory=device.type == "cuda")
+        rows = TrainingRows(feed)
     vocab = codec_for(config.decoder) if is_lm_decoder(config.decoder) else build_vocabulary(rows, training.min_count)
     torch.manual_seed(training.seed)
     model = Clip4Caption(config, len(vocab), build_frame_encoder(config, device), vocab).to(device)
     config = model.config  # with the language model's hash, when there is one
     if config.train_clip:
         model.encoder.unfreeze()
-    features = None if config.train_clip else cached_features(model, rows, out_dir, NAME, device)
+    features = None if config.train_clip else cached_features(model, rows, out_dir, NAME, device, context)
     if features is not None:
-        model.set_feature_stats(features.to(device))
+        model.set_feature_stats(features)
     max_length = min(training.max_length, config.max_length)
 
     def loss_fn(indices, epoch):
         captions = encode_caption_batch(rows, indices, vocab, epoch, training.seed, max_length).to(device)
         if features is not None:
-            feats = features[torch.as_tensor(np.asarray(indices), dtype=torch.long)].to(device)
+            feats = rows_of(features, indices).to(device)
         else:
             feats = model.frame_features(stack_frames(rows, indices, device))
         return {"loss": model.loss(feats, captions, training.label_smoothing)}
 
-    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context)
+    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context, feed=feed)
 
 
 def load(path: str | Path, device: str = "cpu"):

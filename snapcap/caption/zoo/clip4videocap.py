@@ -71,6 +71,7 @@ from snapcap.caption.lm import (
     is_lm_decoder,
     lm_decoder_settings,
 )
+from snapcap.caption.rowcache import rows_of
 from snapcap.caption.teacher import open_clip_module, teacher_image_size
 from snapcap.caption.text import Vocabulary
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
@@ -88,10 +89,12 @@ from snapcap.caption.zoo.clip4caption import (
     frame_count,
     pretrained_override,
     select_frames,
+    set_feature_moments,
     stack_frames,
     teacher_tower_name,
     train_config,
 )
+from snapcap.datasets.feed import feed_of
 from snapcap.datasets.h5 import open_dataset
 from snapcap.datasets.synthetic import SyntheticCorpus
 from snapcap.distributed import distributed_context
@@ -365,10 +368,8 @@ class Clip4VideoCap(nn.Module):
     def feature_dim(self) -> int:
         return int(self.encoder.embed_dim)
 
-    def set_feature_stats(self, features: torch.Tensor) -> None:
-        flat = features.reshape(-1, features.shape[-1]).float()
-        self.feature_mean.copy_(flat.mean(dim=0))
-        self.feature_std.copy_(flat.std(dim=0).clamp_min(1e-6) if flat.shape[0] > 1 else torch.ones_like(self.feature_std))
+    def set_feature_stats(self, features: Any) -> None:
+        set_feature_moments(self, features)
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(v_1..v_n): frames ``(N, T, B, H, W[, 3])`` -> ``(N, n, d)``."""
@@ -667,6 +668,10 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     training = train_config(options, TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["tiny"]))
     context = distributed_context(training.device)
     device = torch.device(training.device)
+    feed = None
+    if config.train_clip and training.workers > 0:  # frames are read at every step: workers load them ahead
+        feed = feed_of(samples, training.workers, pin_memory=device.type == "cuda")
+        rows = TrainingRows(feed)
     annotations = commonsense_annotations(samples, rows) if config.commonsense else None
     if config.commonsense and annotations is None:
         print(
@@ -698,9 +703,9 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     words = aspect_vocab or vocab
     if config.train_clip:
         model.encoder.unfreeze()
-    features = None if config.train_clip else cached_features(model, rows, out_dir, NAME, device)
+    features = None if config.train_clip else cached_features(model, rows, out_dir, NAME, device, context)
     if features is not None:
-        model.set_feature_stats(features.to(device))
+        model.set_feature_stats(features)
     # T_CLIP of every reference caption, once (the text tower is frozen)
     offsets = np.cumsum([0] + [len(row["captions"]) for row in rows])
     targets = text_encoder.encode([c for row in rows for c in row["captions"]]) if text_encoder is not None else None
@@ -718,7 +723,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
         )
         index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         if features is not None:
-            feats = features[index].to(device)
+            feats = rows_of(features, indices).to(device)
         else:
             feats = model.frame_features(stack_frames(rows, indices, device))
         text = (
@@ -730,7 +735,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
         return model.losses(feats, captions, text, aspects, training.label_smoothing)
 
     extra = {"aspect_vocab": aspect_vocab.to_dict()} if aspect_vocab is not None else None
-    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context, extra)
+    return fit_and_save(NAME, model, loss_fn, len(rows), config, training, vocab, out_dir, progress, context, extra, feed=feed)
 
 
 def load(path: str | Path, device: str = "cpu"):

@@ -63,7 +63,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from snapcap.caption.decoding import PAD, Hypothesis, beam_search, check_beam_options, check_lengths, greedy_search
 from snapcap.caption.lm import (
@@ -75,6 +74,7 @@ from snapcap.caption.lm import (
     lm_decoder_settings,
     prefix_decoder,
 )
+from snapcap.caption.rowcache import cached_rows, rows_of
 from snapcap.caption.teacher import ClipTeacher, teacher_image_size
 from snapcap.caption.train import (
     CaptionTrainConfig,
@@ -82,9 +82,11 @@ from snapcap.caption.train import (
     encode_caption_batch,
     fit,
     load_checkpoint,
+    sample_keys,
 )
 from snapcap.caption.zoo import read_checkpoint, save_checkpoint
 from snapcap.datasets.gop import RESIDUAL_REDUCTIONS, gop_inputs
+from snapcap.datasets.samples import captions_of
 from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError, DTypeError, InvalidValueError, ShapeError
 
@@ -333,6 +335,7 @@ class VccvTrainConfig:
     device: str = "cpu"
     checkpoint_every: int = 200
     log_every: int = 10
+    amp: bool = False  # bf16 autocast around each step (CUDA; slower on most CPUs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -959,25 +962,34 @@ def _split_options(options: Mapping[str, Any] | VccvTrainConfig | None) -> tuple
     return preset, model, train
 
 
-def compress_samples(
-    model: VccvCaptioner, samples, chunk: int = 16, progress: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
-    """One pass over the samples: the I-frames and residual frames ``(n, G, 3, S, S)`` of every
-    video (on the CPU) and its captions. Each sample is indexed once; its frames are not kept."""
-    iframes, residuals, captions = [], [], []
-    for start in tqdm(range(0, len(samples), chunk), desc="compress (GOPs)", disable=not progress):
-        rows = [samples[index] for index in range(start, min(len(samples), start + chunk))]
-        for offset, row in enumerate(rows):
+def _compress_rows(model: VccvCaptioner, samples):
+    """``compute(rows)`` of :func:`snapcap.caption.rowcache.cached_rows`: the I-frames and
+    residual frames ``(n, G, 3, S, S)`` of those videos."""
+
+    def compute(rows: range) -> dict[str, torch.Tensor]:
+        chosen = [samples[index] for index in rows]
+        for index, row in zip(rows, chosen):
             if row.get("frames") is None:
                 raise DataFileError(
-                    f"training sample {start + offset} ({row.get('video_id', '?')}) holds no frames; "
-                    "VCCV compresses the true video frames"
+                    f"training sample {index} ({row.get('video_id', '?')}) holds no frames; VCCV compresses the true video frames"
                 )
-        i, r = model.compress(torch.stack([torch.as_tensor(row["frames"]) for row in rows]))
-        iframes.append(i.cpu())
-        residuals.append(r.cpu())
-        captions += [list(row.get("captions") or []) for row in rows]
-    return torch.cat(iframes), torch.cat(residuals), captions
+        iframes, residuals = model.compress(torch.stack([torch.as_tensor(row["frames"]) for row in chosen]))
+        return {"iframes": iframes, "residuals": residuals}
+
+    return compute
+
+
+def compress_samples(
+    model: VccvCaptioner, samples, out_dir: str | Path, context=None, chunk: int = 16, progress: bool = False, keys=None
+) -> tuple[Any, Any]:
+    """The I-frames and residual frames ``(N, G, 3, S, S)`` of every video, computed once into
+    ``out_dir/vccv.gops/`` and memory-mapped from there (:func:`snapcap.caption.rowcache.cached_rows`:
+    one pass over the samples, by rank 0 under torchrun, resumable; RAM does not grow with the
+    corpus)."""
+    meta = {"keys": sample_keys(samples) if keys is None else keys, "compress": model.config.to_dict()}
+    compute = _compress_rows(model, samples)
+    arrays = cached_rows(Path(out_dir) / "vccv.gops", meta, len(samples), compute, context, chunk, progress, "compress (GOPs)")
+    return arrays["iframes"], arrays["residuals"]
 
 
 def train_vccv(
@@ -985,9 +997,10 @@ def train_vccv(
 ) -> Path:
     """Train VCCV on true videos; returns the path of ``<out_dir>/vccv.pt``.
 
-    The training videos are compressed once (GOPs: I-frames and residual frames, kept in memory)
-    and, with ``backbone="clip"``, their I-frame features computed once by the frozen tower, as
-    the paper stores them; then CNN_r (and CNN_I for ``backbone="cnn"``), the RAE and the LSTM
+    The training videos are compressed once (GOPs: I-frames and residual frames, stored in
+    ``out_dir/vccv.gops/`` and memory-mapped) and, with ``backbone="clip"``, their I-frame
+    features computed once by the frozen tower (``out_dir/vccv.features/``), as the paper stores
+    them; then CNN_r (and CNN_I for ``backbone="cnn"``), the RAE and the LSTM
     train with the caption cross-entropy (teacher forcing), resumable from ``vccv.ckpt``.
 
     Args:
@@ -1040,8 +1053,9 @@ def train_vccv(
             config, backbone="cnn", image_size=teacher_image_size(config.clip_model), image_widths=(1,), residual_widths=(1,)
         )
     compressor = VccvCaptioner(compress_config, device="cpu")
-    iframes, residuals, captions_of = compress_samples(compressor, samples, progress=progress and context.main)
-    texts = [{"captions": captions} for captions in captions_of]
+    keys = sample_keys(samples)
+    iframes, residuals = compress_samples(compressor, samples, out_dir, context, progress=progress and context.main, keys=keys)
+    texts = [{"captions": captions} for captions in captions_of(samples)]  # no frame is read for these
     if vocab is None:
         vocab = codec_for(config.decoder) if is_lm_decoder(config.decoder) else build_vocabulary(texts, train.min_count)
     config = replace(config, vocab_size=len(vocab))
@@ -1050,16 +1064,28 @@ def train_vccv(
     config = model.config  # with the language model's hash, when there is one
     features = None
     if model.clip is not None:
+        tower = {k: v for k, v in config.to_dict().items() if k.startswith("clip")}
+
+        def image_features(rows: range) -> dict[str, torch.Tensor]:
+            return {"features": model.image_features(rows_of(iframes, rows).to(device))}
+
         with torch.no_grad():
-            features = torch.cat([model.image_features(iframes[i : i + 32].to(device)).cpu() for i in range(0, len(iframes), 32)])
+            features = cached_rows(
+                out_dir / "vccv.features",
+                {"keys": keys, "compress": compressor.config.to_dict(), "tower": tower},
+                len(samples),
+                image_features,
+                context,
+                chunk=32,
+                desc="I-frame features",
+            )["features"]
 
     def loss_fn(indices, epoch):
-        rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         captions = encode_caption_batch(texts, indices, vocab, epoch, train.seed, min(train.max_length, config.max_length))
-        feats = features[rows].to(device) if features is not None else None
+        feats = rows_of(features, indices).to(device) if features is not None else None
         loss = model.loss(
-            iframes[rows].to(device),
-            residuals[rows].to(device),
+            rows_of(iframes, indices).to(device),
+            rows_of(residuals, indices).to(device),
             captions,
             image_features=feats,
             label_smoothing=train.label_smoothing,
@@ -1075,6 +1101,7 @@ def train_vccv(
         device=train.device,
         checkpoint_every=train.checkpoint_every,
         log_every=train.log_every,
+        amp=train.amp,
     )
     stamp = {"kind": "vccv", "config": config.to_dict(), "train": train.to_dict(), "count": len(samples), "vocab": len(vocab)}
     history = fit(
@@ -1142,6 +1169,7 @@ _CLI_TRAIN_KEYS = (
     "device",
     "checkpoint_every",
     "label_smoothing",
+    "amp",
 )
 _CLI_MODEL_KEYS = (
     "variant",
