@@ -710,7 +710,7 @@ def test_streamed_training_equals_training_from_memory(tmp_path):
     """A lazily read HDF5 split through DataLoader workers trains exactly as the same samples in a list."""
     from caption_helpers import tiny_config
 
-    from snapcap.caption.train import CaptionTrainConfig, train_student, train_teacher
+    from snapcap.caption.train import CaptionTrainConfig, stack_rows, train_student, train_teacher
     from snapcap.datasets.feed import BatchFeed
     from snapcap.datasets.torch_data import MeasurementDataset
 
@@ -730,6 +730,12 @@ def test_streamed_training_equals_training_from_memory(tmp_path):
     feed = BatchFeed(lazy, workers=1)
     steps = list(feed.steps([[0, 2], [1]]))
     assert [s.tolist() for s in steps] == [[0, 2], [1]] and feed._rows == {}  # nothing held after the epoch
+    for workers in (0, 1):  # a step's frames are held as the file's bytes, widened when stacked, exactly
+        feed = BatchFeed(lazy, workers=workers)
+        for batch in feed.steps([[0, 2]]):
+            assert feed[0]["frames"].dtype == torch.uint8
+            stacked = stack_rows(feed, batch, "frames", "cpu")
+            assert stacked.dtype == torch.float32 and torch.equal(stacked, torch.stack([lazy[0]["frames"], lazy[2]["frames"]]))
 
 
 @contextlib.contextmanager

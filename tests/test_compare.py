@@ -510,6 +510,34 @@ def test_batched_evaluation_gives_the_same_captions_and_a_separate_timed_pass(mi
             assert row["psnr"] == pytest.approx(alone["psnr"], abs=1e-3)
 
 
+def test_two_stage_rows_without_their_checkpoints_are_refused_before_any_work(tmp_path):
+    """The paper preset's rows are Table 3's (BIRNAT, PnP-FFDNet, PnP-FastDVDnet, STFormer,
+    EfficientSCI): each needs the user's checkpoint, asked for before hours of training."""
+    from snapcap.compare.run import Comparison
+
+    paper = compare_preset("paper")
+    assert paper.recon == ("birnat", "pnp-ffdnet", "pnp-fastdvdnet", "stformer", "efficientsci")
+    with pytest.raises(ConfigError) as refused:
+        Comparison(paper, tmp_path / "paper").check_checkpoints()
+    for method in paper.recon:
+        assert f"--recon-param {method}:weights=PATH" in str(refused.value)
+    micro = compare_preset("micro", recon=("gap-tv", "efficientsci"))
+    with pytest.raises(ConfigError, match="efficientsci:weights=PATH"):
+        Comparison(micro, tmp_path / "micro").run()
+    assert not (tmp_path / "micro").exists() or not any((tmp_path / "micro").rglob("*.h5"))  # nothing simulated
+    absent = compare_preset(
+        "micro", recon=("efficientsci",), recon_params={"efficientsci": {"weights": str(tmp_path / "no.pth")}}
+    )
+    with pytest.raises(ConfigError, match="no such file"):
+        Comparison(absent, tmp_path / "absent").check_checkpoints()
+    from snapcap.distributed import DistributedContext
+
+    eight = Comparison(compare_preset("micro", recon=("unfold",), unfold={"batch_size": 4}), tmp_path / "eight")
+    eight.dist = DistributedContext(rank=0, world=8, active=True)  # as under torchrun with 8 processes
+    with pytest.raises(ConfigError, match="unfold-batch-size >= 8"):
+        eight.check_checkpoints()
+
+
 def test_paper_smoke_preset_has_the_paper_shapes(tmp_path):
     """The preset itself; its run is the slow test below."""
     from snapcap.compare.run import Comparison
@@ -524,19 +552,45 @@ def test_paper_smoke_preset_has_the_paper_shapes(tmp_path):
 
 @pytest.mark.slow
 def test_paper_smoke_runs_every_code_path_of_a_paper_run(tmp_path):
-    """The paper's shapes end to end on 4 procedural videos (about 3.5 minutes and 3 GB here):
-    ViT-B/16 teacher, the paper's student, D = 1024, the paper's unfolding net, 224x224, T = B = 8.
-    Finished models keep their weights only (no resumable optimiser state)."""
+    """The paper's shapes end to end on 4 procedural videos (about 5 minutes and 3 GB here):
+    224x224, T = B = 8, the ViT-B/16 teacher frozen (random weights), a frozen causal LM of width
+    D = 1024 as the decoder, the paper's student, the paper's unfolding net and a pretrained
+    network's row (EfficientSCI's layout, random weights), a DataLoader worker feeding training,
+    scores in batches of 2 with the separate batch-1 latency pass. Finished models keep their
+    weights only (no resumable optimiser state)."""
+    import torch
+    from lm_helpers import save_tiny_lm
+
+    from snapcap.recon.nets import create_net
+
     out = tmp_path / "smoke"
+    lm = save_tiny_lm(tmp_path / "lm", width=1024, steps=0)  # a frozen causal LM of the paper's width D = 1024
+    weights = tmp_path / "efficientsci.pth"  # a pretrained network's row (Table 3): random weights, official layout
+    torch.manual_seed(0)
+    torch.save({"model_state_dict": create_net("efficientsci", in_ch=8, units=1, group_num=2).state_dict()}, weights)
     try:
-        code = main(["compare", "--preset", "paper-smoke", "-o", str(out), "--no-progress", "--quiet"])
+        command = ["compare", "--preset", "paper-smoke", "-o", str(out), "--no-progress", "--quiet"]
+        command += ["--recon", "gap-tv", "unfold", "efficientsci", "--recon-param", f"efficientsci:weights={weights}"]
+        command += ["--recon-param", "efficientsci:config=in_ch=8,units=1,group_num=2"]
+        command += ["--workers", "1", "--batch-size", "2", "--latency-videos", "1"]  # the DataLoader feed; batched scoring
+        command += ["--decoder", f"lm:{lm}"]  # the paper's decoder path: visual prefix into a frozen LM
+        code = main(command)
         assert code == 0
         results = json.loads((out / "results.json").read_text())
         rows = {row["pipeline"]: row for row in results["rows"]}
-        assert list(rows) == ["teacher", "snapcap", "baseline", "two-stage:gap-tv", "two-stage:unfold"]
+        assert list(rows) == [
+            "teacher",
+            "snapcap",
+            "baseline",
+            "two-stage:gap-tv",
+            "two-stage:unfold",
+            "two-stage:efficientsci",
+        ]
         assert all(row["B"] == 8 and row["T"] == 8 and row["videos"] == 1 for row in rows.values())
+        assert all(row["batch_size"] == 2 and row["latency_videos"] == 1 for row in rows.values())
         assert results["config"]["size"] == 224 and results["config"]["student"]["token_dim"] == 1024
         assert rows["two-stage:gap-tv"]["psnr"] > 10 and rows["two-stage:unfold"]["psnr"] is not None
+        assert rows["two-stage:efficientsci"]["psnr"] is not None and rows["two-stage:efficientsci"]["recon_ms"] > 0
         assert not list(out.rglob("*.ckpt")) and not list(out.rglob("checkpoint.pt"))
         assert (out / "report.md").is_file()
     finally:

@@ -109,13 +109,14 @@ CAPTIONER_PRESETS: dict[str, CaptionerConfig] = {
         B=8,
         T=8,
     ),
-    # The paper's architecture with random weights and the in-house decoder at the paper's width
-    # D = 1024 (nothing to download): `snapcap compare --preset paper-smoke` runs every code path a
-    # paper run takes, on a handful of videos.
+    # The paper's architecture with random weights, its tower frozen as the paper's, and the
+    # in-house decoder at the paper's width D = 1024 (nothing to download; `--decoder lm:FOLDER`
+    # puts a language model there, as the slow test does): `snapcap compare --preset paper-smoke`
+    # runs every code path a paper run takes, on a handful of videos.
     "paper-smoke": CaptionerConfig(
         teacher="ViT-B-16",
         pretrained=None,
-        train_encoder=True,
+        train_encoder=False,
         decoder=NATIVE_DECODERS["paper"],
         student=_PAPER_STUDENT,
         B=8,

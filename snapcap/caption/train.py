@@ -65,6 +65,7 @@ __all__ = [
     "load_checkpoint",
     "encode_caption_batch",
     "sample_keys",
+    "stack_rows",
 ]
 
 STUDENT_MODES = {
@@ -413,8 +414,20 @@ def encode_caption_batch(samples, indices, vocab, epoch: int, seed: int, max_len
     return vocab.encode_batch(captions, max_length=max_length)
 
 
-def _stack(samples, indices, key: str, device) -> torch.Tensor:
-    return torch.stack([torch.as_tensor(samples[int(i)][key]) for i in indices]).to(device, torch.float32)
+def stack_rows(samples, indices, key: str, device) -> torch.Tensor:
+    """``samples[i][key]`` of every index as one float32 tensor on ``device``.
+
+    uint8 frames (a dataset file's, as a :class:`~snapcap.datasets.feed.BatchFeed` holds them)
+    are stacked into page-locked memory on CUDA, moved as bytes and widened on the device, as
+    the dataset widens them (``x.float().div_(255)``: the same numbers either way).
+    """
+    values = [torch.as_tensor(samples[int(i)][key]) for i in indices]
+    device = torch.device(device)
+    if values[0].dtype == torch.uint8:
+        batch = torch.empty((len(values), *values[0].shape), dtype=torch.uint8, pin_memory=device.type == "cuda")
+        torch.stack(values, out=batch)
+        return batch.to(device, non_blocking=True).float().div_(255.0)
+    return torch.stack(values).to(device, torch.float32)
 
 
 def _masks(samples, indices, device) -> torch.Tensor:
@@ -426,7 +439,7 @@ def _masks(samples, indices, device) -> torch.Tensor:
 
 def _ybar(samples, indices, device) -> torch.Tensor:
     """Ȳ = Y ⊘ Σ_k C_k of every snapshot of the samples: (n·T, H, W)."""
-    meas = _stack(samples, indices, "meas", device)
+    meas = stack_rows(samples, indices, "meas", device)
     masks = _masks(samples, indices, device)
     total = masks.sum(dim=-3)
     total = total.unsqueeze(0) if total.ndim == 2 else total.unsqueeze(1)
@@ -519,7 +532,7 @@ def train_teacher(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     torch.manual_seed(config.seed)
-    samples = feed_of(samples, config.workers, pin_memory=str(config.device).startswith("cuda"))
+    samples = feed_of(samples, config.workers)
     lm = is_lm_decoder(captioner_config.decoder)
     if vocab is None:
         vocab = codec_for(captioner_config.decoder) if lm else build_vocabulary(samples, config.min_count)
@@ -540,7 +553,7 @@ def train_teacher(
 
     def loss_fn(indices, epoch):
         frames = _frame_subset(
-            rgb_frames(_stack(samples, indices, "frames", device)), indices, config.teacher_frames, config.seed, epoch
+            rgb_frames(stack_rows(samples, indices, "frames", device)), indices, config.teacher_frames, config.seed, epoch
         )
         captions = encode_caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
         embeddings = model.snapshot_embeddings(frames)
@@ -813,7 +826,7 @@ def target_rows(targets: Mapping[str, Any], key: str, rows) -> torch.Tensor:
 
 def _target_chunk(teacher_model, samples, device):
     def compute(rows: range) -> dict[str, torch.Tensor]:
-        frames = rgb_frames(_stack(samples, rows, "frames", device))
+        frames = rgb_frames(stack_rows(samples, rows, "frames", device))
         conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
         return {"f_t_conv": conv, "f_t": embed}
 
@@ -905,7 +918,7 @@ def train_student(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     device = torch.device(config.device)
-    samples = feed_of(samples, config.workers, pin_memory=str(config.device).startswith("cuda"))
+    samples = feed_of(samples, config.workers)
     teacher_model, teacher_config, vocab = load_native(teacher_path, device=device, expect="teacher")
     captioner_config = replace(teacher_config, student=dict(student or teacher_config.student))
     torch.manual_seed(config.seed)
@@ -941,9 +954,9 @@ def train_student(
     if losses["reg"]:
 
         def stage1(indices, epoch):
-            meas = _stack(samples, indices, "meas", device)
+            meas = stack_rows(samples, indices, "meas", device)
             masks = _masks(samples, indices, device)
-            target = mosaic_frames(_stack(samples, indices, "frames", device), bayer)
+            target = mosaic_frames(stack_rows(samples, indices, "frames", device), bayer)
             latent = student.video_latent(meas, masks)
             estimate = student.reconstruct(latent)
             return {"loss": nn.functional.l1_loss(estimate, target.reshape(estimate.shape))}
@@ -986,7 +999,7 @@ def train_student(
         student.fit_shortcut(ybar.cpu(), torch.from_numpy(np.array(targets["f_t_conv"])).flatten(0, 1), config.shortcut_ridge)
 
     def stage2(indices, epoch):
-        meas = _stack(samples, indices, "meas", device)
+        meas = stack_rows(samples, indices, "meas", device)
         masks = _masks(samples, indices, device)
         out = student(meas, masks)
         values: dict[str, torch.Tensor] = {}
@@ -997,7 +1010,7 @@ def train_student(
                 f_t_conv, f_t = target_rows(cached, "f_t_conv", rows), target_rows(cached, "f_t", rows)
             else:
                 with torch.no_grad():
-                    frames = rgb_frames(_stack(samples, indices, "frames", device))
+                    frames = rgb_frames(stack_rows(samples, indices, "frames", device))
                     f_t_conv, f_t = teacher_model.teacher.snapshot_targets(frames)
             conv = nn.functional.mse_loss(out["f_s_conv"], f_t_conv.to(device))
             emb = nn.functional.mse_loss(out["f_s"], f_t.to(device))

@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--preset",
         default="tiny",
         choices=sorted(COMPARE_PRESETS),
-        help="tiny (default: procedural corpus, tiny models, CPU), micro (tests) or paper (MSR-VTT/MSVD, ViT-B/16, GPU)",
+        help="tiny (default: procedural corpus, tiny models, CPU), micro (tests), paper (MSR-VTT/MSVD, ViT-B/16, GPU) or "
+        "paper-smoke (the paper's models and shapes on a few procedural videos, step-capped: every GPU code path in minutes)",
     )
     parser.add_argument("--out", "-o", type=Path, default=Path("compare_out"), help="report folder (default compare_out)")
     parser.add_argument("--cache", type=Path, help="cache folder of datasets, models and rows (default OUT/cache)")
@@ -67,12 +68,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--recon",
         nargs="*",
         choices=recon_methods(),
-        help="two-stage reconstructors (tiny: gap-tv; paper: gap-tv pnp-ffdnet unfold)",
+        help="two-stage reconstructors (tiny: gap-tv; paper: Table 3's birnat pnp-ffdnet pnp-fastdvdnet stformer efficientsci, "
+        "each with --recon-param METHOD:weights=PATH)",
     )
     add_recon_param_option(models)
     models.add_argument("--zoo", nargs="*", choices=zoo_names(), help="other captioners as rows, trained per B")
     models.add_argument("--zoo-epochs", type=positive_int, help="training epochs of the --zoo captioners")
     models.add_argument("--unfold-steps", type=positive_int, help="training steps of the deep reconstructor per B")
+    models.add_argument(
+        "--unfold-batch-size", type=positive_int, help="patches per step of the deep reconstructor (under torchrun: >= processes)"
+    )
     models.add_argument("--epochs", type=positive_int, help="students' stage-2 epochs")
     models.add_argument("--teacher-epochs", type=positive_int, help="teacher tower epochs")
     models.add_argument("--base-B", type=positive_int, help="the B the teacher tower trains at (default 8; micro: 4)")
@@ -165,6 +170,8 @@ def config_from_args(args: argparse.Namespace):
     unfold = dict(base.unfold)
     if args.unfold_steps is not None:
         unfold["steps"] = args.unfold_steps
+    if args.unfold_batch_size is not None:
+        unfold["batch_size"] = args.unfold_batch_size
     metrics = None if args.metrics is None else tuple(metric_names([m.strip() for m in args.metrics.split(",") if m.strip()]))
     return compare_preset(
         args.preset,

@@ -302,7 +302,9 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
         captioner="paper",
         training={},
         adapt_epochs=5,
-        recon=("gap-tv", "pnp-ffdnet", "unfold"),
+        # Table 3's two-stage rows: the pretrained networks and the two PnP methods; each needs its
+        # checkpoint (--recon-param METHOD:weights=PATH). gap-tv and snapcap's unfold are extra rows.
+        recon=("birnat", "pnp-ffdnet", "pnp-fastdvdnet", "stformer", "efficientsci"),
         unfold={"preset": "paper", "steps": 20000, "batch_size": 4, "patch": 128},
         device="cuda",
     ),

@@ -564,9 +564,33 @@ class Comparison:
 
     # -- the whole run ------------------------------------------------------------------------
 
+    def check_checkpoints(self) -> None:
+        """Refuse, before any work, two-stage rows whose checkpoint is not given or not there
+        (found at row time, that would be after hours of training)."""
+        cfg = self.config
+        needed = [m for m in cfg.recon if m in ("pnp-ffdnet", "pnp-fastdvdnet", *NETS)]
+        missing = [m for m in needed if not cfg.recon_params.get(m, {}).get("weights")]
+        if missing:
+            raise ConfigError(
+                f"two-stage row(s) {', '.join(missing)} need their checkpoints: "
+                + " ".join(f"--recon-param {m}:weights=PATH" for m in missing)
+                + " (snapcap downloads nothing; --recon chooses the rows)"
+            )
+        for method in needed:
+            weights = Path(str(cfg.recon_params[method]["weights"])).expanduser()
+            if not weights.is_file():
+                raise ConfigError(f"--recon-param {method}:weights={weights}: no such file")
+        batch = int(dict(cfg.unfold).get("batch_size", 1))
+        if "unfold" in cfg.recon and self.dist.world > batch:
+            raise ConfigError(
+                f"the unfolding network trains {batch} patches a step, fewer than the {self.dist.world} processes: "
+                f"give it --unfold-batch-size >= {self.dist.world} or run fewer processes"
+            )
+
     def run(self) -> dict[str, Any]:
 
         cfg = self.config
+        self.check_checkpoints()
         began = time.perf_counter()
         if cfg.threads:
             import torch

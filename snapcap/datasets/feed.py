@@ -3,8 +3,11 @@
 snapcap's trainers ask for samples by index (``samples[i]``) inside their loss functions. A
 :class:`BatchFeed` stands in for the sample sequence: :meth:`BatchFeed.steps` walks the planned
 index batches of an epoch and, before each step, holds exactly that step's rows in memory, read
-by DataLoader worker processes that load the next batches meanwhile (bounded prefetch, pinned
-memory on CUDA). Anything else is read directly from the underlying sequence. So a lazily read
+by DataLoader worker processes that load the next batches meanwhile (bounded prefetch). Frames of
+dataset files come as the file's uint8 (a quarter of float32's bytes); the trainer stacks a
+step's frames into page-locked memory on CUDA, moves the bytes and widens them on the device
+(:func:`snapcap.caption.train.stack_rows`). Anything else is read directly from the underlying
+sequence. So a lazily read
 dataset (:class:`~snapcap.datasets.torch_data.MeasurementDataset` over HDF5) trains with memory
 that does not grow with the corpus, each sample of a step is read once however many times the
 loss function asks for it, and reading overlaps computing.
@@ -25,9 +28,9 @@ __all__ = ["BatchFeed", "feed_of"]
 class _Rows:
     """The DataLoader's dataset: sample ``i`` of the wrapped sequence.
 
-    Frames of a :class:`~snapcap.datasets.torch_data.MeasurementDataset` cross from the worker
-    as the file's uint8 (a quarter of the bytes of float32) and are widened by :func:`_widen` in
-    the trainer, exactly as the dataset would have widened them.
+    Frames of a :class:`~snapcap.datasets.torch_data.MeasurementDataset` stay the file's uint8
+    (they cross from the worker as a quarter of float32's bytes); whoever stacks them widens them
+    exactly as the dataset would (``x.float().div_(255)``), on the device.
     """
 
     def __init__(self, samples: Any):
@@ -49,16 +52,10 @@ def _keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _widen(row: dict[str, Any]) -> dict[str, Any]:
-    """uint8 frames from a worker as float32 in [0, 1] (what the dataset returns in-process)."""
-    frames = row.get("frames")
-    if frames is not None and getattr(frames, "dtype", None) is not None and str(frames.dtype) == "torch.uint8":
-        row = dict(row, frames=frames.float().div_(255.0))
-    return row
-
-
 class BatchFeed:
     """A sample sequence whose current step's rows are loaded ahead by DataLoader workers.
+
+    The current step's rows hold a dataset file's frames as uint8 (see the module docstring).
 
     Args:
         samples: any sequence of sample dicts (a list, a lazily read dataset...).
@@ -66,10 +63,9 @@ class BatchFeed:
             Workers get a pickled copy of ``samples``: use them with lazily read datasets, not
             with lists held in memory.
         prefetch: batches each worker loads ahead.
-        pin_memory: page-locked host memory for faster copies to CUDA.
     """
 
-    def __init__(self, samples: Any, workers: int = 0, prefetch: int = 2, pin_memory: bool = False):
+    def __init__(self, samples: Any, workers: int = 0, prefetch: int = 2):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ConfigError(f"workers must be an integer >= 0, got {workers!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
@@ -77,7 +73,6 @@ class BatchFeed:
         self.samples = samples
         self.workers = workers
         self.prefetch = prefetch
-        self.pin_memory = pin_memory
         self._rows: dict[int, dict[str, Any]] = {}
 
     def __len__(self) -> int:
@@ -92,8 +87,9 @@ class BatchFeed:
         plan = [np.asarray(batch, dtype=np.int64) for batch in batches]
         try:
             if self.workers == 0:
+                rows = _Rows(self.samples)
                 for batch in plan:
-                    self._rows = {int(i): self.samples[int(i)] for i in batch}
+                    self._rows = {int(i): rows[int(i)] for i in batch}
                     yield batch
                 return
             import torch
@@ -105,16 +101,15 @@ class BatchFeed:
                 num_workers=self.workers,
                 prefetch_factor=self.prefetch,
                 collate_fn=_keep,
-                pin_memory=self.pin_memory,
                 generator=torch.Generator().manual_seed(0),  # the training's own random stream is left untouched
             )
             for batch, rows in zip(plan, loader):
-                self._rows = dict(zip((int(i) for i in batch), (_widen(row) for row in rows)))
+                self._rows = dict(zip((int(i) for i in batch), rows))
                 yield batch
         finally:
             self._rows = {}
 
 
-def feed_of(samples: Any, workers: int = 0, pin_memory: bool = False) -> BatchFeed:
+def feed_of(samples: Any, workers: int = 0) -> BatchFeed:
     """``samples`` as a :class:`BatchFeed` (itself when it already is one)."""
-    return samples if isinstance(samples, BatchFeed) else BatchFeed(samples, workers=workers, pin_memory=pin_memory)
+    return samples if isinstance(samples, BatchFeed) else BatchFeed(samples, workers=workers)

@@ -82,6 +82,7 @@ from snapcap.caption.train import (
     encode_caption_batch,
     load_checkpoint,
     sample_keys,
+    stack_rows,
 )
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
 from snapcap.datasets.feed import feed_of
@@ -688,8 +689,7 @@ def data_layout(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
 
 
 def stack_frames(rows: Sequence[Mapping[str, Any]], indices, device) -> torch.Tensor:
-    out = torch.stack([torch.as_tensor(rows[int(i)]["frames"]) for i in indices]).to(device)
-    return out.float() / 255.0 if out.dtype == torch.uint8 else out.float()
+    return stack_rows(rows, indices, "frames", device)
 
 
 def set_feature_moments(model: nn.Module, features: Any, chunk: int = 256) -> None:
@@ -752,7 +752,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     device = torch.device(training.device)
     feed = None
     if config.train_clip and training.workers > 0:  # frames are read at every step: workers load them ahead
-        feed = feed_of(samples, training.workers, pin_memory=device.type == "cuda")
+        feed = feed_of(samples, training.workers)
         rows = TrainingRows(feed)
     vocab = codec_for(config.decoder) if is_lm_decoder(config.decoder) else build_vocabulary(rows, training.min_count)
     torch.manual_seed(training.seed)

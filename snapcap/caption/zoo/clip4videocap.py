@@ -670,7 +670,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     device = torch.device(training.device)
     feed = None
     if config.train_clip and training.workers > 0:  # frames are read at every step: workers load them ahead
-        feed = feed_of(samples, training.workers, pin_memory=device.type == "cuda")
+        feed = feed_of(samples, training.workers)
         rows = TrainingRows(feed)
     annotations = commonsense_annotations(samples, rows) if config.commonsense else None
     if config.commonsense and annotations is None:
