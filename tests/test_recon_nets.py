@@ -227,7 +227,7 @@ def test_a_network_checkpoint_gives_a_two_stage_row_in_compare(tmp_path):
     assert set(rows) == {"teacher", "two-stage:gap-tv", "two-stage:efficientsci"}
     assert rows["two-stage:efficientsci"]["psnr"] is not None and rows["two-stage:efficientsci"]["recon_ms"] > 0
     assert "two-stage efficientsci" in (tmp_path / "out" / "report.md").read_text()
-    with pytest.raises(ConfigError, match="two-stage:stformer needs the network's checkpoint"):
+    with pytest.raises(ConfigError, match="stformer need their checkpoints: --recon-param stformer:weights=PATH"):
         run_compare(compare_preset("micro", B=(4,), students=(), recon=("stformer",)), tmp_path / "x", progress=False, quiet=True)
 
 
