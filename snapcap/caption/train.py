@@ -424,9 +424,14 @@ def stack_rows(samples, indices, key: str, device) -> torch.Tensor:
     values = [torch.as_tensor(samples[int(i)][key]) for i in indices]
     device = torch.device(device)
     if values[0].dtype == torch.uint8:
-        batch = torch.empty((len(values), *values[0].shape), dtype=torch.uint8, pin_memory=device.type == "cuda")
-        torch.stack(values, out=batch)
-        return batch.to(device, non_blocking=True).float().div_(255.0)
+        if device.type == "cuda":
+            batch = torch.empty((len(values), *values[0].shape), dtype=torch.uint8, pin_memory=True)
+            torch.stack(values, out=batch)
+            return batch.to(device, non_blocking=True).float().div_(255.0)
+        out = torch.empty((len(values), *values[0].shape), dtype=torch.float32, device=device)
+        for row, value in zip(out, values):  # converted while copied: one pass, no uint8 batch
+            row.copy_(value)
+        return out.div_(255.0)
     return torch.stack(values).to(device, torch.float32)
 
 
