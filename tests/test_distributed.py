@@ -125,3 +125,24 @@ def test_two_processes_train_everything_and_one_process_reuses_their_cache(alone
     again = run_compare(compare_preset("micro", B=(4,), recon=("gap-tv", "unfold")), out, progress=False, quiet=True)
     assert {stage["status"] for stage in again["stages"]} == {"reused"}
     assert {row["pipeline"]: row["predictions"] for row in again["rows"]} == {p: r["predictions"] for p, r in rows.items()}
+
+
+def test_zoo_features_are_written_once_by_rank_zero_and_shared(tmp_path):
+    """CLIP4Caption with a frozen tower under two processes: rank 0 computes the frame-feature
+    cache, both ranks train on it, and it equals (and is reused by) a one-process run's."""
+    import numpy as np
+
+    args = ["-m", "snapcap", "train", "clip4caption", "--corpus", "synthetic", "--num-videos", "8", "--B", "2"]
+    args += ["--T", "2", "--size", "32", "--freeze-clip", "--epochs", "1", "--batch-size", "4", "--no-progress"]
+    _torchrun(*args, "-o", str(tmp_path / "two"))
+    alone = subprocess.run([sys.executable, *args, "-o", str(tmp_path / "one")], env=_env(), capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    cache = {name: tmp_path / name / "clip4caption.features" for name in ("two", "one")}
+    assert sorted(p.name for p in cache["two"].iterdir()) == ["features.npy", "meta.json"]
+    assert not list((tmp_path / "two").glob("*.partial"))
+    np.testing.assert_array_equal(np.load(cache["two"] / "features.npy"), np.load(cache["one"] / "features.npy"))
+    assert (cache["two"] / "meta.json").read_text() == (cache["one"] / "meta.json").read_text()
+    stamp = (cache["two"] / "features.npy").stat().st_mtime_ns
+    again = subprocess.run([sys.executable, *args, "-o", str(tmp_path / "two")], env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (cache["two"] / "features.npy").stat().st_mtime_ns == stamp  # one process reused the two-process cache
