@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -176,6 +177,12 @@ def test_tiny_overfit_memorises_captions_and_commonsense(four, tmp_path):
     assert [vocab.decode(ids) for ids in model.caption(frames, method="greedy")] == CAPTIONS
     texts = model.commonsense(model.frame_features(frames))
     assert [vocab.decode(ids) for ids in texts["attribute"]] == [a["attribute"] for a in ASPECTS]
+    # the distillation targets T_CLIP of every reference caption live on disk, memory-mapped
+    text = np.load(tmp_path / "clip4videocap.text" / "text.npy", mmap_mode="r")
+    captions = [c for sample in four for c in sample["captions"]]
+    assert text.shape == (len(captions), config.text_dim)
+    encoder = c4v.ClipTextEncoder(config.text_clip, config.text_pretrained, config.text_seed)
+    np.testing.assert_allclose(np.array(text), encoder.encode(captions).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_without_annotations_the_sub_decoders_are_left_out(four, tmp_path, capsys):

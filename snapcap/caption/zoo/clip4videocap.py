@@ -51,6 +51,7 @@ CIDEr in Table 2, width 768). Every paper-preset setting and its source in the p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -71,7 +72,7 @@ from snapcap.caption.lm import (
     is_lm_decoder,
     lm_decoder_settings,
 )
-from snapcap.caption.rowcache import rows_of
+from snapcap.caption.rowcache import cached_rows, rows_of
 from snapcap.caption.teacher import open_clip_module, teacher_image_size
 from snapcap.caption.text import Vocabulary
 from snapcap.caption.zoo import fit_and_save, option, read_checkpoint
@@ -708,7 +709,18 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
         model.set_feature_stats(features)
     # T_CLIP of every reference caption, once (the text tower is frozen)
     offsets = np.cumsum([0] + [len(row["captions"]) for row in rows])
-    targets = text_encoder.encode([c for row in rows for c in row["captions"]]) if text_encoder is not None else None
+    targets = None
+    if text_encoder is not None:  # on disk, memory-mapped: one row per reference caption of the corpus
+        captions = [str(c) for row in rows for c in row["captions"]]
+        digest = hashlib.sha256("\n".join(captions).encode()).hexdigest()
+        encoder = {"clip": config.text_clip, "pretrained": config.text_pretrained, "seed": config.text_seed}
+
+        def encode(part: range) -> dict[str, torch.Tensor]:
+            return {"text": text_encoder.encode([captions[i] for i in part])}
+
+        meta = {"captions": digest, "count": len(captions), "encoder": encoder}
+        cache = out_dir / f"{NAME}.text"
+        targets = cached_rows(cache, meta, len(captions), encode, context, 256, desc="caption text features")["text"]
     aspect_tokens = (
         {a: words.encode_batch([ann[a] for ann in annotations], max_length=config.aspect_length) for a in ASPECTS}
         if annotations
@@ -726,11 +738,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
             feats = rows_of(features, indices).to(device)
         else:
             feats = model.frame_features(stack_frames(rows, indices, device))
-        text = (
-            None
-            if targets is None
-            else targets[torch.as_tensor([offsets[int(i)] + c for i, c in zip(indices, choice)], dtype=torch.long)].to(device)
-        )
+        text = None if targets is None else rows_of(targets, [offsets[int(i)] + c for i, c in zip(indices, choice)]).to(device)
         aspects = None if aspect_tokens is None else {a: t[index].to(device) for a, t in aspect_tokens.items()}
         return model.losses(feats, captions, text, aspects, training.label_smoothing)
 
