@@ -43,6 +43,7 @@ __all__ = [
     "torch_cuda_available",
     "thread_pool",
     "require_data",
+    "torch_device",
 ]
 
 
@@ -238,6 +239,29 @@ def torch_cuda_available() -> bool:
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _THREAD_MIN_ELEMENTS = 1 << 21  # below ~2M elements one thread is faster than handing off
+
+
+def torch_device(device: Any):
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``) as a ``torch.device``
+    this machine has.
+
+    Raises:
+        InvalidValueError: not a torch device name.
+        BackendUnavailableError: a CUDA device this machine does not have.
+    """
+    import torch
+
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidValueError(f"device must be a torch device such as cpu, cuda or cuda:0, got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise BackendUnavailableError(f"device={device!r}: CUDA is not available on this machine")
+        if resolved.index is not None and resolved.index >= count:
+            raise BackendUnavailableError(f"device={device!r}: this machine has {count} CUDA device(s)")
+    return resolved
 
 
 def thread_pool() -> ThreadPoolExecutor | None:

@@ -106,7 +106,7 @@ def distributed_context(device: str = "cpu") -> DistributedContext:
     if str(device).startswith("cuda") and "LOCAL_RANK" in os.environ:
         import torch
 
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) if str(device) == "cuda" else torch.device(device))
+        torch.cuda.set_device(torch.device(process_device(str(device))))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo", timeout=_timeout())
     return DistributedContext(rank=dist.get_rank(), world=dist.get_world_size(), active=True)

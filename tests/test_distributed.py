@@ -69,7 +69,7 @@ def test_cuda_is_each_process_s_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 4)
     monkeypatch.setenv("WORLD_SIZE", "4")
     context = distributed_context("cuda")
-    assert chosen == [3, "nccl"] and context.rank == 3 and context.world == 4
+    assert chosen == [torch.device("cuda:3"), "nccl"] and context.rank == 3 and context.world == 4
     chosen.clear()
     distributed_context("cpu")
     assert chosen == ["gloo"]

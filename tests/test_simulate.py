@@ -11,7 +11,7 @@ from snapcap.backend import backend_name, to_numpy
 from snapcap.cacti import CactiOperator, MaskSpec, make_masks, mosaic, simulate, simulate_iter
 from snapcap.cacti.noise import parse_noise
 from snapcap.cacti.simulate import snapshot_rng
-from snapcap.errors import ConfigError, DTypeError, InvalidValueError, ShapeError
+from snapcap.errors import BackendUnavailableError, ConfigError, DTypeError, InvalidValueError, ShapeError
 from snapcap.matfile import load_mat
 
 
@@ -120,7 +120,7 @@ def test_a_device_that_is_not_there_is_refused(rng):
     with pytest.raises(InvalidValueError, match="torch device"):
         simulate(video, B=4, device="gpu")
     if not torch.cuda.is_available():
-        with pytest.raises(InvalidValueError, match="CUDA is not available"):
+        with pytest.raises(BackendUnavailableError, match="CUDA is not available"):
             simulate(video, B=4, device="cuda:0")
     with pytest.raises(ConfigError, match="device="):
         simulate(to_backend(video, "array_api_strict"), B=4, device="cpu")

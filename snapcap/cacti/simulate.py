@@ -25,6 +25,7 @@ from snapcap.backend import (
     require_data,
     require_finite,
     to_numpy,
+    torch_device,
 )
 from snapcap.cacti.bayer import mosaic, normalize_pattern
 from snapcap.cacti.masks import MaskSpec, make_masks
@@ -213,25 +214,6 @@ def plan_simulation(
     return SimulationPlan(operator, noise_model, params, rgb, scale, per_video, n_videos, n_snapshots)
 
 
-def torch_device(device: Any):
-    """``device`` as a ``torch.device`` this machine has; ``InvalidValueError`` otherwise."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        raise ConfigError(f"device={device!r} runs the simulation with torch, which is not installed") from None
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InvalidValueError(f"device must be a torch device such as cpu, cuda or cuda:0, got {device!r}") from None
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise InvalidValueError(f"device={device!r}: CUDA is not available on this machine")
-        if resolved.index is not None and resolved.index >= count:
-            raise InvalidValueError(f"device={device!r}: this machine has {count} CUDA device(s)")
-    return resolved
-
-
 def _frames_chunk(video: Any, n: int, t0: int, t1: int, B: int, plan: SimulationPlan, device: Any = None):
     """Frames of snapshots t0..t1 of video n as float ``(t1 - t0, B, H, W)`` (mosaicked if RGB).
 
@@ -368,6 +350,7 @@ def simulate(
     """
     _require_video(video)
     plan = plan_simulation(tuple(video.shape), video.dtype, B, masks, bayer, noise, seed, noise_seed, normalize, full_scale)
+    device = None if device is None else torch_device(device)
     height, width = plan.params["H"], plan.params["W"]
     target = out
     device_chunks: list[Any] | None = None
@@ -402,5 +385,5 @@ def simulate(
     params = dict(plan.params)
     params["backend"] = backend_name(meas) if is_array_object(meas) else "array-like"
     if device is not None:
-        params["device"] = str(torch_device(device))
+        params["device"] = str(device)
     return SimulationResult(meas=meas, masks=np.array(plan.operator.masks), operator=plan.operator, params=params)

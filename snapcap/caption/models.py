@@ -147,14 +147,13 @@ class TwoStageCaptioner:
         """The operator of shared ``masks`` (``(B, H, W)``, a tensor or an array), kept while the
         masks stay the same: a test split captioned video by video builds it (and moves its
         masks to the device) once, not inside every timed reconstruction."""
-        if self._operator is not None and self._operator[1] == self.bayer:
-            held, _, op = self._operator
-            same = (
-                torch.equal(held, masks)
-                if isinstance(masks, torch.Tensor) and isinstance(held, torch.Tensor) and held.device == masks.device
-                else isinstance(masks, np.ndarray) and isinstance(held, np.ndarray) and np.array_equal(held, masks)
-            )
-            if same and held.shape == masks.shape:
+        if self._operator is not None:
+            held, bayer, op = self._operator
+            if isinstance(masks, torch.Tensor):
+                same = isinstance(held, torch.Tensor) and held.device == masks.device and torch.equal(held, masks)
+            else:
+                same = isinstance(held, np.ndarray) and np.array_equal(held, masks)
+            if same and bayer == self.bayer:
                 return op
         op = CactiOperator(masks, bayer=self.bayer)
         self._operator = (masks.clone() if isinstance(masks, torch.Tensor) else np.array(masks), self.bayer, op)

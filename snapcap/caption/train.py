@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -637,9 +636,7 @@ def _train_head(
     model.teacher.freeze()
     # rank 0 computes the targets into a folder (moved beside teacher.pt at the end); the other
     # ranks map its files once it is done
-    if context.main:
-        _clear_stale_work(out_dir)
-    folder = Path(tempfile.mkdtemp(prefix=".targets-", dir=out_dir)) if context.main else None
+    folder = _work_folder(out_dir) if context.main else None
     try:
         targets = compute_targets(model, samples, device, folder=folder) if context.main else None
     except BaseException:
@@ -649,12 +646,11 @@ def _train_head(
     folder = context.broadcast(folder)
     if targets is None:
         targets = MappedTargets(folder)
-    f_t = torch.from_numpy(np.array(targets["f_t"]))
     texts = [{"captions": captions} for captions in captions_of(samples)]  # the head reads captions only
 
     def head_fn(indices, epoch):
         captions = encode_caption_batch(texts, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
-        tokens = model.proj(f_t[torch.as_tensor(indices, dtype=torch.long)].to(device))
+        tokens = model.proj(target_rows(targets, "f_t", indices).to(device))
         return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
 
     head = list(model.proj.parameters()) + list(model.decoder.parameters())
@@ -797,7 +793,7 @@ def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any]) -> No
     """
     final = _targets_dir(teacher_path)
     source = getattr(targets, "folder", None)
-    work = Path(source) if source is not None else Path(tempfile.mkdtemp(prefix=".targets-", dir=final.parent))
+    work = Path(source) if source is not None else _work_folder(final.parent)
     try:
         if source is None:
             for key in TARGET_KEYS:
@@ -808,12 +804,13 @@ def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any]) -> No
         raise
 
 
-def _clear_stale_work(folder: Path) -> None:
-    """Remove ``.targets-*`` work folders a killed run left in ``folder`` (one writer per folder:
-    any there now is stale)."""
-    for stale in Path(folder).glob(".targets-*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+def _work_folder(parent: Path) -> Path:
+    """An empty ``parent/.targets-work/``, where targets are written before they are moved beside
+    the teacher (one writer per folder: anything there is a killed run's leftover)."""
+    work = Path(parent) / ".targets-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work
 
 
 class MappedTargets(dict):

@@ -217,6 +217,10 @@ class _Data:
 # --- the comparison ----------------------------------------------------------------------------
 
 
+WEIGHTED_METHODS = ("pnp-ffdnet", "pnp-fastdvdnet", *NETS)
+"""Two-stage methods that run the user's checkpoint (``--recon-param METHOD:weights=PATH``)."""
+
+
 class Comparison:
     """Runs a :class:`CompareConfig` in a cache folder; see the module docstring."""
 
@@ -433,12 +437,7 @@ class Comparison:
         params = dict(self.config.recon_params.get(method, {}))
         if method == "unfold" and unfold is not None:
             params["checkpoint"] = str(unfold[0])
-        if method in ("pnp-ffdnet", "pnp-fastdvdnet", *NETS) and not params.get("weights"):
-            raise ConfigError(
-                f"two-stage:{method} needs the {'network' if method in NETS else 'denoiser'}'s checkpoint: "
-                f"--recon-param {method}:weights=PATH (snapcap downloads nothing)"
-            )
-        if self.config.device.startswith("cuda") and method in ("pnp-ffdnet", "pnp-fastdvdnet", "unfold", *NETS):
+        if self.config.device.startswith("cuda") and method in (*WEIGHTED_METHODS, "unfold"):
             params.setdefault("device", self.config.device)
         return params
 
@@ -568,7 +567,7 @@ class Comparison:
         """Refuse, before any work, two-stage rows whose checkpoint is not given or not there
         (found at row time, that would be after hours of training)."""
         cfg = self.config
-        needed = [m for m in cfg.recon if m in ("pnp-ffdnet", "pnp-fastdvdnet", *NETS)]
+        needed = [m for m in cfg.recon if m in WEIGHTED_METHODS]
         missing = [m for m in needed if not cfg.recon_params.get(m, {}).get("weights")]
         if missing:
             raise ConfigError(

@@ -113,6 +113,7 @@ __all__ = [
     "stack_frames",
     "cached_features",
     "set_feature_moments",
+    "fed_rows",
     "train",
     "load",
     "add_arguments",
@@ -681,6 +682,16 @@ class TrainingRows(Sequence):
         return _Row(self, position % len(self))
 
 
+def fed_rows(rows: TrainingRows, train_clip: bool, workers: int) -> tuple[TrainingRows, Any]:
+    """``(rows, feed)`` for :func:`~snapcap.caption.zoo.fit_and_save`: when the tower trains, the
+    frames are read at every step and ``workers`` DataLoader processes load them ahead (the
+    feed); a frozen tower reads cached features instead (no feed)."""
+    if not train_clip or workers <= 0:
+        return rows, None
+    feed = feed_of(rows.samples, workers)
+    return TrainingRows(feed), feed
+
+
 def data_layout(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     frames = torch.as_tensor(rows[0]["frames"])
     if frames.ndim not in (4, 5):
@@ -750,10 +761,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     training = train_config(options, TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["tiny"]))
     context = distributed_context(training.device)
     device = torch.device(training.device)
-    feed = None
-    if config.train_clip and training.workers > 0:  # frames are read at every step: workers load them ahead
-        feed = feed_of(samples, training.workers)
-        rows = TrainingRows(feed)
+    rows, feed = fed_rows(rows, config.train_clip, training.workers)
     vocab = codec_for(config.decoder) if is_lm_decoder(config.decoder) else build_vocabulary(rows, training.min_count)
     torch.manual_seed(training.seed)
     model = Clip4Caption(config, len(vocab), build_frame_encoder(config, device), vocab).to(device)

@@ -87,6 +87,7 @@ from snapcap.caption.zoo.clip4caption import (
     clip_tower_name,
     create_clip,
     data_layout,
+    fed_rows,
     frame_count,
     pretrained_override,
     select_frames,
@@ -95,7 +96,6 @@ from snapcap.caption.zoo.clip4caption import (
     teacher_tower_name,
     train_config,
 )
-from snapcap.datasets.feed import feed_of
 from snapcap.datasets.h5 import open_dataset
 from snapcap.datasets.synthetic import SyntheticCorpus
 from snapcap.distributed import distributed_context
@@ -669,10 +669,7 @@ def train(samples: Any, out_dir: str | Path, options: Mapping[str, Any] | None =
     training = train_config(options, TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["tiny"]))
     context = distributed_context(training.device)
     device = torch.device(training.device)
-    feed = None
-    if config.train_clip and training.workers > 0:  # frames are read at every step: workers load them ahead
-        feed = feed_of(samples, training.workers)
-        rows = TrainingRows(feed)
+    rows, feed = fed_rows(rows, config.train_clip, training.workers)
     annotations = commonsense_annotations(samples, rows) if config.commonsense else None
     if config.commonsense and annotations is None:
         print(

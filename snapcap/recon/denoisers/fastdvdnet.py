@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snapcap.backend import is_torch, to_numpy
+from snapcap.backend import is_torch, to_numpy, torch_device
 from snapcap.errors import ConfigError, DataFileError, InvalidValueError, ShapeError
 from snapcap.recon.denoisers.ffdnet import (
     check_sigma,
@@ -39,7 +39,6 @@ from snapcap.recon.denoisers.ffdnet import (
     move_module,
     read_state_dict,
     require_float_frames,
-    resolve_device,
     to_torch32,
 )
 
@@ -313,7 +312,7 @@ def load_fastdvdnet(path: str | Path, channels: int | None = None, device: Any =
     """
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"FastDVDnet channels must be 1 (gray) or 3 (colour), got {channels!r}")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     path, state = read_state_dict(path)
     layout = detect_layout(state)
     if layout != "fastdvdnet":

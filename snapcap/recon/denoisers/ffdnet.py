@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snapcap.backend import from_numpy, is_torch, require_float, to_numpy
+from snapcap.backend import from_numpy, is_torch, require_float, to_numpy, torch_device
 from snapcap.errors import BackendUnavailableError, ConfigError, DataFileError, DTypeError, InvalidValueError, ShapeError
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "load_state_dict_checked",
     "detect_layout",
     "few_keys",
-    "resolve_device",
     "move_module",
 ]
 
@@ -351,13 +350,6 @@ def _conv_weights(state: Mapping[str, torch.Tensor], pattern: str) -> list[torch
     return [value for _, value in sorted(found, key=lambda item: item[0])]
 
 
-def resolve_device(device: Any) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown torch device {device!r}: {exc}") from exc
-
-
 def move_module(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` on ``device`` in eval mode without gradients, or BackendUnavailableError."""
     try:
@@ -421,7 +413,7 @@ def load_ffdnet(path: str | Path, channels: int | None = None, layout: str | Non
         raise ConfigError(f"FFDNet layout must be 'ipol' or 'kair', got {layout!r}")
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"FFDNet channels must be 1 (gray) or 3 (colour), got {channels!r}")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     path, state = read_state_dict(path)
     detected = detect_layout(state)
     hint = ""
