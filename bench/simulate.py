@@ -7,8 +7,10 @@ it times
   naive    np.sum(x * masks, axis=1)   (materialises the product)
   floor    x.sum(axis=1)                (reads x once, no multiply: nothing can do much better)
   snapcap  CactiOperator(masks).A(x)
-and, on torch, two fused reference kernels that snapcap does not use, to show what a kernel that
-reads x once reaches on this machine:
+snapcap's numpy and torch CPU paths run one compiled kernel (numba, threaded; see
+snapcap.backend.sum_of_products). On torch, references that snapcap does not use there:
+  addcmul  the eager multiply-add loop over k (torch's own fused op; snapcap's path for CUDA,
+           autograd and other dtypes): it reads and writes the output B times
   conv     the contraction as a depthwise convolution (oneDNN; one pass over x)
   compiled torch.compile of (x * masks).sum(1) (a generated C++/OpenMP loop; --compiled,
            needs a C++ compiler and takes seconds to compile)
@@ -57,9 +59,19 @@ def torch_references(xt, mt, compiled: bool) -> dict:
 
     n, b, h, w = xt.shape
     weight = mt.reshape(b, h * w).t().contiguous().view(h * w, 1, b, 1)
+
+    def addcmul():
+        out = xt[:, 0] * mt[0]
+        for k in range(1, b):
+            out.addcmul_(xt[:, k], mt[k])
+        return out
+
     # (N, B, H, W) seen as a channels-last (N, C=H*W, B, 1) image: a depthwise convolution with
     # kernel (B, 1) is the sum over frames, and oneDNN streams x once.
-    references = {"conv (ref)": lambda: F.conv2d(xt.view(n, b, 1, h * w).permute(0, 3, 1, 2), weight, groups=h * w)}
+    references = {
+        "addcmul (ref)": addcmul,
+        "conv (ref)": lambda: F.conv2d(xt.view(n, b, 1, h * w).permute(0, 3, 1, 2), weight, groups=h * w),
+    }
     if compiled:
         fused = torch.compile(lambda x, m: (x * m).sum(1))
         start = time.perf_counter()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 from helpers import to_backend
@@ -21,12 +26,132 @@ def test_sum_of_products_matches_naive(backend, shape, rng):
     np.testing.assert_allclose(sb.to_numpy(got), np.sum(x_np * w_np, axis=-3), rtol=1e-5, atol=1e-5)
 
 
-def test_threaded_numpy_path_is_independent_of_the_split(rng):
-    x = rng.random((33, 8, 70, 70)).astype(np.float32)  # over the threading threshold, odd split
+def frame_order_sum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    total = x[..., 0, :, :] * w[..., 0, :, :]
+    for k in range(1, x.shape[-3]):
+        total = total + x[..., k, :, :] * w[..., k, :, :]
+    return total
+
+
+@pytest.mark.parametrize("threads", ["openmp", "pool"])
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape"),
+    [
+        ((33, 8, 70, 70), (8, 70, 70)),  # over the threading threshold, odd split
+        ((5, 1, 9, 300), (1, 9, 300)),
+        ((2, 3, 9, 40, 41), (9, 40, 41)),  # B = 9: two four-frame passes and one more
+        ((2, 3, 5, 40, 41), (1, 1, 5, 40, 41)),
+        ((40, 3, 64, 64), (40, 3, 64, 64)),  # one set of masks per item, threaded
+        ((6, 30, 31), (6, 30, 31)),
+    ],
+)
+def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shape, w_shape, rng, monkeypatch):
+    # `dataset verify` re-simulates measurements bit for bit: every path, split and thread count
+    # must sum each pixel's frames in order k = 0..B-1, as the files' writer did.
+    torch = pytest.importorskip("torch")
+    if threads == "pool":
+        monkeypatch.setattr(sb, "_OPENMP", False)  # as without torch: snapcap's own threads
+    for dtype in (np.float32, np.float64):
+        x = rng.random(x_shape).astype(dtype)
+        w = rng.random(w_shape).astype(dtype)
+        expected = frame_order_sum(x, w)
+        got = sb.sum_of_products(x, w)
+        assert got.dtype == dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(np.einsum("...khw,...khw->...hw", x, w), expected)  # the fallback
+        on_torch = sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w))
+        assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.from_numpy(x).dtype
+        np.testing.assert_array_equal(on_torch.numpy(), expected)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # the OpenMP path then runs on the calling thread alone
+        np.testing.assert_array_equal(sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w)).numpy(), expected)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_contraction_fallbacks_keep_autograd_dtypes_and_broadcasting(rng):
+    torch = pytest.importorskip("torch")
+    x_np = rng.random((3, 4, 6, 8)).astype(np.float32)
+    w_np = rng.random((4, 6, 8)).astype(np.float32)
+    expected = np.sum(x_np * w_np, axis=-3)
+    x = torch.from_numpy(x_np).requires_grad_(True)
+    y = sb.sum_of_products(x, torch.from_numpy(w_np))
+    y.sum().backward()  # the compiled kernel is invisible to autograd: this runs on torch ops
+    np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w_np, x_np.shape), rtol=1e-6)
+    np.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-5)
+    half = sb.sum_of_products(torch.from_numpy(x_np).half(), torch.from_numpy(w_np).half())
+    assert half.dtype == torch.float16
+    np.testing.assert_allclose(half.float().numpy(), expected, rtol=1e-2)
+    strided = x_np[:, :, :, ::2]  # not contiguous: einsum
+    np.testing.assert_allclose(
+        sb.sum_of_products(strided, w_np[:, :, ::2]), np.sum(strided * w_np[:, :, ::2], axis=-3), rtol=1e-6
+    )
+    wider = w_np[None, None]  # weights with more axes than x broadcast as numpy does
+    assert sb.sum_of_products(x_np[0], wider).shape == (1, 1, 6, 8)
+    mixed = sb.sum_of_products(x_np, w_np.astype(np.float64))
+    assert mixed.dtype == np.float64
+    np.testing.assert_allclose(mixed, expected, rtol=1e-6)
+
+
+def raise_on_the_third(task: int) -> None:
+    if task == 3:
+        raise ValueError("task 3 failed")
+
+
+@pytest.mark.parametrize("threads", ["openmp", "pool"])
+def test_a_failing_task_reaches_the_caller(threads, monkeypatch):
+    pytest.importorskip("torch")
+    if threads == "pool":
+        monkeypatch.setattr(sb, "_OPENMP", False)
+    with pytest.raises(ValueError, match="task 3 failed"):
+        sb._share_work(list(range(8)), raise_on_the_third, 2)
+
+
+def test_torch_cpu_work_runs_on_torchs_own_openmp_threads():
+    torch = pytest.importorskip("torch")
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info() or not sys.platform.startswith("linux"):
+        pytest.skip("torch does not run on OpenMP here")
+    # without it the contraction competes with torch's spinning threads (2x slower on 2 cores)
+    assert sb._torch_openmp() is not None
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def record(task: int) -> None:
+        time.sleep(0.01)
+        with lock:
+            seen.add(threading.get_ident())
+
+    sb._share_work(list(range(8)), record, 2)
+    assert len(seen) == 2 and not any(thread.ident in seen - {threading.get_ident()} for thread in threading.enumerate())
+
+
+def contract_in_a_forked_child(queue, x, w) -> None:
+    queue.put(sb.sum_of_products(x, w))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
+@pytest.mark.parametrize("threads", ["openmp", "pool"])
+def test_a_forked_worker_contracts_after_its_parent_did(threads, rng, monkeypatch):
+    # a dataset or DataLoader worker forked after the parent used its threads must not wait on
+    # threads it does not have
+    pytest.importorskip("torch")
+    if threads == "pool":
+        monkeypatch.setattr(sb, "_OPENMP", False)
+    x = rng.random((33, 8, 70, 70)).astype(np.float32)
     w = rng.random((8, 70, 70)).astype(np.float32)
-    threaded = sb.sum_of_products(x, w)
-    single = np.einsum("nkhw,khw->nhw", x, w)
-    np.testing.assert_array_equal(threaded, single)
+    expected = sb.sum_of_products(x, w)  # threads started here
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=contract_in_a_forked_child, args=(queue, x, w))
+    child.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_lazy_array_converts_once_and_keeps_host_read_only():

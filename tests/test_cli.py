@@ -138,7 +138,7 @@ def test_module_entry_point_and_doctor():
     run = subprocess.run([sys.executable, "-m", "snapcap", "--version"], capture_output=True, text=True, check=True)
     assert run.stdout.startswith("snapcap ")
     doctor = subprocess.run([sys.executable, "-m", "snapcap", "doctor", "--json"], capture_output=True, text=True, check=True)
-    assert '"numpy"' in doctor.stdout and '"cupy"' in doctor.stdout
+    assert '"numpy"' in doctor.stdout and '"cupy"' in doctor.stdout and "numba" in doctor.stdout
 
 
 def test_old_spellings_work_with_a_deprecation_message(tmp_path, capsys):

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 
 from snapcap import __version__
-from snapcap.backend import cupy_available
+from snapcap.backend import contraction_report, cupy_available
 
 __all__ = ["add_parser", "environment_report"]
 
@@ -30,6 +30,7 @@ def environment_report() -> dict[str, str]:
         report["torch"] = f"{torch.__version__} (CUDA available: {torch.cuda.is_available()})"
     except ImportError as exc:
         report["torch"] = f"not importable ({exc})"
+    report["cpu contraction"] = contraction_report()
     ok, why = cupy_available()
     report["cupy"] = why if ok else f"unavailable: {why}"
     report["lm"] = _lm_report()
