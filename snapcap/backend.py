@@ -8,8 +8,8 @@ Constant arrays (masks, Bayer channel maps) are stored once as numpy and moved l
 caller's namespace, device and dtype by :class:`LazyArray`, which caches each conversion.
 
 The CACTI forward contraction (:func:`sum_of_products`) is compiled with numba for numpy
-arrays and torch CPU tensors and shares its work among threads: torch's own OpenMP threads when
-torch is loaded (so that the two never compete for cores), snapcap's thread pool otherwise.
+arrays and torch CPU tensors and shares its work among threads: for torch tensors torch's own
+OpenMP threads (so that the two never compete for cores), for numpy arrays snapcap's pool.
 
 CuPy is optional: nothing here imports it unless a cupy array is seen or :func:`cupy` is called,
 and on a machine without a working GPU :func:`cupy` raises :class:`BackendUnavailableError`
@@ -298,13 +298,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _share_work(tasks: list[Any], run: Callable[[Any], None], threads: int) -> None:
+def _share_work(tasks: list[Any], run: Callable[[Any], None], threads: int, torch_threads: bool = False) -> None:
     """``run(task)`` for every task, on ``threads`` threads (the caller among them) taking tasks
     from one queue: a thread that wakes late (or a core taken by something else) only means the
     others do more.
 
-    When torch is loaded and runs its CPU work on OpenMP, the threads are torch's own team (see
-    :func:`_torch_openmp`); otherwise the caller and workers of :func:`thread_pool`.
+    With ``torch_threads``, and torch loaded on an OpenMP runtime, the threads are torch's own
+    team (see :func:`_torch_openmp`); otherwise the caller and workers of :func:`thread_pool`.
     """
     pending = iter(tasks)
     lock = threading.Lock()
@@ -321,7 +321,7 @@ def _share_work(tasks: list[Any], run: Callable[[Any], None], threads: int) -> N
         except BaseException as error:  # noqa: BLE001 - an OpenMP thread cannot raise: the caller re-raises it
             errors.append(error)
 
-    parallel = _torch_openmp() if threads > 1 else None
+    parallel = _torch_openmp() if threads > 1 and torch_threads else None
     pool = thread_pool() if threads > 1 and parallel is None else None
     if parallel is not None:
         parallel(_OPENMP_TASK(work), None, threads, 0)
@@ -336,10 +336,12 @@ def _share_work(tasks: list[Any], run: Callable[[Any], None], threads: int) -> N
 
 # torch runs its CPU operators on an OpenMP team whose threads spin for a while after each
 # operator, waiting for the next; threads of another pool then share those cores with spinning
-# threads (on 2 cores, the contraction ran 2.1x slower right after a torch operator). So when
-# torch is loaded on an OpenMP runtime, the contraction runs on that same team, through the
-# runtime's GOMP_parallel entry point (libgomp's ABI, also exported by LLVM's and Intel's
-# runtimes), with a Python callback on each thread that calls the GIL-free kernel.
+# threads (on 2 cores, the contraction ran 2.1x slower right after a torch operator). So the
+# contraction of torch tensors runs on that same team, through the runtime's GOMP_parallel
+# entry point (libgomp's ABI, also exported by LLVM's and Intel's runtimes), with a Python
+# callback on each thread that calls the GIL-free kernel. numpy arrays stay on snapcap's pool,
+# with the rest of snapcap's numpy work (the TV denoiser's threads), which would otherwise meet
+# torch's spinning threads in turn.
 _OPENMP_TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _OPENMP: Any = None  # GOMP_parallel once looked up; False: torch is loaded without OpenMP
 
@@ -483,9 +485,10 @@ def _compiled_sum_of_products(x: Any, host_x: np.ndarray, host_w: np.ndarray):
 
         out = torch.from_numpy(out)
     kernel = _contraction_kernel()
+    torch_threads = is_torch(x) and _torch_openmp() is not None
     threads = 1
     if host_x.size >= _THREAD_MIN_ELEMENTS:
-        if _torch_openmp() is not None:
+        if torch_threads:
             threads = sys.modules["torch"].get_num_threads()  # torch's team, as torch.set_num_threads sets it
         elif (pool := thread_pool()) is not None:
             threads = 1 + pool._max_workers
@@ -497,7 +500,7 @@ def _compiled_sum_of_products(x: Any, host_x: np.ndarray, host_w: np.ndarray):
     blocks = [(start, min(pixels, start + 2 * _BLOCK)) for start in range(0, pixels, 2 * _BLOCK)]
     chunk = max(1, min(8, items * len(blocks) // (4 * threads)))
     tasks = [(first, min(items, first + chunk), p0, p1) for p0, p1 in blocks for first in range(0, items, chunk)]
-    _share_work(tasks, lambda task: kernel(host_x, host_w, host_out, *task), threads)
+    _share_work(tasks, lambda task: kernel(host_x, host_w, host_out, *task), threads, torch_threads)
     return out
 
 
@@ -509,10 +512,11 @@ def contraction_report() -> str:
         kernel = f"numba {metadata.version('numba')} kernel"
     except metadata.PackageNotFoundError:
         kernel = "numba is not installed: reinstall snapcap"
-    if _torch_openmp() is not None:
-        return f"{kernel} on torch's OpenMP threads ({sys.modules['torch'].get_num_threads()})"
     pool = thread_pool()
-    return f"{kernel} on snapcap's thread pool ({1 + (pool._max_workers if pool else 0)} threads)"
+    report = f"{kernel}; numpy arrays on snapcap's thread pool ({1 + (pool._max_workers if pool else 0)} threads)"
+    if _torch_openmp() is not None:
+        report += f", torch tensors on torch's OpenMP threads ({sys.modules['torch'].get_num_threads()})"
+    return report
 
 
 def sum_of_products(x: Any, weights: Any):

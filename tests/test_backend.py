@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -37,11 +38,11 @@ def frame_order_sum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(
     ("x_shape", "w_shape"),
     [
-        ((33, 8, 70, 70), (8, 70, 70)),  # over the threading threshold, odd split
+        ((33, 8, 96, 96), (8, 96, 96)),  # over the threading threshold, odd split
         ((5, 1, 9, 300), (1, 9, 300)),
         ((2, 3, 9, 40, 41), (9, 40, 41)),  # B = 9: two four-frame passes and one more
         ((2, 3, 5, 40, 41), (1, 1, 5, 40, 41)),
-        ((40, 3, 64, 64), (40, 3, 64, 64)),  # one set of masks per item, threaded
+        ((45, 3, 128, 128), (45, 3, 128, 128)),  # one set of masks per item, threaded
         ((6, 30, 31), (6, 30, 31)),
     ],
 )
@@ -50,7 +51,10 @@ def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shap
     # must sum each pixel's frames in order k = 0..B-1, as the files' writer did.
     torch = pytest.importorskip("torch")
     if threads == "pool":
-        monkeypatch.setattr(sb, "_OPENMP", False)  # as without torch: snapcap's own threads
+        monkeypatch.setattr(sb, "_OPENMP", False)  # torch tensors as without OpenMP: snapcap's own threads
+    shared = []
+    share_work = sb._share_work
+    monkeypatch.setattr(sb, "_share_work", lambda *args: shared.append(args[2:]) or share_work(*args))
     for dtype in (np.float32, np.float64):
         x = rng.random(x_shape).astype(dtype)
         w = rng.random(w_shape).astype(dtype)
@@ -62,6 +66,10 @@ def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shap
         on_torch = sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w))
         assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.from_numpy(x).dtype
         np.testing.assert_array_equal(on_torch.numpy(), expected)
+    if np.prod(x_shape) >= 1 << 21 and len(os.sched_getaffinity(0)) > 1 and torch.get_num_threads() > 1:
+        # split over threads: numpy on snapcap's pool, then torch on torch's team (or the pool)
+        assert [flag for _, flag in shared[:2]] == [False, threads == "openmp"]
+        assert all(count > 1 for count, _ in shared[:2])
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(1)  # the OpenMP path then runs on the calling thread alone
@@ -99,13 +107,11 @@ def raise_on_the_third(task: int) -> None:
         raise ValueError("task 3 failed")
 
 
-@pytest.mark.parametrize("threads", ["openmp", "pool"])
-def test_a_failing_task_reaches_the_caller(threads, monkeypatch):
+@pytest.mark.parametrize("torch_threads", [True, False])
+def test_a_failing_task_reaches_the_caller(torch_threads):
     pytest.importorskip("torch")
-    if threads == "pool":
-        monkeypatch.setattr(sb, "_OPENMP", False)
     with pytest.raises(ValueError, match="task 3 failed"):
-        sb._share_work(list(range(8)), raise_on_the_third, 2)
+        sb._share_work(list(range(8)), raise_on_the_third, 2, torch_threads)
 
 
 def test_torch_cpu_work_runs_on_torchs_own_openmp_threads():
@@ -122,25 +128,22 @@ def test_torch_cpu_work_runs_on_torchs_own_openmp_threads():
         with lock:
             seen.add(threading.get_ident())
 
-    sb._share_work(list(range(8)), record, 2)
+    sb._share_work(list(range(8)), record, 2, torch_threads=True)
     assert len(seen) == 2 and not any(thread.ident in seen - {threading.get_ident()} for thread in threading.enumerate())
 
 
 def contract_in_a_forked_child(queue, x, w) -> None:
-    queue.put(sb.sum_of_products(x, w))
+    queue.put(sb.to_numpy(sb.sum_of_products(x, w)))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
-@pytest.mark.parametrize("threads", ["openmp", "pool"])
-def test_a_forked_worker_contracts_after_its_parent_did(threads, rng, monkeypatch):
-    # a dataset or DataLoader worker forked after the parent used its threads must not wait on
-    # threads it does not have
-    pytest.importorskip("torch")
-    if threads == "pool":
-        monkeypatch.setattr(sb, "_OPENMP", False)
-    x = rng.random((33, 8, 70, 70)).astype(np.float32)
-    w = rng.random((8, 70, 70)).astype(np.float32)
-    expected = sb.sum_of_products(x, w)  # threads started here
+@pytest.mark.parametrize("backend_name", ["numpy", "torch"])
+def test_a_forked_worker_contracts_after_its_parent_did(backend_name, rng):
+    # a dataset or DataLoader worker forked after the parent used its threads (snapcap's pool for
+    # numpy, torch's OpenMP team for torch) must not wait on threads it does not have
+    x = to_backend(rng.random((33, 8, 96, 96)).astype(np.float32), backend_name)
+    w = to_backend(rng.random((8, 96, 96)).astype(np.float32), backend_name)
+    expected = sb.to_numpy(sb.sum_of_products(x, w))  # threads started here
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=contract_in_a_forked_child, args=(queue, x, w))
