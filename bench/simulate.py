@@ -14,6 +14,9 @@ snapcap.backend.sum_of_products). On torch, references that snapcap does not use
   conv     the contraction as a depthwise convolution (oneDNN; one pass over x)
   compiled torch.compile of (x * masks).sum(1) (a generated C++/OpenMP loop; --compiled,
            needs a C++ compiler and takes seconds to compile)
+In the torch table, "numpy snapcap" is the numpy path timed right after torch operators: it runs
+on snapcap's own pool while torch's OpenMP threads still spin, the contention the torch path
+avoids by running on torch's team.
 Runs are interleaved (a, b, c, a, b, c, ...) and the median is reported, since the machine is
 shared. Targets: at least 3x faster than naive, within 1.2x of the floor.
 
