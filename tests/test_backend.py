@@ -202,3 +202,24 @@ def test_cuda_paths_when_a_gpu_is_present(rng):
     y = op.A(x)
     assert y.device.type == "cuda"
     np.testing.assert_allclose(y.cpu().numpy(), op.A(x.cpu().numpy()), rtol=1e-5)
+
+
+def test_the_kernel_compiles_without_a_writable_cache_folder(rng, monkeypatch):
+    # numba refuses cache=True where no cache folder can be written (a read-only install and
+    # home): the kernel is then compiled in memory, once per process
+    numba = pytest.importorskip("numba")
+    njit = numba.njit
+    asked = []
+
+    def without_cache(*args, **options):
+        asked.append(options.get("cache", False))
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function '_contraction_loop': no locator available")
+        return njit(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", without_cache)
+    monkeypatch.setattr(sb, "_KERNEL", None)
+    x = rng.random((3, 5, 7, 9)).astype(np.float32)
+    w = rng.random((5, 7, 9)).astype(np.float32)
+    np.testing.assert_array_equal(sb.sum_of_products(x, w), frame_order_sum(x, w))
+    assert asked[:2] == [True, False]  # (numba compiles its own helpers through njit too)
