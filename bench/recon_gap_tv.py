@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-import snapcap.recon.denoisers.tv as tv_module
+from snapcap import backend
 from snapcap.cacti import CactiOperator, load_masks
 from snapcap.matfile import load_mat
 from snapcap.recon.api import GAP_TV_FAST, PNP_SCI_GAP_TV, GapTVParams, reconstruct
@@ -77,12 +77,12 @@ def gap_snapcap_fast(y: np.ndarray, op: CactiOperator) -> np.ndarray:
 
 
 def gap_snapcap_one_thread(y: np.ndarray, op: CactiOperator) -> np.ndarray:
-    saved = tv_module.thread_pool
-    tv_module.thread_pool = lambda: None  # the TV fast path then runs on the calling thread only
+    saved = backend.thread_pool
+    backend.thread_pool = lambda: None  # snapcap's numpy work (TV, the contraction) then runs on the calling thread only
     try:
         return gap_snapcap(y, op)
     finally:
-        tv_module.thread_pool = saved
+        backend.thread_pool = saved
 
 
 def main() -> None:

@@ -51,6 +51,8 @@ __all__ = [
     "require_data",
     "torch_device",
     "contraction_report",
+    "share_work",
+    "sharing_threads",
 ]
 
 
@@ -287,10 +289,12 @@ def _after_fork() -> None:
     # A forked child (a dataset or DataLoader worker) inherits the pool object but none of its
     # threads: work handed to it would never run, so the child makes its own on first use. Nor
     # may it enter the OpenMP team torch's runtime kept from the parent (GNU OpenMP hangs there),
-    # so it shares work on its own pool.
-    global _POOL, _POOL_LOCK, _OPENMP
+    # so it shares work on its own pool. A lock held by a parent thread at the fork would never
+    # be released in the child: the child gets fresh ones.
+    global _POOL, _POOL_LOCK, _OPENMP, _KERNEL_LOCK
     _POOL = None
     _POOL_LOCK = threading.Lock()
+    _KERNEL_LOCK = threading.Lock()
     _OPENMP = False
 
 
@@ -298,14 +302,30 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _share_work(tasks: list[Any], run: Callable[[Any], None], threads: int, torch_threads: bool = False) -> None:
-    """``run(task)`` for every task, on ``threads`` threads (the caller among them) taking tasks
-    from one queue: a thread that wakes late (or a core taken by something else) only means the
-    others do more.
+def sharing_threads(torch_threads: bool = False) -> int:
+    """How many threads :func:`share_work` runs tasks on (the caller included)."""
+    if torch_threads and _torch_openmp() is not None:
+        return sys.modules["torch"].get_num_threads()  # torch's team, as torch.set_num_threads sets it
+    pool = thread_pool()
+    return 1 + (pool._max_workers if pool else 0)
 
-    With ``torch_threads``, and torch loaded on an OpenMP runtime, the threads are torch's own
-    team (see :func:`_torch_openmp`); otherwise the caller and workers of :func:`thread_pool`.
+
+def share_work(tasks: list[Any], run: Callable[[Any], None], torch_threads: bool = False) -> None:
+    """``run(task)`` for every task, by several threads taking tasks from one queue: a thread
+    that wakes late (or a core taken by something else) only means the others do more. The
+    first error a task raises is raised here once the others have stopped.
+
+    The threads are the caller and the workers of :func:`thread_pool`; with ``torch_threads``,
+    and torch on an OpenMP runtime, torch's own team of ``torch.get_num_threads()`` threads
+    (see :func:`_torch_openmp`).
     """
+    parallel = _torch_openmp() if torch_threads else None
+    pool = thread_pool() if parallel is None else None
+    threads = sharing_threads(torch_threads)
+    if len(tasks) < 2 or threads < 2:
+        for task in tasks:
+            run(task)
+        return
     pending = iter(tasks)
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -321,15 +341,16 @@ def _share_work(tasks: list[Any], run: Callable[[Any], None], threads: int, torc
         except BaseException as error:  # noqa: BLE001 - an OpenMP thread cannot raise: the caller re-raises it
             errors.append(error)
 
-    parallel = _torch_openmp() if threads > 1 and torch_threads else None
-    pool = thread_pool() if threads > 1 and parallel is None else None
     if parallel is not None:
-        parallel(_OPENMP_TASK(work), None, threads, 0)
+        parallel(_OPENMP_TASK(work), None, min(threads, len(tasks)), 0)
     else:
-        futures = [pool.submit(work) for _ in range(min(threads - 1, pool._max_workers))] if pool is not None else []
+        futures = [pool.submit(work) for _ in range(min(pool._max_workers, len(tasks) - 1))]
         work()
         for future in futures:
-            future.result()
+            # A helper that never started (pool busy, or we are inside a pool thread) is
+            # cancelled rather than waited for: the caller has already emptied the queue.
+            if not future.cancel():
+                future.result()
     if errors:
         raise errors[0]
 
@@ -354,8 +375,9 @@ def _torch_openmp() -> Callable | None:
     if _OPENMP is None and torch is not None and hasattr(torch, "__config__"):
         _OPENMP = False
         if "parallel backend: OpenMP" in torch.__config__.parallel_info() and os.path.exists("/proc/self/maps"):
-            with open("/proc/self/maps") as maps:
-                loaded = {line.split()[-1] for line in maps if "omp" in line.rsplit("/", 1)[-1]}
+            with open("/proc/self/maps") as maps:  # address perms offset dev inode path (which may hold spaces)
+                paths = {fields[5].rstrip("\n") for fields in (line.split(maxsplit=5) for line in maps) if len(fields) == 6}
+            loaded = {path for path in paths if os.path.basename(path).startswith(("libgomp", "libiomp", "libomp"))}
             torch_first = sorted(loaded, key=lambda path: not path.startswith(os.path.dirname(torch.__file__)))
             for path in torch_first:
                 try:
@@ -420,24 +442,29 @@ def _contraction_loop(x, weights, out, first_item, stop_item, first_pixel, stop_
                     out[item, base + j] = row[j]
 
 
-_KERNEL: Any = None
+_KERNEL: Any = None  # the compiled loop; False: numba does not import
 _KERNEL_LOCK = threading.Lock()
 
 
 def _contraction_kernel():
     """The loop above compiled by numba (on first use: ~0.2 s from numba's on-disk cache, ~1 s
-    without one)."""
+    without one); None where numba does not import (the einsum and torch paths then serve)."""
     global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL or None
     with _KERNEL_LOCK:
         if _KERNEL is None:
-            import numba
-
+            try:
+                import numba
+            except ImportError:  # a broken or missing install: slower, still right
+                _KERNEL = False
+                return None
             options = {"nogil": True, "boundscheck": False, "error_model": "numpy"}
             try:
                 _KERNEL = numba.njit(cache=True, **options)(_contraction_loop)
             except RuntimeError:  # no writable cache folder: compile in memory, once per process
                 _KERNEL = numba.njit(**options)(_contraction_loop)
-    return _KERNEL
+    return _KERNEL or None
 
 
 def _compiled_operands(x: Any, weights: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -445,7 +472,7 @@ def _compiled_operands(x: Any, weights: Any) -> tuple[np.ndarray, np.ndarray] | 
     when the compiled kernel applies: numpy or torch CPU arrays of one dtype (float32 or
     float64), C-contiguous, weights shared by every item or one set per item, nothing that
     autograd or torch.compile must see. Otherwise None."""
-    if x.ndim < 3 or x.shape[-3] == 0 or weights.ndim > x.ndim or tuple(weights.shape[-3:]) != tuple(x.shape[-3:]):
+    if x.ndim < 3 or 0 in tuple(x.shape) or weights.ndim > x.ndim or tuple(weights.shape[-3:]) != tuple(x.shape[-3:]):
         return None
     lead = tuple(weights.shape[:-3])
     per_item = any(size != 1 for size in lead)
@@ -460,13 +487,20 @@ def _compiled_operands(x: Any, weights: Any) -> tuple[np.ndarray, np.ndarray] | 
     elif is_torch(x) and is_torch(weights):
         import torch
 
+        if type(x) is not torch.Tensor or type(weights) is not torch.Tensor:  # subclasses, fake tensors
+            return None
         if x.device.type != "cpu" or weights.device.type != "cpu" or x.dtype != weights.dtype:
             return None
         if x.dtype not in (torch.float32, torch.float64) or not (x.is_contiguous() and weights.is_contiguous()):
             return None
+        if x.is_neg() or weights.is_neg():
+            return None
+        # what autograd (backward or forward mode), vmap/grad or torch.compile must see
         if torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad):
             return None
-        if torch.compiler.is_compiling():
+        if torch.autograd.forward_ad._current_level >= 0 or torch.compiler.is_compiling():  # a dual level is open
+            return None
+        if torch._C._functorch.is_functorch_wrapped_tensor(x) or torch._C._functorch.is_functorch_wrapped_tensor(weights):
             return None
         host_x, host_w = x.detach().numpy(), weights.detach().numpy()
     else:
@@ -485,13 +519,8 @@ def _compiled_sum_of_products(x: Any, host_x: np.ndarray, host_w: np.ndarray):
 
         out = torch.from_numpy(out)
     kernel = _contraction_kernel()
-    torch_threads = is_torch(x) and _torch_openmp() is not None
-    threads = 1
-    if host_x.size >= _THREAD_MIN_ELEMENTS:
-        if torch_threads:
-            threads = sys.modules["torch"].get_num_threads()  # torch's team, as torch.set_num_threads sets it
-        elif (pool := thread_pool()) is not None:
-            threads = 1 + pool._max_workers
+    torch_threads = is_torch(x)
+    threads = sharing_threads(torch_threads) if host_x.size >= _THREAD_MIN_ELEMENTS else 1
     if threads == 1:
         kernel(host_x, host_w, host_out, 0, items, 0, pixels)
         return out
@@ -500,22 +529,19 @@ def _compiled_sum_of_products(x: Any, host_x: np.ndarray, host_w: np.ndarray):
     blocks = [(start, min(pixels, start + 2 * _BLOCK)) for start in range(0, pixels, 2 * _BLOCK)]
     chunk = max(1, min(8, items * len(blocks) // (4 * threads)))
     tasks = [(first, min(items, first + chunk), p0, p1) for p0, p1 in blocks for first in range(0, items, chunk)]
-    _share_work(tasks, lambda task: kernel(host_x, host_w, host_out, *task), threads, torch_threads)
+    share_work(tasks, lambda task: kernel(host_x, host_w, host_out, *task), torch_threads)
     return out
 
 
 def contraction_report() -> str:
     """How :func:`sum_of_products` runs on the CPU here: the kernel and whose threads."""
-    from importlib import metadata
+    if _contraction_kernel() is None:
+        return "numba does not import: einsum and torch's multiply-add loop (slower; reinstall snapcap)"
+    import numba
 
-    try:
-        kernel = f"numba {metadata.version('numba')} kernel"
-    except metadata.PackageNotFoundError:
-        kernel = "numba is not installed: reinstall snapcap"
-    pool = thread_pool()
-    report = f"{kernel}; numpy arrays on snapcap's thread pool ({1 + (pool._max_workers if pool else 0)} threads)"
+    report = f"numba {numba.__version__} kernel; numpy arrays on snapcap's thread pool ({sharing_threads()} threads)"
     if _torch_openmp() is not None:
-        report += f", torch tensors on torch's OpenMP threads ({sys.modules['torch'].get_num_threads()})"
+        report += f", torch tensors on torch's OpenMP threads ({sharing_threads(True)})"
     return report
 
 
@@ -531,7 +557,7 @@ def sum_of_products(x: Any, weights: Any):
     results are the same bit for bit whatever the path or the number of threads.
     """
     operands = _compiled_operands(x, weights)
-    if operands is not None:
+    if operands is not None and _contraction_kernel() is not None:
         return _compiled_sum_of_products(x, *operands)
     if is_numpy(x) and is_numpy(weights):
         return np.einsum("...khw,...khw->...hw", x, weights)

@@ -53,8 +53,9 @@ def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shap
     if threads == "pool":
         monkeypatch.setattr(sb, "_OPENMP", False)  # torch tensors as without OpenMP: snapcap's own threads
     shared = []
-    share_work = sb._share_work
-    monkeypatch.setattr(sb, "_share_work", lambda *args: shared.append(args[2:]) or share_work(*args))
+    share_work = sb.share_work
+    spy = lambda tasks, run, on_torch=False: share_work(tasks, run, shared.append(on_torch) or on_torch)  # noqa: E731
+    monkeypatch.setattr(sb, "share_work", spy)
     for dtype in (np.float32, np.float64):
         x = rng.random(x_shape).astype(dtype)
         w = rng.random(w_shape).astype(dtype)
@@ -67,12 +68,12 @@ def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shap
         assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.from_numpy(x).dtype
         np.testing.assert_array_equal(on_torch.numpy(), expected)
     if np.prod(x_shape) >= 1 << 21 and len(os.sched_getaffinity(0)) > 1 and torch.get_num_threads() > 1:
-        # split over threads: numpy on snapcap's pool, then torch on torch's team (or the pool)
-        assert [flag for _, flag in shared[:2]] == [False, threads == "openmp"]
-        assert all(count > 1 for count, _ in shared[:2])
+        # split over threads: numpy on snapcap's pool, then torch on torch's team
+        assert shared[:2] == [False, True]
+        assert sb.sharing_threads(False) > 1 and sb.sharing_threads(True) > 1
     saved = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)  # the OpenMP path then runs on the calling thread alone
+        torch.set_num_threads(1)  # torch tensors then on the calling thread alone
         np.testing.assert_array_equal(sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w)).numpy(), expected)
     finally:
         torch.set_num_threads(saved)
@@ -100,6 +101,32 @@ def test_contraction_fallbacks_keep_autograd_dtypes_and_broadcasting(rng):
     mixed = sb.sum_of_products(x_np, w_np.astype(np.float64))
     assert mixed.dtype == np.float64
     np.testing.assert_allclose(mixed, expected, rtol=1e-6)
+    empty = np.zeros((2, 4, 0, 8), np.float32)  # no pixels: the shape numpy gives
+    assert sb.sum_of_products(empty, np.zeros((4, 0, 8), np.float32)).shape == (2, 0, 8)
+    assert tuple(sb.sum_of_products(torch.from_numpy(empty), torch.zeros(4, 0, 8)).shape) == (2, 0, 8)
+    w = torch.from_numpy(w_np)
+    import torch.autograd.forward_ad as fwad
+
+    with fwad.dual_level():  # forward-mode autograd keeps its tangent
+        dual = fwad.make_dual(torch.from_numpy(x_np), torch.ones_like(torch.from_numpy(x_np)))
+        tangent = fwad.unpack_dual(sb.sum_of_products(dual, w)).tangent
+    np.testing.assert_allclose(tangent.numpy(), np.broadcast_to(w_np.sum(0), expected.shape), rtol=1e-5)
+    batched = torch.func.vmap(lambda item: sb.sum_of_products(item, w))(torch.from_numpy(x_np))
+    np.testing.assert_allclose(batched.numpy(), expected, rtol=1e-5)
+
+    class Tagged(torch.Tensor):
+        pass
+
+    tagged = sb.sum_of_products(torch.from_numpy(x_np).as_subclass(Tagged), w.as_subclass(Tagged))
+    assert type(tagged) is Tagged
+
+
+def test_without_numba_the_contraction_still_runs(rng, monkeypatch):
+    monkeypatch.setattr(sb, "_KERNEL", False)  # what a failed `import numba` leaves
+    x = rng.random((3, 5, 7, 9)).astype(np.float32)
+    w = rng.random((5, 7, 9)).astype(np.float32)
+    np.testing.assert_array_equal(sb.sum_of_products(x, w), frame_order_sum(x, w))
+    assert "numba does not import" in sb.contraction_report()
 
 
 def raise_on_the_third(task: int) -> None:
@@ -111,7 +138,7 @@ def raise_on_the_third(task: int) -> None:
 def test_a_failing_task_reaches_the_caller(torch_threads):
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match="task 3 failed"):
-        sb._share_work(list(range(8)), raise_on_the_third, 2, torch_threads)
+        sb.share_work(list(range(8)), raise_on_the_third, torch_threads)
 
 
 def test_torch_cpu_work_runs_on_torchs_own_openmp_threads():
@@ -128,8 +155,8 @@ def test_torch_cpu_work_runs_on_torchs_own_openmp_threads():
         with lock:
             seen.add(threading.get_ident())
 
-    sb._share_work(list(range(8)), record, 2, torch_threads=True)
-    assert len(seen) == 2 and not any(thread.ident in seen - {threading.get_ident()} for thread in threading.enumerate())
+    sb.share_work(list(range(8)), record, torch_threads=True)
+    assert len(seen) >= 2 and not any(thread.ident in seen - {threading.get_ident()} for thread in threading.enumerate())
 
 
 def contract_in_a_forked_child(queue, x, w) -> None:

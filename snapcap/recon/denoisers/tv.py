@@ -53,7 +53,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from snapcap.backend import is_numpy, require_float, thread_pool
+from snapcap.backend import is_numpy, require_float, share_work
 from snapcap.errors import ConfigError, InvalidValueError, ShapeError
 
 __all__ = ["TV_METHODS", "tv_denoise", "total_variation", "TVDenoiser"]
@@ -324,30 +324,11 @@ def _run_blocks(
         else:
             kernel(frames[first:last, row0:row1], out[first:last, row0 + keep0 : row0 + keep1], (keep0, keep1))
 
-    pool = thread_pool() if len(items) > 1 and frames.size >= _THREAD_MIN_ELEMENTS else None
-    if pool is None:
+    if frames.size >= _THREAD_MIN_ELEMENTS:
+        share_work(items, run)
+    else:
         for item in items:
             run(item)
-        return
-    pending = iter(items)
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                item = next(pending, None)
-            if item is None:
-                return
-            run(item)
-
-    workers = min(pool._max_workers, len(items) - 1)  # the pool size snapcap asked for
-    futures = [pool.submit(work) for _ in range(workers)]
-    work()
-    for future in futures:
-        # A helper that never started (pool busy, or we are inside a pool thread) is cancelled
-        # rather than waited for: the caller has already done its share of the queue.
-        if not future.cancel():
-            future.result()
 
 
 def _chambolle_numpy(x: np.ndarray, weight: float, updates: int, isotropic: bool) -> np.ndarray:
