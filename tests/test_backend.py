@@ -46,10 +46,13 @@ def frame_order_sum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
         ((6, 30, 31), (6, 30, 31)),
     ],
 )
-def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shape, w_shape, rng, monkeypatch):
+def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shape, w_shape, rng, monkeypatch, request):
     # `dataset verify` re-simulates measurements bit for bit: every path, split and thread count
     # must sum each pixel's frames in order k = 0..B-1, as the files' writer did.
     torch = pytest.importorskip("torch")
+    saved = torch.get_num_threads()
+    request.addfinalizer(lambda: torch.set_num_threads(saved))
+    torch.set_num_threads(2)  # other tests may have left torch on one thread
     if threads == "pool":
         monkeypatch.setattr(sb, "_OPENMP", False)  # torch tensors as without OpenMP: snapcap's own threads
     shared = []
@@ -67,16 +70,12 @@ def test_compiled_contraction_is_the_frame_order_sum_bit_for_bit(threads, x_shap
         on_torch = sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w))
         assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.from_numpy(x).dtype
         np.testing.assert_array_equal(on_torch.numpy(), expected)
-    if np.prod(x_shape) >= 1 << 21 and len(os.sched_getaffinity(0)) > 1 and torch.get_num_threads() > 1:
+    if np.prod(x_shape) >= 1 << 21 and len(os.sched_getaffinity(0)) > 1:
         # split over threads: numpy on snapcap's pool, then torch on torch's team
         assert shared[:2] == [False, True]
         assert sb.sharing_threads(False) > 1 and sb.sharing_threads(True) > 1
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)  # torch tensors then on the calling thread alone
-        np.testing.assert_array_equal(sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w)).numpy(), expected)
-    finally:
-        torch.set_num_threads(saved)
+    torch.set_num_threads(1)  # torch tensors then on the calling thread alone
+    np.testing.assert_array_equal(sb.sum_of_products(torch.from_numpy(x), torch.from_numpy(w)).numpy(), expected)
 
 
 def test_contraction_fallbacks_keep_autograd_dtypes_and_broadcasting(rng):
@@ -155,7 +154,12 @@ def test_torch_cpu_work_runs_on_torchs_own_openmp_threads():
         with lock:
             seen.add(threading.get_ident())
 
-    sb.share_work(list(range(8)), record, torch_threads=True)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # other tests may have left torch on one thread
+    try:
+        sb.share_work(list(range(8)), record, torch_threads=True)
+    finally:
+        torch.set_num_threads(saved)
     assert len(seen) >= 2 and not any(thread.ident in seen - {threading.get_ident()} for thread in threading.enumerate())
 
 

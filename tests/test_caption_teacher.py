@@ -404,3 +404,26 @@ def test_vit_b16_random_init_has_the_paper_sizes():
     torch.testing.assert_close(teacher.from_conv1(conv), emb, atol=1e-4, rtol=1e-4)
     f_conv, f = teacher.snapshot_targets(x[:, None])
     assert f_conv.shape == (1, 1, 768, 14, 14) and f.shape == (1, 1, 512)
+
+
+def test_the_shortcut_fit_streams_its_normal_equations():
+    """fit_shortcut over chunks equals the closed-form ridge regression on the whole set, and
+    its reported MSE is the residual's (no chunk kept once its normal equations are added)."""
+    from snapcap.caption.student import SnapCapStudent, StudentConfig
+
+    config = StudentConfig(B=4, image_size=32, widths=(8, 8, 8, 8), blocks=(1, 1, 1, 1), token_dim=16, shortcut=True)
+    student = SnapCapStudent(config, 6, (4, 4), torch.nn.Identity(), 6)
+    generator = torch.Generator().manual_seed(0)
+    ybar = torch.rand(10, 32, 32, generator=generator)
+    truth = torch.nn.Conv2d(1, 6, 8, stride=8)
+    with torch.no_grad():
+        targets = truth(ybar.unsqueeze(1)) + 0.01 * torch.randn(10, 6, 4, 4, generator=generator)
+    with torch.no_grad():
+        mse = student.fit_shortcut(((ybar[i : i + 3], targets[i : i + 3]) for i in range(0, 10, 3)), ridge=0.0)
+        fitted = student.patch(ybar.unsqueeze(1))
+    assert mse == pytest.approx(float(((fitted.double() - targets.double()) ** 2).mean()), rel=1e-4)
+    torch.testing.assert_close(student.patch.weight, truth.weight, atol=0.02, rtol=0)  # noise 0.01: near the truth
+    with torch.no_grad():
+        whole = SnapCapStudent(config, 6, (4, 4), torch.nn.Identity(), 6)
+        whole.fit_shortcut([(ybar, targets)], ridge=0.0)
+    torch.testing.assert_close(whole.patch.weight, student.patch.weight, atol=1e-5, rtol=0)

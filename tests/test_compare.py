@@ -536,6 +536,9 @@ def test_two_stage_rows_without_their_checkpoints_are_refused_before_any_work(tm
     eight.dist = DistributedContext(rank=0, world=8, active=True)  # as under torchrun with 8 processes
     with pytest.raises(ConfigError, match="unfold-batch-size >= 8"):
         eight.check_checkpoints()
+    two = Comparison(compare_preset("micro", recon=("unfold",), unfold={"preset": "tiny", "steps": 4}), tmp_path / "two")
+    two.dist = DistributedContext(rank=0, world=2, active=True)  # the default batch (8 patches) serves 2 processes
+    two.check_checkpoints()
 
 
 def test_paper_smoke_preset_has_the_paper_shapes(tmp_path):

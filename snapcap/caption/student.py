@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -215,28 +216,38 @@ class SnapCapStudent(nn.Module):
         return conv, self.tail(conv)
 
     @torch.no_grad()
-    def fit_shortcut(self, ybar: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> float:
+    def fit_shortcut(self, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]], ridge: float = 1e-3) -> float:
         """P ← argmin_P ||P(Ȳ) - f_t_conv||² + ridge·||W||² (closed form; P is linear).
 
         With Conv2's output at its initial zero this is L_conv minimised exactly over P: a
         ridge regression from each p×p patch of Ȳ (plus a constant) to the teacher's c features
-        of that patch. Args: ``ybar`` (M, H, W), ``targets`` (M, c, h, w). Returns the MSE after.
+        of that patch. ``chunks`` yields ``(ybar (M, H, W), targets (M, c, h, w))`` pieces of the
+        training set; only the (p² + 1)-square normal equations are kept between them, so memory
+        does not grow with the corpus. Returns the MSE after.
         """
         if self.patch is None:
             raise ConfigError("this student has no shortcut (StudentConfig.shortcut is False)")
         size = self.patch.kernel_size[0]
-        x = nn.functional.unfold(ybar.unsqueeze(1).double(), size, stride=size)  # (M, p², h·w)
-        x = x.transpose(1, 2).reshape(-1, size * size)
-        x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
-        y = targets.double().flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
-        gram = x.T @ x
-        gram += (
-            ridge * x.shape[0] * torch.eye(gram.shape[0], dtype=gram.dtype) * (torch.arange(gram.shape[0]) < size * size).double()
-        )
-        solution = torch.linalg.solve(gram, x.T @ y)  # (p² + 1, c)
+        gram = xty = None
+        squares, rows = 0.0, 0
+        for ybar, targets in chunks:
+            x = nn.functional.unfold(ybar.unsqueeze(1).double(), size, stride=size)  # (M, p², h·w)
+            x = x.transpose(1, 2).reshape(-1, size * size)
+            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
+            y = targets.double().flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
+            gram = x.T @ x if gram is None else gram + x.T @ x
+            xty = x.T @ y if xty is None else xty + x.T @ y
+            squares += float((y * y).sum())
+            rows += x.shape[0]
+        if gram is None:
+            raise ConfigError("fit_shortcut: no training samples")
+        penalty = ridge * rows * torch.diag((torch.arange(gram.shape[0]) < size * size).double())
+        solution = torch.linalg.solve(gram + penalty, xty)  # (p² + 1, c)
         self.patch.weight.copy_(solution[:-1].T.reshape(self.patch.weight.shape).to(self.patch.weight))
         self.patch.bias.copy_(solution[-1].to(self.patch.bias))
-        return float(((x @ solution - y) ** 2).mean())
+        # ||XS - Y||² = ΣY² - 2·<S, XᵀY> + <S, XᵀX S>
+        residual = squares - 2 * float((solution * xty).sum()) + float((solution * (gram @ solution)).sum())
+        return max(residual, 0.0) / (rows * xty.shape[1])
 
     def init_shortcut(self, conv1_weight: torch.Tensor, mean, std, bayer: str | None) -> None:
         """P from the teacher's patch embedding: P(Ȳ) ≈ conv1((demosaic(Ȳ) - mean) / std).

@@ -784,21 +784,13 @@ def _teacher_stamp(teacher_path: Path) -> list[int]:
     return [int(info.st_mtime_ns), int(info.st_size)]
 
 
-def _save_targets(teacher_path: Path, samples, targets: Mapping[str, Any]) -> None:
-    """Store the targets beside the teacher (``teacher.targets/``: one .npy per array and
-    ``meta.json``, a :mod:`snapcap.caption.rowcache` folder).
-
-    Arrays computed into a folder (memory-mapped) are moved there; in-memory ones are written.
-    The folder appears whole or not at all (written under a temporary name, then renamed).
-    """
-    final = _targets_dir(teacher_path)
-    source = getattr(targets, "folder", None)
-    work = Path(source) if source is not None else _work_folder(final.parent)
+def _save_targets(teacher_path: Path, samples, targets: MappedTargets) -> None:
+    """Move the targets :func:`_train_head` computed into its work folder beside the teacher
+    (``teacher.targets/``: one .npy per array and ``meta.json``, a
+    :mod:`snapcap.caption.rowcache` folder), whole or not at all."""
+    work = Path(targets.folder)
     try:
-        if source is None:
-            for key in TARGET_KEYS:
-                np.save(work / f"{key}.npy", np.asarray(targets[key]))
-        finish_rows(work, final, {"teacher": _teacher_stamp(teacher_path), "keys": sample_keys(samples)})
+        finish_rows(work, _targets_dir(teacher_path), {"teacher": _teacher_stamp(teacher_path), "keys": sample_keys(samples)})
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -996,9 +988,16 @@ def train_student(
     ):
         # L_conv is quadratic in the linear shortcut P while Conv2's output is still zero:
         # start stage 2 from its exact minimiser (a ridge regression over the training patches).
+        # Chunk by chunk from the memory-mapped targets: only the normal equations are kept.
         targets = cached if cached is not None else compute_targets(teacher_model, samples, device)
-        ybar = torch.cat([_ybar(samples, range(i, min(len(samples), i + 64)), device) for i in range(0, len(samples), 64)])
-        student.fit_shortcut(ybar.cpu(), torch.from_numpy(np.array(targets["f_t_conv"])).flatten(0, 1), config.shortcut_ridge)
+        chunks = (
+            (
+                _ybar(samples, range(i, min(len(samples), i + 64)), device).cpu(),
+                torch.from_numpy(np.asarray(targets["f_t_conv"][i : i + 64])).flatten(0, 1),
+            )
+            for i in range(0, len(samples), 64)
+        )
+        student.fit_shortcut(chunks, config.shortcut_ridge)
 
     def stage2(indices, epoch):
         meas = stack_rows(samples, indices, "meas", device)

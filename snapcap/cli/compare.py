@@ -105,7 +105,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="test videos captioned together for the scores (default 1); latency is then a separate batch-1 pass",
     )
-    evals.add_argument("--latency-videos", type=positive_int, help="videos of that timed pass (default: all)")
+    evals.add_argument(
+        "--latency-videos", type=positive_int, help="videos of that timed pass (default: all; torchrun: rank 0's share)"
+    )
     evals.add_argument("--montage-videos", type=nonnegative_int, help="test videos drawn in montages (default 3)")
     add_device_option(evals, default=None)
     evals.add_argument("--threads", type=nonnegative_int, help="torch CPU threads (default: torch's)")

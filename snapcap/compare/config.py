@@ -73,7 +73,8 @@ class CompareConfig:
         test_limit: at most this many test videos (None: the whole test split).
         batch_size: test videos captioned together for the scores (1: one at a time, which is
             also the timed pass); latency_videos: with ``batch_size > 1``, the videos of the
-            separate timed pass at batch 1 (None: all of them).
+            separate timed pass at batch 1 (None: all of them; under torchrun, as many as rank 0's
+            share of the test split).
         ssim_videos: SSIM of the two-stage reconstructions over at most the first this many test
             videos (None: all); PSNR is always over all of them. SSIM costs ~2 ms a 64x64 colour
             frame, more than the GAP-TV reconstruction itself at large B.

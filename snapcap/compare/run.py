@@ -454,7 +454,8 @@ class Comparison:
         Under torchrun each rank captions its share of the test videos (every ``world``-th one)
         and rank 0 gathers them into the row, in the test split's order (the other ranks return
         ``None``). The latency is then always the separate pass, on rank 0 alone while the others
-        wait: processes captioning side by side would time each other's contention.
+        wait (over as many videos as rank 0's share unless ``latency_videos`` says): processes
+        captioning side by side would time each other's contention.
         """
 
         cfg = self.config
@@ -496,7 +497,9 @@ class Comparison:
             latency = []
             separate = size > 1 or self.dist.active
             if separate and self.dist.main:  # the timed pass: batch 1, as the paper measures latency
-                for sample in samples[: cfg.latency_videos or len(samples)]:
+                # by default over every test video, or under torchrun over as many as rank 0's share
+                # (rank 0 would otherwise caption the whole split a second time while the rest wait)
+                for sample in samples[: cfg.latency_videos or len(mine)]:
                     captioner.caption(sample, beam_size=beam)
                     latency.append((1000.0 * captioner.timings["total"], 1000.0 * captioner.timings["recon"]))
         finally:
@@ -579,7 +582,7 @@ class Comparison:
             weights = Path(str(cfg.recon_params[method]["weights"])).expanduser()
             if not weights.is_file():
                 raise ConfigError(f"--recon-param {method}:weights={weights}: no such file")
-        batch = int(dict(cfg.unfold).get("batch_size", 1))
+        batch = int(dict(cfg.unfold).get("batch_size", TrainReconConfig.batch_size))  # what unfold() will train with
         if "unfold" in cfg.recon and self.dist.world > batch:
             raise ConfigError(
                 f"the unfolding network trains {batch} patches a step, fewer than the {self.dist.world} processes: "
