@@ -2,7 +2,7 @@
 
 On the procedural corpus (:class:`snapcap.datasets.synthetic.SyntheticCorpus`: 64×64 RGB videos
 through an RGGB Bayer mosaic, B = 8 frames per coded snapshot, T snapshots per video), with the
-tiny preset of :mod:`snapcap.caption.train` (``TINY_CAPTIONER``, ``TINY_TRAINING``), CPU and
+tiny captioner preset (``snapcap/caption/presets/tiny.json``, :mod:`snapcap.caption.presets`), CPU and
 fixed seeds, this
 
 1. renders the corpus once (train and test splits, kept in memory);
@@ -90,9 +90,8 @@ if str(ROOT) not in sys.path:
 
 from snapcap.caption.metrics import caption_metrics  # noqa: E402
 from snapcap.caption.models import TwoStageCaptioner  # noqa: E402
+from snapcap.caption.presets import captioner_preset, training_preset  # noqa: E402
 from snapcap.caption.train import (  # noqa: E402
-    TINY_CAPTIONER,
-    TINY_TRAINING,
     adapt_teacher,
     load_native,
     train_student,
@@ -206,11 +205,12 @@ def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tiny = captioner_preset("tiny")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=600, help="corpus size (80%% train, 10%% test; default 600)")
     parser.add_argument("--seed", type=int, default=0, help="corpus and training seed (default 0)")
     parser.add_argument("--out", type=Path, help="write the table, targets and settings as JSON here")
-    parser.add_argument("--T", type=int, default=TINY_CAPTIONER.T, help=f"snapshots per video (default {TINY_CAPTIONER.T})")
+    parser.add_argument("--T", type=int, default=tiny.T, help=f"snapshots per video (default {tiny.T})")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"GAP-TV weight (default {TV_WEIGHT})")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (one Java start per row)")
@@ -240,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    B, T = TINY_CAPTIONER.B, args.T
-    size = int(TINY_CAPTIONER.student.get("image_size", 64))
-    captioner_config = replace(TINY_CAPTIONER, T=T)
-    training = replace(TINY_TRAINING, seed=args.seed)
+    captioner_config = captioner_preset("tiny", T=args.T)
+    B, T = captioner_config.B, captioner_config.T
+    size = int(captioner_config.student["image_size"])
+    training = training_preset("tiny", seed=args.seed)
     began = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         steps_per_epoch = math.ceil(len(train) / training.batch_size)
         teacher_epochs = training.teacher_epochs if training.teacher_epochs is not None else training.epochs
         with torch.enable_grad():
-            teacher_path = train_teacher(train, work, captioner_config, training, progress=False)
+            teacher_path = train_teacher(train, work, captioner_config, training, progress=False, preset="tiny")
         decoders["native"] = {"teacher_steps": steps_per_epoch * (teacher_epochs + training.head_epochs)}
         decoders["native"]["teacher_s_per_step"] = (time.perf_counter() - mark) / decoders["native"]["teacher_steps"]
         mark = lap("teacher", mark)

@@ -48,7 +48,6 @@ from snapcap.datasets.synthetic import SyntheticCorpus  # noqa: E402
 
 CHILD = r"""
 import json, os, resource, sys, threading, time
-from dataclasses import replace
 import torch
 torch.set_num_threads(1)
 
@@ -86,12 +85,13 @@ def sample():
 
 
 threading.Thread(target=sample, daemon=True).start()
-from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, train_student, train_teacher
+from snapcap.caption.presets import captioner_preset, training_preset
+from snapcap.caption.train import train_student, train_teacher
 from snapcap.datasets.torch_data import MeasurementDataset
 frames_path, snapshots_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
-training = replace(TINY_TRAINING, teacher_epochs=1, head_epochs=1, stage1_epochs=1, epochs=1, batch_size=8, workers=1)
+training = training_preset("tiny", teacher_epochs=1, head_epochs=1, stage1_epochs=1, epochs=1, batch_size=8, workers=1)
 start = time.perf_counter()
-teacher = train_teacher(MeasurementDataset(frames_path, split="train"), out, TINY_CAPTIONER, training, progress=False)
+teacher = train_teacher(MeasurementDataset(frames_path, split="train"), out, captioner_preset("tiny"), training, progress=False)
 student = train_student(MeasurementDataset(snapshots_path, split="train"), teacher, out, "snapcap", training, progress=False)
 running[0] = False
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

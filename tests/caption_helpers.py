@@ -50,7 +50,7 @@ def tiny_samples(count: int, B: int = 2, T: int = 2, size: int = 64, seed: int =
 
 def tiny_config(B: int = 2, T: int = 2):
     """The tiny preset without dropout (so runs are deterministic)."""
-    from snapcap.caption.native import captioner_preset
+    from snapcap.caption.presets import captioner_preset
 
     config = captioner_preset("tiny", B=B, T=T)
     return replace(config, decoder=dict(config.decoder, dropout=0.0))

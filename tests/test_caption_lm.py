@@ -25,7 +25,7 @@ from snapcap.caption.lm import (
     weights_sha256,
 )
 from snapcap.caption.models import stack_samples
-from snapcap.caption.native import CAPTIONER_PRESETS, captioner_preset
+from snapcap.caption.presets import CAPTIONER_PRESETS, captioner_preset
 from snapcap.caption.registry import load_captioner
 from snapcap.caption.train import (
     CaptionTrainConfig,

@@ -25,6 +25,8 @@ __all__ = [
     "shifting_roll",
     "gray",
     "dmd",
+    "long_exposure",
+    "single_frame",
     "pixel_overlap",
     "load_masks",
     "MaskSpec",
@@ -121,6 +123,28 @@ def gray(
             raise InvalidValueError(f"levels must be an integer >= 2, got {levels!r}")
         values = np.floor(values * levels).clip(0, levels - 1) / (levels - 1)
     return (low + (high - low) * values).astype(np.float32)
+
+
+def long_exposure(B: int, H: int, W: int, seed: int = 0) -> np.ndarray:
+    """The camera control without coding: every mask all ones, so Y = Σ_k X_k (the plain sum of the
+    frames, a long exposure). It keeps a motion's streak but not its sense: a video and its
+    time-reversal give the same snapshot. ``seed`` is accepted (every kind takes one) and unused."""
+    _check_size(B, H, W)
+    return np.ones((B, H, W), dtype=np.float32)
+
+
+def single_frame(B: int, H: int, W: int, frame: int | None = None, seed: int = 0) -> np.ndarray:
+    """The camera control of a plain short exposure: one uncoded frame per snapshot time.
+
+    Mask ``frame`` (default the middle one, ``B // 2``) is all ones and every other mask zero, so
+    Y = X_frame. ``seed`` is accepted and unused."""
+    _check_size(B, H, W)
+    frame = B // 2 if frame is None else frame
+    if isinstance(frame, bool) or int(frame) != frame or not 0 <= int(frame) < B:
+        raise InvalidValueError(f"frame must be an integer in 0..{B - 1}, got {frame!r}")
+    masks = np.zeros((B, H, W), dtype=np.float32)
+    masks[int(frame)] = 1.0
+    return masks
 
 
 def pixel_overlap(n_pixels: int, pixel_pitch: float, n_cells: int, cell_pitch: float, offset: float = 0.0) -> np.ndarray:
@@ -296,6 +320,8 @@ MASK_KINDS: dict[str, Callable[..., np.ndarray]] = {
     "shifting-roll": shifting_roll,
     "gray": gray,
     "dmd": dmd,
+    "long-exposure": long_exposure,
+    "single-frame": single_frame,
 }
 """Mask kind -> factory ``(B, H, W, seed=..., **params) -> (B, H, W)``: the one registry of
 generated masks (every command's ``--mask`` reads it)."""

@@ -24,9 +24,12 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "open_captioner": "snapcap.caption.registry",
     "list_captioners": "snapcap.caption.registry",
     "zoo_names": "snapcap.caption.registry",
-    # snapcap's own captioners
-    "CAPTIONER_PRESETS": "snapcap.caption.native",
-    "captioner_preset": "snapcap.caption.native",
+    # snapcap's own captioners: the presets (snapcap/caption/presets/*.json)
+    "CAPTIONER_PRESETS": "snapcap.caption.presets",
+    "captioner_preset": "snapcap.caption.presets",
+    "training_preset": "snapcap.caption.presets",
+    "preset_names": "snapcap.caption.presets",
+    "preset_notes": "snapcap.caption.presets",
     # evaluation
     "EvalResult": "snapcap.caption.evaluate",
     "evaluate_captioner": ("snapcap.caption.evaluate", "evaluate"),

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from snapcap.cacti.operator import CactiOperator
+from snapcap.caption.temporal import TemporalEncoder, frame_tokens
 from snapcap.errors import ConfigError, ShapeError
 from snapcap.recon.api import make_params, reconstruct
 
@@ -42,6 +43,10 @@ class CaptionerConfig:
         decoder: :class:`snapcap.caption.decoder.DecoderConfig` as a dict.
         student: :class:`snapcap.caption.student.StudentConfig` as a dict (students only).
         B, T: frames per snapshot, snapshots per video.
+        temporal: empty for the paper's teacher (f_t = mean_k T(X_k), one token per snapshot);
+            :class:`snapcap.caption.temporal.TemporalConfig` fields for the order-aware one (the
+            per-frame tokens, their positions in snapshot and video, a small temporal
+            transformer: T·B ordered tokens), whose students are order-aware too.
     """
 
     teacher: str = "snapcap-tiny-vit"
@@ -51,9 +56,13 @@ class CaptionerConfig:
     student: dict[str, Any] = field(default_factory=dict)
     B: int = 8
     T: int = 8
+    temporal: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not data["temporal"]:
+            del data["temporal"]  # the paper's teacher: recorded (and hashed) as before the field existed
+        return data
 
 
 def frames_to_rgb(frames: torch.Tensor) -> torch.Tensor:
@@ -62,24 +71,53 @@ def frames_to_rgb(frames: torch.Tensor) -> torch.Tensor:
 
 
 class TeacherCaptioner(nn.Module):
-    """CLIP teacher + projector + caption decoder, on true (or reconstructed) frames."""
+    """CLIP teacher + projector + caption decoder, on true (or reconstructed) frames.
 
-    def __init__(self, teacher, decoder, token_dim: int):
+    With ``temporal`` (:class:`snapcap.caption.temporal.TemporalConfig` fields) the head is
+    order-aware: the per-frame tokens go through a :class:`~snapcap.caption.temporal.TemporalEncoder`
+    and the decoder reads T·B ordered tokens instead of the T snapshot means.
+    """
+
+    def __init__(self, teacher, decoder, token_dim: int, temporal: dict[str, Any] | None = None):
         super().__init__()
         self.teacher = teacher
         self.proj = nn.Sequential(nn.Linear(teacher.embed_dim, token_dim), nn.GELU(), nn.Linear(token_dim, token_dim))
         self.decoder = decoder
+        self.temporal = TemporalEncoder(teacher.embed_dim, temporal) if temporal else None
 
-    def snapshot_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
-        """f_t per snapshot: frames ``(N, T, B, H, W[, 3])`` in [0, 1] -> ``(N, T, d)``."""
+    @property
+    def head_key(self) -> str:
+        """The stored target the head reads: ``f_t`` (snapshot means) or ``f_t_frames`` (per-frame tokens)."""
+        return "f_t" if self.temporal is None else "f_t_frames"
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Decoder tokens from the tower's features: f_t ``(N, T, d)``, or per-frame ``(N, T, B, d + 4)`` when order-aware."""
+        return self.proj(features if self.temporal is None else self.temporal(features))
+
+    def frame_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """T(X_{t,k}) per frame: frames ``(N, T, B, H, W[, 3])`` in [0, 1] -> ``(N, T, B, d)``."""
         if frames.ndim not in (5, 6):
             raise ShapeError(f"frames must have shape (N, T, B, H, W[, 3]), got {tuple(frames.shape)}")
         count, snapshots, frames_per = frames.shape[:3]
         embedding = self.teacher.encode(frames.reshape((-1,) + tuple(frames.shape[3:])))
-        return embedding.reshape(count, snapshots, frames_per, -1).mean(dim=2)
+        return embedding.reshape(count, snapshots, frames_per, -1)
+
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """The order-aware per-frame tokens (:func:`snapcap.caption.temporal.frame_tokens`): ``(N, T, B, d + 4)``."""
+        if frames.ndim not in (5, 6):
+            raise ShapeError(f"frames must have shape (N, T, B, H, W[, 3]), got {tuple(frames.shape)}")
+        return frame_tokens(self.teacher, frames, rgb=frames.ndim == 6)
+
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """What :meth:`head` reads: :meth:`snapshot_embeddings`, or :meth:`frame_tokens` when order-aware."""
+        return self.snapshot_embeddings(frames) if self.temporal is None else self.frame_tokens(frames)
+
+    def snapshot_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """f_t per snapshot: frames ``(N, T, B, H, W[, 3])`` in [0, 1] -> ``(N, T, d)``."""
+        return self.frame_embeddings(frames).mean(dim=2)
 
     def tokens(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.snapshot_embeddings(frames))
+        return self.head(self.features(frames))
 
     def loss(self, frames: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
         return self.decoder.loss(self.tokens(frames), captions)

@@ -29,7 +29,7 @@ from torch import nn
 from snapcap.cacti.bayer import mosaic
 from snapcap.errors import ConfigError, ShapeError
 
-__all__ = ["StudentConfig", "STUDENT_PRESETS", "SnapCapStudent", "initial_estimate"]
+__all__ = ["StudentConfig", "SnapCapStudent", "initial_estimate"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class StudentConfig:
             exact minimiser of L_conv, for the variants with L_dis) or
             :meth:`SnapCapStudent.init_shortcut` (a copy of the teacher's conv1). Off in the
             paper's configuration.
+        bayer: the colour-filter pattern of the snapshots (None: gray). Only the order-aware
+            student (:class:`snapcap.caption.temporal.OrderAwareStudent`) reads it: it
+            demosaics g's rebuilt frames before the tower sees them.
     """
 
     B: int = 8
@@ -66,6 +69,7 @@ class StudentConfig:
     token_dim: int = 1024
     unshuffle: int = 1
     shortcut: bool = False
+    bayer: str | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -79,12 +83,6 @@ class StudentConfig:
         data["widths"] = tuple(data["widths"])
         data["blocks"] = tuple(data["blocks"])
         return cls(**data)
-
-
-STUDENT_PRESETS = {
-    "paper": StudentConfig(),
-    "tiny": StudentConfig(image_size=32, widths=(16, 24, 32, 48), blocks=(1, 1, 1, 1), token_dim=64),
-}
 
 
 def initial_estimate(meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

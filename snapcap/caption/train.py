@@ -33,13 +33,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from snapcap.cacti.bayer import mosaic
-from snapcap.caption.decoder import DECODER_PRESETS
 from snapcap.caption.decoding import UNK
 from snapcap.caption.lm import build_decoder, codec_for, codec_from_dict, decoder_choice, is_lm_decoder, lm_decoder_settings
 from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCaptioner, copy_module
 from snapcap.caption.rowcache import cached_rows, finish_rows, load_rows, rows_of, write_rows
 from snapcap.caption.student import SnapCapStudent, StudentConfig
 from snapcap.caption.teacher import ClipTeacher
+from snapcap.caption.temporal import OrderAwareStudent, frame_tokens, is_temporal, prefix_length
 from snapcap.caption.text import Vocabulary
 from snapcap.datasets.feed import BatchFeed, feed_of
 from snapcap.datasets.samples import captions_of, sample_identities
@@ -55,8 +55,6 @@ __all__ = [
     "adapt_teacher",
     "train_student",
     "load_native",
-    "TINY_CAPTIONER",
-    "TINY_TRAINING",
     "compute_targets",
     "teacher_targets",
     "fit",
@@ -68,12 +66,17 @@ __all__ = [
 ]
 
 STUDENT_MODES = {
-    "snapcap": {"reg": True, "dis": True, "cap": True},
-    "baseline": {"reg": False, "dis": False, "cap": True},
-    "reg-only": {"reg": True, "dis": False, "cap": True},
-    "dis-only": {"reg": False, "dis": True, "cap": True},
+    "snapcap": {"reg": True, "dis": True, "cap": True, "temporal": False},
+    "baseline": {"reg": False, "dis": False, "cap": True, "temporal": False},
+    "reg-only": {"reg": True, "dis": False, "cap": True, "temporal": False},
+    "dis-only": {"reg": False, "dis": True, "cap": True, "temporal": False},
+    "snapcap-temporal": {"reg": True, "dis": True, "cap": True, "temporal": True},
+    "baseline-temporal": {"reg": False, "dis": False, "cap": True, "temporal": True},
 }
-"""Which losses each student variant uses (the paper's Table 2 rows)."""
+"""Which losses each student variant uses (the paper's Table 2 rows), and the order-aware
+students (:class:`snapcap.caption.temporal.OrderAwareStudent`, of an order-aware teacher):
+``snapcap-temporal`` distils each per-frame token, ``baseline-temporal`` is the same network
+with the caption loss only."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class CaptionTrainConfig:
       bf16 autocast (CUDA, or CPUs with bf16 support); weights, optimiser state and the
       teacher's stored targets stay float32, and the caption losses are computed on float32
       logits. Off by default: on CPUs without native bf16 it is slower, not faster.
+    * ``frame_weight``: γ, the weight of the order-aware students' per-frame distillation
+      MSE(s_{t,k}, T(X_{t,k})) (:mod:`snapcap.caption.temporal`); ``frame_reg_weight``: the weight
+      of L_reg that they keep in stage 2 (g's frames feed their tokens). Unused by the paper's students.
     * ``workers``: DataLoader worker processes that read each step's samples ahead
       (:class:`~snapcap.datasets.feed.BatchFeed`); 0 reads them in the training process. A
       run resumes with any number of workers.
@@ -133,6 +139,8 @@ class CaptionTrainConfig:
     shortcut_init: str = "fit"
     shortcut_ridge: float = 1e-3
     match_epochs: bool = False
+    frame_weight: float = 1.0
+    frame_reg_weight: float = 1.0
     max_length: int = 30
     min_count: int = 1
     seed: int = 0
@@ -155,6 +163,8 @@ class CaptionTrainConfig:
             "label_smoothing",
             "bow_weight",
             "shortcut_ridge",
+            "frame_weight",
+            "frame_reg_weight",
         ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -191,38 +201,6 @@ class CaptionTrainConfig:
     def model_settings(self) -> dict[str, Any]:
         """:meth:`to_dict` without the :attr:`RUNTIME` fields: what decides the trained model."""
         return {key: value for key, value in self.to_dict().items() if key not in self.RUNTIME}
-
-
-TINY_TRAINING = CaptionTrainConfig(
-    # --- teacher: the tower is frozen and pretrained (TINY_CAPTIONER: pretrained="procedural", the
-    # stand-in for the paper's frozen CLIP; snapcap.caption.pretrain), so only projector + decoder
-    # train, on f_t computed once over all B frames (as the paper trains Proj + decoder on frozen CLIP).
-    # A tower trained end to end from scratch with the caption loss learned colours and little else
-    # (teacher CIDEr ~42 on the demo corpus; shape right in a third of its captions).
-    teacher_epochs=0,  # paper: no tower training (frozen CLIP)
-    lr=3e-3,  # projector + decoder from scratch (paper 3e-4 with a pretrained GPT-2)
-    head_epochs=20,  # projector + decoder on the exact f_t (all B frames), computed once and reused as the students' targets
-    bow_weight=0.0,  # the auxiliary bag of words only helps a tower that trains
-    # --- students ---
-    stage1_epochs=2,  # paper 30 (10 warm-up + 20): L_reg only conditions f before stage 2 here
-    epochs=6,  # stage 2, paper 30
-    match_epochs=True,  # the baseline (no L_reg stage) trains stage 2 for stage1_epochs + epochs: the same passes over the data
-    lr_encoder=1e-3,  # f (and g in stage 1); paper 3e-4
-    lr_conv2=1e-3,  # paper 1e-6 (pretrained CLIP); Conv2 starts from zero here, the shortcut P from the teacher's conv1
-    lr_tail=1e-4,  # S, paper 1e-6: a little adaptation of the tiny tower's tail is fine
-    lr_proj=1e-3,  # paper 3e-4
-    alpha=1.0,  # paper 0.001 for 512-d CLIP embeddings; here f_t (d = 32) has variance ~0.9 and f_t_conv ~0.85: equal weights
-    beta=0.1,  # paper 0.001; the caption loss (~1.5 nats) then weighs like L_emb once the features are close
-    shortcut_init="teacher",  # P copied from the teacher's conv1 for SnapCap and the baseline alike: the same start
-    # --- shared ---
-    batch_size=16,  # paper 32: more steps per epoch on 480 videos
-    warmup_epochs=1,  # paper 10 of 30
-    weight_decay=1e-4,  # as the paper
-    checkpoint_every=1000,
-)
-"""The tiny CPU preset (``bench/caption.py``, tests): optimisation settings, each deviation from the
-paper's Tables 5-6 commented. With :data:`TINY_CAPTIONER` on 600 procedural videos (64×64 RGGB,
-B = 8, T = 4) the teacher, SnapCap and the baseline train in a few minutes on two cores."""
 
 
 def build_vocabulary(samples: Sequence[dict[str, Any]], min_count: int = 1):
@@ -470,11 +448,19 @@ def build_teacher(captioner_config, vocab, device="cpu"):
     """CLIP tower + Proj + the decoder of ``captioner_config.decoder`` (in-house, or a frozen ``lm:`` model)."""
     teacher = ClipTeacher.create(captioner_config.teacher, pretrained=captioner_config.pretrained, device=device)
     decoder = build_decoder(captioner_config.decoder, vocab)
-    model = TeacherCaptioner(teacher, decoder, token_dim=decoder.config.width)
+    model = TeacherCaptioner(teacher, decoder, token_dim=decoder.config.width, temporal=captioner_config.temporal)
     if captioner_config.train_encoder:
         for parameter in model.teacher.parameters():
             parameter.requires_grad_(True)
     return model.to(device)
+
+
+def _with_prefix(captioner_config):
+    """The config with a decoder that takes :func:`~snapcap.caption.temporal.prefix_length` visual tokens."""
+    need = prefix_length(captioner_config)
+    if int(captioner_config.decoder.get("max_prefix", 16)) >= need:
+        return captioner_config
+    return replace(captioner_config, decoder=dict(captioner_config.decoder, max_prefix=need))
 
 
 def _frame_subset(frames: torch.Tensor, indices, count: int, seed: int, epoch: int) -> torch.Tensor:
@@ -521,6 +507,7 @@ def train_teacher(
     config: CaptionTrainConfig = CaptionTrainConfig(),
     vocab=None,
     progress: bool = True,
+    preset: str | None = None,
 ) -> Path:
     """Train the teacher captioner on true frames; returns the path of ``teacher.pt``.
 
@@ -531,12 +518,16 @@ def train_teacher(
     frames computed once (the same pass gives the students' distillation targets, stored in
     ``teacher.targets.pt``), then projector and decoder trained on them: the decoder learns the
     exact full-B features it will see at inference.
+
+    ``preset``: the :mod:`snapcap.caption.presets` name the configurations came from, recorded
+    in ``teacher.pt`` (its students take that preset's training defaults; None: none).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = distributed_context(config.device)
     torch.manual_seed(config.seed)
     samples = feed_of(samples, config.workers)
+    captioner_config = _with_prefix(captioner_config)
     lm = is_lm_decoder(captioner_config.decoder)
     if vocab is None:
         vocab = codec_for(captioner_config.decoder) if lm else build_vocabulary(samples, config.min_count)
@@ -560,10 +551,11 @@ def train_teacher(
             rgb_frames(stack_rows(samples, indices, "frames", device)), indices, config.teacher_frames, config.seed, epoch
         )
         captions = encode_caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
-        embeddings = model.snapshot_embeddings(frames)
-        cap = model.decoder.loss(model.proj(embeddings), captions, label_smoothing=config.label_smoothing)
+        features = model.features(frames)
+        cap = model.decoder.loss(model.head(features), captions, label_smoothing=config.label_smoothing)
         if bow_head is None:
             return {"loss": cap}
+        embeddings = features if model.temporal is None else features.mean(dim=2)
         target = bow_targets[torch.as_tensor(np.asarray(indices), dtype=torch.long)].to(device)
         target = target / target.sum(dim=1, keepdim=True).clamp_min(1.0)
         bow = -(target * bow_head(embeddings.flatten(1)).log_softmax(dim=1)).sum(dim=1).mean()
@@ -612,6 +604,7 @@ def train_teacher(
                 "vocab": vocab.to_dict(),
                 "state": model.state_dict(),
                 "history": history,
+                "preset": preset,
             },
         )
         if targets is not None:
@@ -650,10 +643,12 @@ def _train_head(
 
     def head_fn(indices, epoch):
         captions = encode_caption_batch(texts, indices, vocab, epoch + epoch_offset, config.seed, config.max_length).to(device)
-        tokens = model.proj(target_rows(targets, "f_t", indices).to(device))
+        tokens = model.head(target_rows(targets, model.head_key, indices).to(device))
         return {"loss": model.decoder.loss(tokens, captions, label_smoothing=config.label_smoothing)}
 
     head = list(model.proj.parameters()) + list(model.decoder.parameters())
+    if model.temporal is not None:
+        head += list(model.temporal.parameters())
     history = fit(
         "teacher-head",
         model,
@@ -692,7 +687,8 @@ def adapt_teacher(
     ``decoder="lm:<name-or-path>"`` puts a frozen pretrained language model
     (:mod:`snapcap.caption.lm`) behind the trained tower: a new projector into the model's
     embedding space is trained, the tower and the language model stay frozen (the paper's
-    setting, with this tower standing in for the pretrained CLIP).
+    setting, with this tower standing in for the pretrained CLIP). The new ``teacher.pt`` records
+    the source's preset (:func:`train_teacher`'s ``preset``).
     """
     teacher_path, out_dir = Path(teacher_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -703,20 +699,26 @@ def adapt_teacher(
     context = distributed_context(config.device)
     device = torch.device(config.device)
     model, source_config, vocab = load_native(teacher_path, device=device, expect="teacher")
+    preset = model.preset  # the source's preset carries over (its students' training defaults)
     B, T = int(samples[0]["masks"].shape[-3]), int(samples[0]["meas"].shape[-3])
-    max_prefix = max(int(source_config.decoder.get("max_prefix", 16)), T)
+    max_prefix = max(int(source_config.decoder.get("max_prefix", 16)), prefix_length(replace(source_config, B=B, T=T)))
     captioner_config = replace(source_config, B=B, T=T, decoder=dict(source_config.decoder, max_prefix=max_prefix))
     if decoder is not None and decoder != "native":
         settings = lm_decoder_settings(decoder_choice(decoder), int(source_config.decoder.get("max_length", 30)), max_prefix)
         vocab = codec_for(settings)
         torch.manual_seed(config.seed)
         language_decoder = build_decoder(settings, vocab)
-        model = TeacherCaptioner(model.teacher, language_decoder, token_dim=language_decoder.config.width).to(device)
+        source = model
+        model = TeacherCaptioner(
+            model.teacher, language_decoder, token_dim=language_decoder.config.width, temporal=source_config.temporal
+        ).to(device)
+        if source.temporal is not None:  # the order-aware head's temporal encoder carries over (the projector is new)
+            model.temporal.load_state_dict(source.temporal.state_dict())
         captioner_config = replace(captioner_config, decoder=model.decoder.config.to_dict())
     elif captioner_config.decoder != source_config.decoder:
         raise ConfigError(
-            f"{teacher_path}: its decoder takes at most {source_config.decoder.get('max_prefix')} snapshot tokens; "
-            f"this data has T={T}"
+            f"{teacher_path}: its decoder takes at most {source_config.decoder.get('max_prefix')} visual tokens; "
+            f"this data needs {prefix_length(captioner_config)} (B={B}, T={T})"
         )
     torch.manual_seed(config.seed)
     epochs = max(1, int(config.head_epochs if head_epochs is None else head_epochs))
@@ -742,6 +744,7 @@ def adapt_teacher(
                 "state": model.state_dict(),
                 "history": history,
                 "adapted_from": str(teacher_path),
+                "preset": preset,
             },
         )
         _save_targets(path, samples, targets)
@@ -755,7 +758,8 @@ def _targets_dir(teacher_path: Path) -> Path:
     return teacher_path.with_name(teacher_path.stem + ".targets")
 
 
-TARGET_KEYS = ("f_t_conv", "f_t")
+TARGET_KEYS = ("f_t_conv", "f_t", "f_t_frames")
+"""The stored targets: snapshot means (f_t_conv, f_t) and, of an order-aware teacher, the per-frame tokens."""
 
 
 def sample_keys(samples) -> list[list[Any]]:
@@ -821,8 +825,13 @@ def target_rows(targets: Mapping[str, Any], key: str, rows) -> torch.Tensor:
 def _target_chunk(teacher_model, samples, device):
     def compute(rows: range) -> dict[str, torch.Tensor]:
         frames = rgb_frames(stack_rows(samples, rows, "frames", device))
-        conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
-        return {"f_t_conv": conv, "f_t": embed}
+        if teacher_model.temporal is None:
+            conv, embed = teacher_model.teacher.snapshot_targets(frames, out_device="cpu")
+            return {"f_t_conv": conv, "f_t": embed}
+        # (n, T, B, d + 4): the embeddings and where each frame differs; their means are the paper's targets
+        tokens, conv = frame_tokens(teacher_model.teacher, frames, rgb=True, with_conv=True)
+        embed = tokens[..., : teacher_model.teacher.embed_dim].mean(dim=2)
+        return {"f_t_conv": conv.mean(dim=2).cpu(), "f_t": embed.cpu(), "f_t_frames": tokens.cpu()}
 
     return compute
 
@@ -833,7 +842,8 @@ def compute_targets(
     """The frozen teacher's (f_t_conv, f_t) of every sample over all its B frames: one pass,
     one chunk of frames in memory at a time.
 
-    Returns ``{"f_t_conv": (N, T, c, h, w), "f_t": (N, T, d)}``: torch tensors on the CPU, or,
+    Returns ``{"f_t_conv": (N, T, c, h, w), "f_t": (N, T, d)}`` (and ``"f_t_frames": (N, T, B, d)``
+    for an order-aware teacher): torch tensors on the CPU, or,
     with ``folder``, arrays written there chunk by chunk as .npy files and memory-mapped
     (:class:`MappedTargets`), so that memory stays bounded at any corpus size; a rerun into the
     same folder resumes after the last flushed chunk (:func:`snapcap.caption.rowcache.write_rows`).
@@ -844,7 +854,7 @@ def compute_targets(
             write_rows(Path(folder), len(samples), compute, chunk, progress, "teacher targets")
             return MappedTargets(Path(folder))
         parts = [compute(range(start, min(len(samples), start + chunk))) for start in range(0, len(samples), chunk)]
-    return {key: torch.cat([part[key] for part in parts]) for key in TARGET_KEYS}
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 
 def teacher_targets(
@@ -886,7 +896,18 @@ def build_student(teacher_model, captioner_config, device="cpu"):
     config = StudentConfig.from_dict(
         dict(captioner_config.student, B=captioner_config.B, token_dim=teacher_model.decoder.config.width)
     )
-    student = SnapCapStudent(config, teacher.conv_channels, teacher.grid, teacher.copy_vit_tail(), teacher.embed_dim)
+    if teacher_model.temporal is not None:  # the order-aware student: per-frame tokens from g's frames
+        student = OrderAwareStudent(
+            config,
+            teacher.conv_channels,
+            teacher.grid,
+            teacher.copy_vit_tail(),
+            teacher.embed_dim,
+            teacher,
+            teacher_model.temporal,
+        )
+    else:
+        student = SnapCapStudent(config, teacher.conv_channels, teacher.grid, teacher.copy_vit_tail(), teacher.embed_dim)
     student.proj.load_state_dict(copy_module(teacher_model.proj).state_dict())
     return SnapCapCaptioner(student, copy_module(teacher_model.decoder)).to(device)  # a frozen lm: model is shared, not copied
 
@@ -914,7 +935,18 @@ def train_student(
     device = torch.device(config.device)
     samples = feed_of(samples, config.workers)
     teacher_model, teacher_config, vocab = load_native(teacher_path, device=device, expect="teacher")
-    captioner_config = replace(teacher_config, student=dict(student or teacher_config.student))
+    if losses["temporal"] != is_temporal(teacher_config):
+        kind = "an order-aware" if losses["temporal"] else "a mean (paper)"
+        raise ConfigError(
+            f"the {mode} student needs {kind} teacher; {teacher_path} is "
+            f"{'order-aware' if is_temporal(teacher_config) else 'the paper’s mean teacher'} "
+            f"(train it with {'--preset tiny-temporal' if losses['temporal'] else 'a preset without temporal'}, "
+            f"or train {'snapcap-temporal' if is_temporal(teacher_config) else 'snapcap'} instead)"
+        )
+    student_settings = dict(student or teacher_config.student)
+    if losses["temporal"]:  # it demosaics g's frames for the tower: the data's colour filter
+        student_settings["bayer"] = samples[0].get("bayer")
+    captioner_config = replace(teacher_config, student=student_settings)
     torch.manual_seed(config.seed)
     model = build_student(teacher_model, captioner_config, device)
     teacher_model.eval()
@@ -993,7 +1025,7 @@ def train_student(
         chunks = (
             (
                 _ybar(samples, range(i, min(len(samples), i + 64)), device).cpu(),
-                torch.from_numpy(np.asarray(targets["f_t_conv"][i : i + 64])).flatten(0, 1),
+                torch.from_numpy(np.array(targets["f_t_conv"][i : i + 64])).flatten(0, 1),  # a copy: the map is read-only
             )
             for i in range(0, len(samples), 64)
         )
@@ -1009,14 +1041,22 @@ def train_student(
             if cached is not None:
                 rows = torch.as_tensor(np.asarray(indices), dtype=torch.long)
                 f_t_conv, f_t = target_rows(cached, "f_t_conv", rows), target_rows(cached, "f_t", rows)
+                f_t_frames = target_rows(cached, "f_t_frames", rows) if losses["temporal"] else None
             else:
                 with torch.no_grad():
-                    frames = rgb_frames(stack_rows(samples, indices, "frames", device))
-                    f_t_conv, f_t = teacher_model.teacher.snapshot_targets(frames)
+                    targets = _target_chunk(teacher_model, samples, device)(indices)
+                    f_t_conv, f_t, f_t_frames = targets["f_t_conv"], targets["f_t"], targets.get("f_t_frames")
             conv = nn.functional.mse_loss(out["f_s_conv"], f_t_conv.to(device))
             emb = nn.functional.mse_loss(out["f_s"], f_t.to(device))
             values["l_conv"], values["l_emb"] = conv, emb
             total = total + conv + config.alpha * emb
+            if f_t_frames is not None:  # each ordered token to the teacher's token of its frame
+                values["l_frames"] = nn.functional.mse_loss(out["frame_tokens"], f_t_frames.to(device))
+                total = total + config.frame_weight * values["l_frames"]
+        if losses["temporal"] and losses["reg"]:  # g's frames feed the tokens: they stay frames
+            target = mosaic_frames(stack_rows(samples, indices, "frames", device), bayer)
+            values["l_reg"] = nn.functional.l1_loss(out["frames"], target.reshape(out["frames"].shape))
+            total = total + config.frame_reg_weight * values["l_reg"]
         captions = encode_caption_batch(samples, indices, vocab, epoch, config.seed, config.max_length).to(device)
         cap = model.decoder.loss(out["tokens"], captions, label_smoothing=config.label_smoothing)
         values["l_cap"] = cap
@@ -1033,6 +1073,11 @@ def train_student(
         {"params": list(student.tail.parameters()), "lr": config.lr_tail},
         {"params": list(student.proj.parameters()), "lr": config.lr_proj},
     ]
+    if losses["temporal"]:  # g's frames and the temporal encoder feed the tokens
+        groups += [
+            {"params": list(student.decoder.parameters()) + list(student.head.parameters()), "lr": config.lr_encoder},
+            {"params": list(student.temporal.parameters()), "lr": config.lr_proj},
+        ]
     history += fit(
         f"{mode}-stage2",
         student,
@@ -1071,6 +1116,8 @@ def load_native(path: str | Path, device="cpu", expect: str | None = None):
     """The registry's load function of snapcap's own captioners: (model, CaptionerConfig, Vocabulary).
 
     Any captioner checkpoint, zoo models included, loads with :func:`snapcap.caption.registry.load_captioner`.
+    The model's ``name`` is the checkpoint's (``teacher``, ``snapcap``...) and its ``preset`` the
+    captioner preset a teacher recorded (None when it recorded none).
 
     Raises:
         DataFileError: not a snapcap captioner checkpoint, a damaged one (missing or malformed
@@ -1119,26 +1166,6 @@ def load_native(path: str | Path, device="cpu", expect: str | None = None):
         )
     model.eval()
     model.name = name
+    preset = state.get("preset")  # the preset a teacher was trained from (None: not recorded)
+    model.preset = None if preset is None else str(preset)
     return model, config, vocab
-
-
-def _tiny_captioner():
-    return CaptionerConfig(
-        teacher="snapcap-tiny-vit",  # 64x64 input, 8x8 patches (grid 8x8, c = 64), 2 layers, d = 32; paper ViT-B/16
-        pretrained="procedural",  # pretrained on procedural frames, shipped (snapcap.caption.pretrain); paper: OpenAI
-        train_encoder=False,  # frozen, as the paper's CLIP
-        decoder=dict(DECODER_PRESETS["tiny"]),  # width D = 64, 2 layers, 4 heads (paper D = 1024)
-        student={
-            "image_size": 64,
-            "widths": [16, 24, 32, 48],  # paper 64, 128, 256, 256
-            "blocks": [1, 1, 1, 1],  # paper N1..N4 = 4, 6, 6, 6
-            "unshuffle": 4,  # space-to-depth by 4 first: 16x16 maps, ~4x cheaper, keeps the RGGB cells whole
-            "shortcut": True,  # f_s_conv = Conv2(f) + P(Y / sum C); see StudentConfig.shortcut
-        },
-        B=8,
-        T=4,  # paper T = 8; 4 halves every cost (the paper's Table 4: T = 4 loses ~1.5 CIDEr)
-    )
-
-
-TINY_CAPTIONER = _tiny_captioner()
-"""The tiny CPU preset's architecture (see :data:`TINY_TRAINING`)."""

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from snapcap.caption.presets import preset_names
 from snapcap.caption.pretrain import PretrainConfig, pretrain_tower
 from snapcap.caption.records import write_training_record
 from snapcap.caption.registry import CaptionerEntry, captioner_entry, trainable_captioners
@@ -41,7 +42,7 @@ from snapcap.recon.nets.inference import parse_config
 from snapcap.recon.nets.unfold import UNFOLD_PRESETS
 from snapcap.recon.train import TrainReconConfig, net_training, train_recon
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "captioner_options"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -213,7 +214,12 @@ def _add_captioner_arguments(parser: argparse.ArgumentParser, entry: CaptionerEn
     add_corpus_options(parser, default="synthetic", num_videos=200, title="corpus simulated on the fly")
     add_camera_options(parser, B=None, T=None, size=None, title="camera for simulation (default B, T and size: the model's)")
     model = parser.add_argument_group("model and optimisation (default: the model's own settings)")
-    model.add_argument("--preset", default=None, help="the model's preset (default tiny; the teacher: tiny, small or paper)")
+    model.add_argument(
+        "--preset",
+        default=None,
+        help=f"the model's preset (default tiny; the teacher: {', '.join(preset_names())}, from snapcap/caption/presets/; "
+        "a student: its teacher's); unset options below take the preset's values",
+    )
     model.add_argument(
         "--pretrained", default=None, help="override the preset's open_clip pretrained tag ('none': random initialisation)"
     )
@@ -233,7 +239,9 @@ def _add_captioner_arguments(parser: argparse.ArgumentParser, entry: CaptionerEn
         help="DataLoader processes reading each step's samples ahead from --data files (default 0: in this process)",
     )
     add_device_option(model)
-    model.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between resumable checkpoints")
+    model.add_argument(
+        "--checkpoint-every", type=positive_int, default=None, help="steps between resumable checkpoints (default: the preset's)"
+    )
     model.add_argument("--no-progress", action="store_true", help="no progress bars")
     try:
         extra = entry.arguments_fn()
@@ -249,15 +257,21 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def captioner_options(args: argparse.Namespace) -> dict:
+    """The options a captioner's entry functions get from ``snapcap train NAME`` (before the data's B, T and size)."""
+    options = {
+        key: value for key, value in vars(args).items() if key not in ("func", "command", "what", "captioner", "entry_error")
+    }
+    options["device"] = process_device(args.device)
+    return options
+
+
 def run_captioner(args: argparse.Namespace) -> int:
     entry = captioner_entry(args.captioner)
     check_output(args.out, folder=True)
     if getattr(args, "entry_error", None):
         raise ConfigError(args.entry_error)
-    options = {
-        key: value for key, value in vars(args).items() if key not in ("func", "command", "what", "captioner", "entry_error")
-    }
-    options["device"] = process_device(args.device)
+    options = captioner_options(args)
     B, T, image = entry.shape_for(options)
     if args.data:
         data = training_data(args.data, None if args.split == "all" else args.split, limit=args.limit)

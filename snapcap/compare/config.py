@@ -52,14 +52,16 @@ class CompareConfig:
         T: snapshots per video; size: frame size (square; the teacher's input size).
         gray / bayer / mask / mask_seed / noise / noise_seed: the camera (see
             :class:`snapcap.datasets.h5.DatasetConfig`).
-        captioner: ``tiny`` (:data:`snapcap.caption.train.TINY_CAPTIONER`: the tiny tower with
-            its shipped procedural pretraining, frozen, and a decoder trained here) or a
-            :data:`snapcap.caption.native.CAPTIONER_PRESETS` name (``small``, ``paper``: ViT-B/16
-            with OpenAI weights).
+        captioner: a captioner preset (:mod:`snapcap.caption.presets`, the files in
+            ``snapcap/caption/presets/``): ``tiny`` (the tiny tower with its shipped procedural
+            pretraining, frozen, a decoder trained here and the tuned CPU recipe), ``small``,
+            ``paper`` (ViT-B/16 with OpenAI weights, GPT-2 medium), ``paper-smoke``. Its
+            architecture and training recipe are those of ``snapcap train teacher --preset``.
         decoder: the caption decoder, ``native`` or ``lm:<name-or-path>`` (a frozen pretrained
             language model, :mod:`snapcap.caption.lm`); None: the captioner preset's.
-        training: :class:`snapcap.caption.train.CaptionTrainConfig` fields (overrides of the
-            captioner preset's defaults).
+        training: :class:`snapcap.caption.train.CaptionTrainConfig` fields, over the captioner
+            preset's recipe (:func:`snapcap.caption.presets.training_preset`): what this
+            comparison changes, not the preset's own settings.
         adapt_epochs: epochs of projector + decoder when the teacher tower, trained once at
             ``base_B``, is carried to a B (every B, ``base_B`` included).
         base_B: the B the teacher tower trains at (default 8, the paper's, listed or not: a
@@ -229,23 +231,13 @@ class CompareConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Measured on the shared 2-core machine (README; the closing note of issue 19): the frozen
-# pretrained tower's f_t is computed once, so the teacher's projector + decoder afford many
-# epochs; the students' 2 + 6 epochs over 456 videos take most of the run.
-_TINY_TRAINING = {
-    "teacher_epochs": 0,
-    "head_epochs": 20,
-    "stage1_epochs": 2,
-    "epochs": 6,
-}
-
 COMPARE_PRESETS: dict[str, CompareConfig] = {
     # The README's main command: procedural corpus, tiny models trained here, 2-core CPU.
     "tiny": CompareConfig(
         preset="tiny",
         corpus=dict(_TINY_CORPUS),
-        training=_TINY_TRAINING,
-        # the fast TV step with a light weight: chosen for these 32 x 32 procedural frames (the
+        training={},  # the tiny preset's recipe (snapcap/caption/presets/tiny.json)
+        # the fast TV step with a light weight: chosen for these 64 x 64 procedural frames (the
         # library default, robust across B and cameras, is stronger and slower)
         recon_params={"gap-tv": {**GAP_TV_FAST, "tv_weight": 0.03}},
         ssim_videos=32,
@@ -276,14 +268,7 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
         T=8,
         size=224,
         captioner="paper-smoke",
-        training={
-            "teacher_epochs": 1,
-            "teacher_frames": 1,  # one frame per snapshot through the ViT while it trains: 8x less memory
-            "head_epochs": 1,
-            "stage1_epochs": 1,
-            "epochs": 1,
-            "batch_size": 2,
-        },
+        training={},  # the paper-smoke preset's one epoch of everything (snapcap/caption/presets/paper-smoke.json)
         adapt_epochs=1,
         recon=("gap-tv", "unfold"),
         recon_params={"gap-tv": {"iterations": 5}},

@@ -42,12 +42,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from snapcap.caption.evaluate import MemoryMeter
-from snapcap.caption.lm import decoder_choice, lm_decoder_settings
 from snapcap.caption.metrics import caption_metrics, metric_session
-from snapcap.caption.native import captioner_preset
+from snapcap.caption.presets import captioner_preset, training_preset
 from snapcap.caption.registry import Captioner, captioner_entry, create_captioner
 from snapcap.caption.teacher import teacher_image_size
-from snapcap.caption.train import TINY_CAPTIONER, TINY_TRAINING, CaptionTrainConfig, adapt_teacher, train_student, train_teacher
+from snapcap.caption.train import adapt_teacher, train_student, train_teacher
 from snapcap.compare.config import CompareConfig, content_hash
 from snapcap.compare.report import findings, merge_seeds, write_report
 from snapcap.datasets.corpora import open_corpus
@@ -263,19 +262,12 @@ class Comparison:
         return self._corpus
 
     def captioner_config(self, B: int):
+        """The captioner preset's :class:`~snapcap.caption.models.CaptionerConfig` at this B and the
+        comparison's T and decoder (:func:`~snapcap.caption.presets.captioner_preset`: what
+        ``snapcap train teacher --preset`` builds too)."""
 
         cfg = self.config
-        if cfg.captioner == "tiny":
-            config = replace(
-                TINY_CAPTIONER,
-                B=B,
-                T=cfg.T,
-                decoder=dict(TINY_CAPTIONER.decoder, max_prefix=max(int(TINY_CAPTIONER.decoder.get("max_prefix", 16)), cfg.T)),
-            )
-            if cfg.decoder not in (None, "native"):
-                config = replace(config, decoder=lm_decoder_settings(decoder_choice(cfg.decoder), max_prefix=max(16, cfg.T)))
-        else:
-            config = captioner_preset(cfg.captioner, B=B, T=cfg.T, decoder=cfg.decoder)
+        config = captioner_preset(cfg.captioner, B=B, T=cfg.T, decoder=cfg.decoder)
         image = teacher_image_size(config.teacher)
         if image != cfg.size:
             raise ConfigError(
@@ -285,10 +277,11 @@ class Comparison:
         return config
 
     def training(self):
+        """The captioner preset's recipe (:func:`~snapcap.caption.presets.training_preset`), the
+        comparison's ``training`` over it, at its seed and device."""
 
         cfg = self.config
-        base = TINY_TRAINING if cfg.captioner == "tiny" else CaptionTrainConfig()
-        return replace(base, **dict(cfg.training), seed=cfg.seed, device=cfg.device)
+        return training_preset(cfg.captioner, **{**dict(cfg.training), "seed": cfg.seed, "device": cfg.device})
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -361,7 +354,7 @@ class Comparison:
                 "teacher",
                 base_b,
                 path,
-                lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress),
+                lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress, preset=cfg.captioner),
                 "tower trained" if captioner.train_encoder else "projector + decoder trained on the frozen tower",
             )
             self._teacher_base = (path, key)

@@ -27,7 +27,7 @@ from snapcap.datasets.synthetic.facts import ObjectFacts, SceneFacts
 from snapcap.datasets.synthetic.language import LEXICON
 from snapcap.datasets.synthetic.scene import COLORS
 
-__all__ = ["FACT_TYPES", "Mention", "Claims", "caption_claims", "score_caption", "fact_accuracy"]
+__all__ = ["FACT_TYPES", "Mention", "Claims", "caption_claims", "score_caption", "fact_accuracy", "direction_scores"]
 
 FACT_TYPES = (
     "colour",
@@ -285,4 +285,43 @@ def fact_accuracy(
             "videos": videos,
         }
         for name, (stated, right) in counts.items()
+    }
+
+
+def direction_scores(
+    captions: Mapping[str, str],
+    facts: Mapping[str, SceneFacts | Mapping[str, Any]],
+    pairs: Mapping[str, str | None] | None = None,
+) -> dict[str, float | int | None]:
+    """The direction-of-motion scores of captions (the arrow-of-time report and bench):
+
+    * ``direction_accuracy``: percent of the captions stating a direction whose every stated
+      direction is right (None when none states one);
+    * ``direction_stated``: percent of the captions that state one;
+    * ``reversal_pairs``: percent of the time-reversed pairs (``pairs``: video id -> its twin's,
+      as :class:`~snapcap.datasets.synthetic.SyntheticCorpus` with ``temporal_pairs`` records
+      them) whose videos both move, with no direction right for both (a bounce played backwards
+      bounces the same way: those pairs are left out), and both of whose captions state the
+      right direction (None without such pairs); ``pairs_counted``: how many pairs that is over.
+    """
+    verdicts: dict[str, bool | None] = {}
+    for video_id, text in captions.items():
+        if video_id in facts:
+            verdicts[video_id] = score_caption(text, facts[video_id])["direction"]
+    stated = [v for v in verdicts.values() if v is not None]
+    counted = right = 0
+    for video_id, twin in (pairs or {}).items():
+        if twin is None or twin not in verdicts or video_id not in verdicts or video_id > twin:
+            continue  # each pair once, both captioned
+        truth = [facts[v] if isinstance(facts[v], SceneFacts) else SceneFacts.from_dict(dict(facts[v])) for v in (video_id, twin)]
+        stated_right = [{d for o in t.objects for d in (o.direction, o.final_direction) if d is not None} for t in truth]
+        if not all(stated_right) or stated_right[0] & stated_right[1]:
+            continue  # no motion to state, or a caption right for both (a bounce reversed bounces the same way)
+        counted += 1
+        right += int(verdicts[video_id] is True and verdicts[twin] is True)
+    return {
+        "direction_accuracy": round(100.0 * sum(stated) / len(stated), 2) if stated else None,
+        "direction_stated": round(100.0 * len(stated) / len(verdicts), 2) if verdicts else 0.0,
+        "reversal_pairs": round(100.0 * right / counted, 2) if counted else None,
+        "pairs_counted": counted,
     }
