@@ -93,8 +93,9 @@ def test_list_captioners_and_presets():
     from snapcap.recon.api import METHODS
 
     names = list_captioners()
-    assert names[:5] == ["teacher", "snapcap", "baseline", "snapcap-reg-only", "snapcap-dis-only"]
-    assert names[5:] == zoo_names() + [f"two-stage:{m}" for m in METHODS]
+    native = ["teacher", "snapcap", "baseline", "snapcap-reg-only", "snapcap-dis-only", "snapcap-temporal", "baseline-temporal"]
+    assert names[: len(native)] == native
+    assert names[len(native) :] == zoo_names() + [f"two-stage:{m}" for m in METHODS]
     assert {"tiny", "paper"} <= set(CAPTIONER_PRESETS)
     paper = CAPTIONER_PRESETS["paper"]
     assert (paper.teacher, paper.pretrained, paper.train_encoder) == ("ViT-B-16", "openai", False)

@@ -83,7 +83,9 @@ def test_time_reversed_video_gives_another_order_aware_sequence_and_the_same_mea
         per_frame = model.frame_tokens(frames)
         tokens = model.tokens(frames)
     torch.testing.assert_close(means[0], means[1], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(per_frame[1], per_frame[0].flip(1), atol=1e-5, rtol=1e-5)  # the same frames, reversed
+    backwards = per_frame[0].flip(1)  # the same frames in the other order, moving the other way
+    torch.testing.assert_close(per_frame[1, ..., :-2], backwards[..., :-2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_frame[1, ..., -2:], -backwards[..., -2:], atol=1e-4, rtol=1e-4)
     centroid_x = per_frame[..., -MOTION_FEATURES + 1]  # where each frame differs, along x
     assert not torch.allclose(centroid_x[0], centroid_x[1], atol=1e-3)
     assert tokens.shape == (2, 8, model.decoder.config.width)
@@ -98,7 +100,9 @@ def test_motion_summary_follows_the_moving_patch():
     x = summary[:, 1]
     assert (x[1:] > x[:-1]).all()  # the centroid moves right
     assert torch.allclose(summary[:, 0], summary[0, 0].expand(4))  # and stays on one row
-    assert torch.all(motion_summary(torch.ones(1, 1, 3, 2, 4, 4)) == torch.tensor([0.0, 0.0, 0.001, 0.001]))  # still: zeros
+    assert (summary[:, 5] > 0).all() and torch.allclose(summary[:, 4], torch.zeros(4), atol=1e-6)  # velocity: right, not up
+    still = torch.tensor([0.0, 0.0, 0.001, 0.001, 0.0, 0.0])
+    assert torch.all(motion_summary(torch.ones(1, 1, 3, 2, 4, 4)) == still)  # a still video: zeros
     with pytest.raises(ShapeError):
         motion_summary(torch.zeros(2, 3, 4, 4))
 
@@ -221,3 +225,26 @@ def test_direction_scores_count_statements_and_reversal_pairs():
 def test_rgb_frames_is_the_teachers_input():  # the order-aware targets read the frames as the teacher does
     frames = torch.rand(1, 1, 2, 8, 8)
     assert rgb_frames(frames).shape == (1, 1, 2, 8, 8, 3)
+
+
+# --- the B = 2 anomaly: pixels that no mask opens ----------------------------------------------
+
+
+def test_normalized_measurement_fills_the_pixels_no_mask_opens():
+    from snapcap.caption.student import initial_estimate, normalized_measurement
+
+    rng = np.random.default_rng(0)
+    masks = torch.from_numpy((rng.random((2, 16, 16)) < 0.5).astype(np.float32))
+    frames = torch.full((2, 16, 16), 0.6)
+    meas = (masks * frames).sum(0)
+    closed = masks.sum(0) == 0
+    assert 0.1 < float(closed.float().mean()) < 0.4  # about (1 - 1/2)^2 = 25 % at B = 2
+    ybar = normalized_measurement(meas, masks)
+    torch.testing.assert_close(ybar, torch.full((16, 16), 0.6))  # a flat scene: filled with its value, not zeros
+    assert torch.equal(ybar[~closed], (meas / masks.sum(0).clamp_min(1))[~closed])  # opened pixels: Y / sum C exactly
+    estimate = initial_estimate(meas[None], masks)
+    assert estimate.shape == (1, 2, 16, 16) and bool((estimate[0, :, closed] > 0).all())
+    opened = torch.ones(8, 4, 4)
+    assert torch.equal(normalized_measurement(torch.full((4, 4), 4.0), opened), torch.full((4, 4), 0.5))
+    batch = normalized_measurement(meas.expand(3, 16, 16), masks.expand(3, 2, 16, 16))
+    torch.testing.assert_close(batch, ybar.expand(3, 16, 16))

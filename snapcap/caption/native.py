@@ -64,6 +64,8 @@ STUDENT_NAMES: dict[str, str] = {
     "baseline": "baseline",
     "snapcap-reg-only": "reg-only",
     "snapcap-dis-only": "dis-only",
+    "snapcap-temporal": "snapcap-temporal",
+    "baseline-temporal": "baseline-temporal",
 }
 """Registry name -> student mode of :data:`snapcap.caption.train.STUDENT_MODES` (and file stem)."""
 

@@ -689,6 +689,9 @@ def _register_builtins() -> None:
         "baseline": "train the baseline student: caption loss only (resumable)",
         "snapcap-reg-only": "ablation: the student with L_reg (stage 1) and the caption loss",
         "snapcap-dis-only": "ablation: the student with L_dis and the caption loss, no stage 1",
+        "snapcap-temporal": "train the order-aware SnapCap student of an order-aware teacher (--preset tiny-temporal): "
+        "per-frame tokens from g's frames, each distilled to the teacher's (resumable)",
+        "baseline-temporal": "train the order-aware student with the caption loss only (resumable)",
     }
     for name, mode in STUDENT_NAMES.items():
         register(

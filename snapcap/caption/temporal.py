@@ -52,17 +52,28 @@ __all__ = [
     "prefix_length",
 ]
 
-MOTION_FEATURES = 4
-"""Width of :func:`motion_summary`: centroid (y, x) and spread (σy, σx), in [-1, 1] grid units."""
+MOTION_FEATURES = 6
+"""Width of :func:`motion_summary`: centroid (y, x), spread (σy, σx) and sense of motion (my, mx)."""
 
 
 def motion_summary(conv: torch.Tensor) -> torch.Tensor:
     """Where each frame differs from its video: patch-embedding maps ``(N, T, B, c, h, w)`` ->
-    ``(N, T, B, 4)``.
+    ``(N, T, B, 6)``.
 
     The energy e_{t,k}(p) = ||conv1(X_{t,k})(p) - mean_{t',k'} conv1(X_{t',k'})(p)||² over the
     channels, normalised over the grid, gives the centroid (y, x) and the spread (σy, σx) of
-    what changes at frame (t, k), in [-1, 1] (the grid's centre is 0). A still video gives zeros.
+    what changes at frame (t, k), in [-1, 1] (the grid's centre is 0), and the sense of motion
+    (my, mx) = 2·tanh(3·v), v the centroid's central difference along the video's T·B frames in
+    time order times T·B (the displacement over the whole video at that pace): about ±2 for a
+    motion along that axis, 0 across it. A still video gives zero centroids and senses.
+
+    Measured on the procedural corpus (tiny tower, T = 1, B = 8, 900 training videos, the
+    order-aware head trained 80 epochs on the captions, held-out twins): with the centroids and
+    spreads alone the captions stated a right direction in 10-37 % of those stating one; with the
+    raw velocity 37 %; with the saturated sense 85 %, and 65 % of the time-reversed pairs right
+    both ways. A classifier of the direction from the same tokens reached 92 % with the velocity
+    and 40 % without: the sense of a motion has to be a property of each token, and the
+    decoder, which learns it from a few words of each caption, reads a saturated one far sooner.
     """
     if conv.ndim != 6:
         raise ShapeError(f"patch-embedding maps must have shape (N, T, B, c, h, w), got {tuple(conv.shape)}")
@@ -76,7 +87,16 @@ def motion_summary(conv: torch.Tensor) -> torch.Tensor:
     y, x = (py * gy).sum(dim=-1), (px * gx).sum(dim=-1)
     sy = ((py * (gy - y.unsqueeze(-1)) ** 2).sum(dim=-1) + 1e-6).sqrt()
     sx = ((px * (gx - x.unsqueeze(-1)) ** 2).sum(dim=-1) + 1e-6).sqrt()
-    return torch.stack([y, x, sy, sx], dim=-1)
+    count, snapshots, per = conv.shape[:3]
+    centroid = torch.stack([y, x], dim=-1).reshape(count, snapshots * per, 2)  # in time order
+    velocity = torch.zeros_like(centroid)
+    if snapshots * per > 1:
+        padded = torch.cat([centroid[:, :1], centroid, centroid[:, -1:]], dim=1)  # one-sided at the ends
+        steps = torch.full((snapshots * per, 1), 2.0, dtype=conv.dtype, device=conv.device)
+        steps[0] = steps[-1] = 1.0
+        velocity = (padded[:, 2:] - padded[:, :-2]) / steps * (snapshots * per)
+    sense = 2.0 * torch.tanh(3.0 * velocity.reshape(count, snapshots, per, 2))
+    return torch.cat([torch.stack([y, x, sy, sx], dim=-1), sense], dim=-1)
 
 
 def frame_tokens(tower: nn.Module, frames: torch.Tensor, rgb: bool, with_conv: bool = False):

@@ -37,7 +37,7 @@ from snapcap.caption.decoding import UNK
 from snapcap.caption.lm import build_decoder, codec_for, codec_from_dict, decoder_choice, is_lm_decoder, lm_decoder_settings
 from snapcap.caption.models import CaptionerConfig, SnapCapCaptioner, TeacherCaptioner, copy_module
 from snapcap.caption.rowcache import cached_rows, finish_rows, load_rows, rows_of, write_rows
-from snapcap.caption.student import SnapCapStudent, StudentConfig
+from snapcap.caption.student import SnapCapStudent, StudentConfig, normalized_measurement
 from snapcap.caption.teacher import ClipTeacher
 from snapcap.caption.temporal import OrderAwareStudent, frame_tokens, is_temporal, prefix_length
 from snapcap.caption.text import Vocabulary
@@ -420,13 +420,11 @@ def _masks(samples, indices, device) -> torch.Tensor:
 
 
 def _ybar(samples, indices, device) -> torch.Tensor:
-    """Ȳ = Y ⊘ Σ_k C_k of every snapshot of the samples: (n·T, H, W)."""
+    """Ȳ of every snapshot of the samples (:func:`~snapcap.caption.student.normalized_measurement`): (n·T, H, W)."""
     meas = stack_rows(samples, indices, "meas", device)
     masks = _masks(samples, indices, device)
-    total = masks.sum(dim=-3)
-    total = total.unsqueeze(0) if total.ndim == 2 else total.unsqueeze(1)
-    ybar = torch.where(total > 0, meas / total.clamp_min(1e-12), torch.zeros_like(meas))
-    return ybar.flatten(0, 1)
+    masks = masks.unsqueeze(0) if masks.ndim == 3 else masks.unsqueeze(1)  # (1 or n, 1, B, H, W) against (n, T, H, W)
+    return normalized_measurement(meas, masks).flatten(0, 1)
 
 
 def rgb_frames(frames: torch.Tensor) -> torch.Tensor:

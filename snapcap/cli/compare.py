@@ -22,7 +22,7 @@ from snapcap.cli.options import (
     recon_params_by_method,
 )
 from snapcap.compare.capture import compare_capture
-from snapcap.compare.config import COMPARE_PRESETS, STUDENT_PIPELINES, compare_preset
+from snapcap.compare.config import CAMERAS, COMPARE_PRESETS, STUDENT_PIPELINES, compare_preset
 from snapcap.compare.report import table3
 from snapcap.compare.run import run_compare
 from snapcap.errors import ConfigError
@@ -63,7 +63,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         title="camera (default: the preset's; tiny: B 2 4 8 16 24, T 4, 64x64 RGGB)",
     )
     models = parser.add_argument_group("pipelines and training")
-    models.add_argument("--students", nargs="*", choices=STUDENT_PIPELINES, help="one-stage rows (default: snapcap baseline)")
+    models.add_argument(
+        "--students",
+        nargs="*",
+        choices=STUDENT_PIPELINES,
+        help="one-stage rows (default: snapcap baseline; tiny: also snapcap-temporal, the order-aware student, "
+        "with the order-aware teacher's row)",
+    )
+    models.add_argument(
+        "--cameras",
+        nargs="*",
+        choices=sorted(CAMERAS),
+        help="camera controls: the students also trained and tested, at the reference B, on long exposures (every mask "
+        "all ones) or single uncoded frames of the same videos (tiny: long-exposure)",
+    )
+    models.add_argument(
+        "--order-aware", metavar="PRESET", help="captioner preset of the order-aware rows (default: <captioner>-temporal)"
+    )
     models.add_argument(
         "--recon",
         nargs="*",
@@ -192,6 +208,8 @@ def config_from_args(args: argparse.Namespace):
         training=training,
         base_B=args.base_B,
         students=None if args.students is None else tuple(args.students),
+        cameras=None if args.cameras is None else tuple(args.cameras),
+        order_aware=args.order_aware,
         recon=None if args.recon is None else tuple(args.recon),
         recon_params=recon_params,
         zoo=None if args.zoo is None else tuple(args.zoo),

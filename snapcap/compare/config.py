@@ -19,10 +19,33 @@ from snapcap.caption.train import CaptionTrainConfig
 from snapcap.errors import ConfigError
 from snapcap.recon.api import GAP_TV_FAST, METHODS
 
-__all__ = ["CompareConfig", "COMPARE_PRESETS", "compare_preset", "content_hash", "STUDENT_PIPELINES"]
+__all__ = [
+    "CompareConfig",
+    "COMPARE_PRESETS",
+    "compare_preset",
+    "content_hash",
+    "STUDENT_PIPELINES",
+    "TEMPORAL_STUDENTS",
+    "CAMERAS",
+    "camera_of",
+]
 
-STUDENT_PIPELINES = ("snapcap", "baseline")
-"""One-stage students a comparison can train (``snapcap`` and the caption-loss-only baseline)."""
+STUDENT_PIPELINES = ("snapcap", "baseline", "snapcap-temporal", "baseline-temporal")
+"""One-stage students a comparison can train: ``snapcap`` and the caption-loss-only baseline, and
+their order-aware versions (:mod:`snapcap.caption.temporal`: students of an order-aware teacher)."""
+
+TEMPORAL_STUDENTS = ("snapcap-temporal", "baseline-temporal")
+"""The students that need the order-aware teacher (row ``teacher-temporal``)."""
+
+CAMERAS = {"long-exposure": "long-exposure", "single-frame": "single-frame"}
+"""Camera controls -> their mask kind (:data:`snapcap.cacti.masks.MASK_KINDS`): the same sensor
+and B with every mask all ones (the plain sum of the frames) or one uncoded frame per snapshot
+time. Their students train with the coded camera's recipe and budget, at the reference B."""
+
+
+def camera_of(pipeline: str) -> str:
+    """The camera of a row: ``coded``, or the control after ``@`` (``snapcap@long-exposure``)."""
+    return pipeline.split("@", 1)[1] if "@" in pipeline else "coded"
 
 
 def content_hash(*parts: Any, length: int = 16) -> str:
@@ -35,8 +58,18 @@ def content_hash(*parts: Any, length: int = 16) -> str:
 # object's facts, as the demo's question is what each pipeline keeps of them), 456 training
 # videos and 144 test videos. Test videos cost no training, only captioning; 32 of them left
 # CIDEr uncertain by about ±10, more than any difference across B. The scenes are the same at
-# every B (each is stretched over T·B frames).
-_TINY_CORPUS = {"kind": "synthetic", "num_videos": 600, "seed": 0, "splits": (0.76, 0.0, 0.24), "max_objects": 1}
+# every B (each is stretched over T·B frames). Every odd video is the one before it played backwards
+# (``temporal_pairs``: the same long exposure, the opposite direction, spin, growth and order of
+# events), in training and test alike: nothing rewards reading the order of the frames otherwise,
+# and the test pairs show whether a caption follows it.
+_TINY_CORPUS = {
+    "kind": "synthetic",
+    "num_videos": 600,
+    "seed": 0,
+    "splits": (0.76, 0.0, 0.24),
+    "max_objects": 1,
+    "temporal_pairs": True,
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +99,13 @@ class CompareConfig:
             ``base_B``, is carried to a B (every B, ``base_B`` included).
         base_B: the B the teacher tower trains at (default 8, the paper's, listed or not: a
             fixed choice, so that adding a B to a comparison reuses the tower).
-        students: one-stage pipelines (``snapcap``, ``baseline``).
+        students: one-stage pipelines (``snapcap``, ``baseline``; ``snapcap-temporal`` and
+            ``baseline-temporal`` add the order-aware teacher's row ``teacher-temporal``).
+        order_aware: the captioner preset of the order-aware rows (None: ``<captioner>-temporal``,
+            e.g. ``tiny-temporal``).
+        cameras: camera controls (:data:`CAMERAS`: ``long-exposure``, ``single-frame``); at the
+            reference B every student is also trained and tested on that camera's snapshots of
+            the same videos (rows ``<student>@<camera>``), so the report can say what the coding buys.
         recon: two-stage reconstructors; recon_params: method -> parameter overrides.
         zoo: other captioners of :mod:`snapcap.caption.zoo` (``clip4caption``, ``clip4videocap``,
             ``vccv``), trained per B on the same data (CLIP-based ones on the teacher's tower);
@@ -105,7 +144,9 @@ class CompareConfig:
     training: Mapping[str, Any] = field(default_factory=dict)
     adapt_epochs: int = 3
     base_B: int | None = None
-    students: tuple[str, ...] = STUDENT_PIPELINES
+    students: tuple[str, ...] = ("snapcap", "baseline")
+    order_aware: str | None = None
+    cameras: tuple[str, ...] = ()
     recon: tuple[str, ...] = ("gap-tv",)
     zoo: tuple[str, ...] = ()
     zoo_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -147,6 +188,20 @@ class CompareConfig:
         unknown = [name for name in self.students if name not in STUDENT_PIPELINES]
         if unknown:
             raise ConfigError(f"--students: unknown {unknown}; expected among {', '.join(STUDENT_PIPELINES)}")
+        bad_cameras = [name for name in self.cameras if name not in CAMERAS]
+        if bad_cameras:
+            raise ConfigError(f"--cameras: unknown {bad_cameras}; expected among {', '.join(CAMERAS)}")
+        if self.cameras and not self.students:
+            raise ConfigError("--cameras: the camera controls are student rows; give --students too")
+        if self.temporal:
+            from snapcap.caption.presets import preset_names  # the presets' files, read on demand
+
+            if self.order_aware_preset not in preset_names():
+                raise ConfigError(
+                    f"the order-aware rows ({', '.join(s for s in self.students if s in TEMPORAL_STUDENTS)}) need an "
+                    f"order-aware captioner preset: {self.order_aware_preset!r} is not one of {', '.join(preset_names())} "
+                    "(--order-aware PRESET)"
+                )
         bad = [name for name in self.recon if name not in METHODS]
         if bad:
             raise ConfigError(f"--recon: unknown method(s) {bad}; expected among {', '.join(METHODS)}")
@@ -175,6 +230,7 @@ class CompareConfig:
                 raise ConfigError(f"--zoo: unknown captioner(s) {unknown_zoo}; expected among {', '.join(zoo_names())}")
         object.__setattr__(self, "zoo", tuple(self.zoo))
         object.__setattr__(self, "students", tuple(self.students))
+        object.__setattr__(self, "cameras", tuple(self.cameras))
         object.__setattr__(self, "recon", tuple(self.recon))
         object.__setattr__(self, "metrics", tuple(self.metrics))
 
@@ -190,9 +246,21 @@ class CompareConfig:
         """The B of the report's main table and of the montages (the teacher's)."""
         return self.teacher_B if self.teacher_B in self.B else self.B[len(self.B) // 2]
 
+    @property
+    def temporal(self) -> bool:
+        """Whether the comparison has order-aware rows (a ``*-temporal`` student)."""
+        return any(name in TEMPORAL_STUDENTS for name in self.students)
+
+    @property
+    def order_aware_preset(self) -> str:
+        """The captioner preset of the order-aware teacher and students."""
+        return self.order_aware or f"{self.captioner}-temporal"
+
     def pipelines(self) -> list[str]:
-        """Row names in report order."""
-        return ["teacher", *self.students, *(f"two-stage:{method}" for method in self.recon), *self.zoo]
+        """Row names in report order (the camera controls' rows only exist at the reference B)."""
+        teachers = ["teacher", "teacher-temporal"] if self.temporal else ["teacher"]
+        controls = [f"{student}@{camera}" for camera in self.cameras for student in self.students]
+        return [*teachers, *self.students, *controls, *(f"two-stage:{method}" for method in self.recon), *self.zoo]
 
     @property
     def zoo_preset(self) -> str:
@@ -222,7 +290,7 @@ class CompareConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> CompareConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("B", "students", "recon", "metrics", "zoo"):
+        for key in ("B", "students", "recon", "metrics", "zoo", "cameras"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)

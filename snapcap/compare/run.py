@@ -47,12 +47,12 @@ from snapcap.caption.presets import captioner_preset, training_preset
 from snapcap.caption.registry import Captioner, captioner_entry, create_captioner
 from snapcap.caption.teacher import teacher_image_size
 from snapcap.caption.train import adapt_teacher, train_student, train_teacher
-from snapcap.compare.config import CompareConfig, content_hash
+from snapcap.compare.config import CAMERAS, TEMPORAL_STUDENTS, CompareConfig, camera_of, content_hash
 from snapcap.compare.report import findings, merge_seeds, write_report
 from snapcap.datasets.corpora import open_corpus
 from snapcap.datasets.h5 import DatasetConfig, dataset_info, make_dataset
 from snapcap.datasets.samples import Limited
-from snapcap.datasets.synthetic.readback import fact_accuracy
+from snapcap.datasets.synthetic.readback import direction_interval, direction_scores, fact_accuracy
 from snapcap.datasets.torch_data import MeasurementDataset
 from snapcap.distributed import distributed_context
 from snapcap.errors import ConfigError, DataFileError
@@ -66,14 +66,20 @@ __all__ = ["run_compare", "Comparison", "PIPELINE_LABELS", "label_of"]
 
 PIPELINE_LABELS = {
     "teacher": "traditional (teacher on true frames)",
+    "teacher-temporal": "order-aware teacher on true frames",
     "snapcap": "one-stage SnapCap",
     "baseline": "one-stage baseline",
+    "snapcap-temporal": "one-stage order-aware SnapCap",
+    "baseline-temporal": "one-stage order-aware baseline",
 }
 
 
 def label_of(pipeline: str) -> str:
     if pipeline.startswith("two-stage:"):
         return f"two-stage {pipeline.split(':', 1)[1]}"
+    if "@" in pipeline:
+        student, camera = pipeline.split("@", 1)
+        return f"{label_of(student)} ({camera})"
     return PIPELINE_LABELS.get(pipeline, pipeline)
 
 
@@ -233,7 +239,7 @@ class Comparison:
         self.log = _Log(quiet or not self.dist.main)
         self._corpus = corpus
         self.stages: list[dict[str, Any]] = []
-        self._teacher_base: tuple[Path, str] | None = None
+        self._teacher_base: dict[bool, tuple[Path, str]] = {}  # the tower's teacher, mean and order-aware
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -261,13 +267,14 @@ class Comparison:
             self._corpus = corpus_from_spec(self.config.corpus)
         return self._corpus
 
-    def captioner_config(self, B: int):
+    def captioner_config(self, B: int, temporal: bool = False):
         """The captioner preset's :class:`~snapcap.caption.models.CaptionerConfig` at this B and the
         comparison's T and decoder (:func:`~snapcap.caption.presets.captioner_preset`: what
-        ``snapcap train teacher --preset`` builds too)."""
+        ``snapcap train teacher --preset`` builds too); ``temporal``: the order-aware preset's."""
 
         cfg = self.config
-        config = captioner_preset(cfg.captioner, B=B, T=cfg.T, decoder=cfg.decoder)
+        preset = cfg.order_aware_preset if temporal else cfg.captioner
+        config = captioner_preset(preset, B=B, T=cfg.T, decoder=cfg.decoder)
         image = teacher_image_size(config.teacher)
         if image != cfg.size:
             raise ConfigError(
@@ -276,16 +283,19 @@ class Comparison:
             )
         return config
 
-    def training(self):
+    def training(self, temporal: bool = False):
         """The captioner preset's recipe (:func:`~snapcap.caption.presets.training_preset`), the
-        comparison's ``training`` over it, at its seed and device."""
+        comparison's ``training`` over it, at its seed and device; ``temporal``: the order-aware preset's."""
 
         cfg = self.config
-        return training_preset(cfg.captioner, **{**dict(cfg.training), "seed": cfg.seed, "device": cfg.device})
+        preset = cfg.order_aware_preset if temporal else cfg.captioner
+        return training_preset(preset, **{**dict(cfg.training), "seed": cfg.seed, "device": cfg.device})
 
     # -- stages -------------------------------------------------------------------------------
 
-    def data(self, B: int) -> _Data:
+    def data(self, B: int, camera: str = "coded") -> _Data:
+        """The simulated dataset of this B, through the coded camera (``--mask``) or a camera
+        control of :data:`~snapcap.compare.config.CAMERAS`."""
 
         cfg = self.config
         config = DatasetConfig(
@@ -294,7 +304,7 @@ class Comparison:
             size=(cfg.size, cfg.size),
             gray=cfg.gray,
             bayer=cfg.bayer,
-            mask=cfg.mask,
+            mask=cfg.mask if camera == "coded" else CAMERAS[camera],
             mask_seed=cfg.mask_seed,
             noise=cfg.noise,
             noise_seed=cfg.noise_seed,
@@ -303,7 +313,7 @@ class Comparison:
         corpus = self.corpus
         describe = corpus.describe()
         key = content_hash("data", config.to_dict(), describe)
-        path = self.cache / "data" / f"B{B:02d}-{key}.h5"
+        path = self.cache / "data" / f"B{B:02d}{'' if camera == 'coded' else '-' + camera}-{key}.h5"
         start = time.perf_counter()
         done = False
         if path.is_file():
@@ -311,8 +321,9 @@ class Comparison:
                 done = bool(dataset_info(path).get("complete", False))
             except Exception:  # noqa: BLE001 - damaged: remade below (make_dataset resumes or refuses)
                 done = False
+        what = "dataset" if camera == "coded" else f"dataset ({camera})"
         if self.dist.broadcast(done):
-            self._stage("dataset", B, "reused", time.perf_counter() - start, path)
+            self._stage(what, B, "reused", time.perf_counter() - start, path)
         else:
             items = corpus.select("train") + corpus.select("test")
             if not items:
@@ -324,7 +335,7 @@ class Comparison:
                 skipped = getattr(report, "skipped", None)
             self.dist.barrier()
             self._stage(
-                "dataset",
+                what,
                 B,
                 f"simulated ({len(items)} videos" + (f", {len(skipped)} unreadable skipped" if skipped else "") + ")",
                 time.perf_counter() - start,
@@ -332,8 +343,8 @@ class Comparison:
             )
         return _Data(path, key, config, cfg.test_limit)
 
-    def teacher(self, B: int, data: Callable[[int], _Data]) -> tuple[Path, str]:
-        """(teacher.pt for this B, its key).
+    def teacher(self, B: int, data: Callable[[int], _Data], temporal: bool = False) -> tuple[Path, str]:
+        """(teacher.pt for this B, its key); ``temporal``: the order-aware teacher's.
 
         The CLIP tower is trained once, at ``teacher_B``; then at *every* B, ``teacher_B``
         included, its projector and decoder are retrained on that B's f_t
@@ -342,29 +353,31 @@ class Comparison:
         """
 
         cfg = self.config
-        training = self.training()
-        if self._teacher_base is None:
+        training = self.training(temporal)
+        kind = "temporal-" if temporal else ""
+        if temporal not in self._teacher_base:
             base_b = cfg.teacher_B
             base_data = data(base_b)
-            captioner = self.captioner_config(base_b)
+            captioner = self.captioner_config(base_b, temporal)
             key = content_hash("teacher", base_data.key, captioner.to_dict(), training.model_settings())
-            folder = self.cache / "models" / f"tower-B{base_b:02d}-{key}"
+            folder = self.cache / "models" / f"{kind}tower-B{base_b:02d}-{key}"
             path = folder / "teacher.pt"
+            preset = cfg.order_aware_preset if temporal else cfg.captioner
             self._cached(
-                "teacher",
+                f"{kind}teacher",
                 base_b,
                 path,
-                lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress, preset=cfg.captioner),
+                lambda: train_teacher(base_data.train, folder, captioner, training, progress=self.progress, preset=preset),
                 "tower trained" if captioner.train_encoder else "projector + decoder trained on the frozen tower",
             )
-            self._teacher_base = (path, key)
-        base_path, base_key = self._teacher_base
+            self._teacher_base[temporal] = (path, key)
+        base_path, base_key = self._teacher_base[temporal]
         this = data(B)
         key = content_hash("teacher-adapt", base_key, this.key, cfg.adapt_epochs, training.model_settings())
-        folder = self.cache / "models" / f"teacher-B{B:02d}-{key}"
+        folder = self.cache / "models" / f"{kind}teacher-B{B:02d}-{key}"
         path = folder / "teacher.pt"
         self._cached(
-            "teacher (adapted)",
+            f"{kind}teacher (adapted)",
             B,
             path,
             lambda: adapt_teacher(this.train, base_path, folder, training, head_epochs=cfg.adapt_epochs, progress=self.progress),
@@ -372,13 +385,14 @@ class Comparison:
         )
         return path, key
 
-    def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:
+    def student(self, mode: str, B: int, data: _Data, teacher: tuple[Path, str], camera: str = "coded") -> tuple[Path, str]:
 
-        training = self.training()
+        training = self.training(mode in TEMPORAL_STUDENTS)
         key = content_hash("student", mode, teacher[1], data.key, training.model_settings())
-        folder = self.cache / "models" / f"{mode}-B{B:02d}-{key}"
+        folder = self.cache / "models" / f"{mode}-B{B:02d}{'' if camera == 'coded' else '-' + camera}-{key}"
         path = folder / f"{mode}.pt"
-        self._cached(mode, B, path, lambda: train_student(data.train, teacher[0], folder, mode, training, progress=self.progress))
+        what = mode if camera == "coded" else f"{mode} ({camera})"
+        self._cached(what, B, path, lambda: train_student(data.train, teacher[0], folder, mode, training, progress=self.progress))
         return path, key
 
     def zoo(self, name: str, B: int, data: _Data, teacher: tuple[Path, str]) -> tuple[Path, str]:
@@ -607,8 +621,20 @@ class Comparison:
                 this = data(B)
                 teacher = self.teacher(B, data)
                 models: dict[str, tuple[Path, str]] = {"teacher": teacher}
+                if cfg.temporal:
+                    models["teacher-temporal"] = self.teacher(B, data, temporal=True)
+                tests: dict[str, _Data] = {}  # rows tested on another camera's snapshots of the same videos
                 for mode in cfg.students:
-                    models[mode] = self.student(mode, B, this, teacher)
+                    models[mode] = self.student(
+                        mode, B, this, models["teacher-temporal" if mode in TEMPORAL_STUDENTS else "teacher"]
+                    )
+                if B == cfg.reference_B:
+                    for camera in cfg.cameras:
+                        control = self.data(B, camera)
+                        for mode in cfg.students:
+                            taught = models["teacher-temporal" if mode in TEMPORAL_STUDENTS else "teacher"]
+                            models[f"{mode}@{camera}"] = self.student(mode, B, control, taught, camera)
+                            tests[f"{mode}@{camera}"] = control
                 for name in cfg.zoo:
                     models[name] = self.zoo(name, B, this, teacher)
                 unfold = self.unfold(B, this) if "unfold" in cfg.recon else None
@@ -618,6 +644,9 @@ class Comparison:
                     montage = {"B": B, "samples": this.test[: cfg.montage_videos], "recon": {}, "captions": {}}
                 to_score: list[tuple[Path, dict[str, Any]]] = []
                 for pipeline in cfg.pipelines():
+                    if camera_of(pipeline) != "coded" and pipeline not in models:
+                        continue  # a camera control: at the reference B only
+                    source = tests.get(pipeline, this)
                     if pipeline.startswith("two-stage:"):
                         method = pipeline.split(":", 1)[1]
                         params = self.recon_params(method, unfold)
@@ -634,7 +663,7 @@ class Comparison:
                         model_key = models[pipeline][1]
                     beam = cfg.row_beam(pipeline)
                     batching = () if cfg.batch_size == 1 else (cfg.batch_size, cfg.latency_videos)
-                    row_key = content_hash("row", pipeline, model_key, this.key, cfg.test_limit, beam, cfg.device, *batching)
+                    row_key = content_hash("row", pipeline, model_key, source.key, cfg.test_limit, beam, cfg.device, *batching)
                     row_path = self.cache / "rows" / f"{_slug(pipeline)}-B{B:02d}-{row_key}.json"
                     recon_path = row_path.with_suffix(".recon.npz")
                     row = _read_json(row_path)
@@ -647,20 +676,22 @@ class Comparison:
                             scorer.wait_idle()  # latencies measured with nothing else running
                         if pipeline in cfg.zoo:
                             captioner = create_captioner(pipeline, models[pipeline][0], device=cfg.device)
-                        elif pipeline in models and pipeline != "teacher":
-                            captioner = create_captioner(pipeline, {pipeline: models[pipeline][0]}, device=cfg.device)
-                        elif pipeline == "teacher":
-                            captioner = create_captioner("teacher", {"teacher": teacher[0]}, device=cfg.device)
+                        elif pipeline in ("teacher", "teacher-temporal"):
+                            captioner = create_captioner("teacher", {"teacher": models[pipeline][0]}, device=cfg.device)
+                        elif pipeline in models:
+                            mode = pipeline.split("@", 1)[0]
+                            captioner = create_captioner(mode, {mode: models[pipeline][0]}, device=cfg.device)
                         else:
                             captioner = create_captioner(
                                 pipeline, {"teacher": teacher[0]}, recon_params=params, device=cfg.device
                             )
                         assert isinstance(captioner, Captioner)
-                        captioned = self.caption_row(pipeline, B, captioner, this.test, montage_ids)
+                        captioned = self.caption_row(pipeline, B, captioner, source.test, montage_ids)
                         if captioned is None:  # another rank's row: rank 0 writes it
                             continue
                         row, recon_frames = captioned
-                        row["row_key"], row["model_key"], row["dataset"] = row_key, model_key, str(this.path)
+                        row["row_key"], row["model_key"], row["dataset"] = row_key, model_key, str(source.path)
+                        row["camera"] = camera_of(pipeline)
                         if recon_frames:
                             arrays = {_slug(k): v for k, v in recon_frames.items()}
                             with atomic_path(recon_path) as tmp:
@@ -687,7 +718,7 @@ class Comparison:
                 for row_path, row in to_score:
                     assert scorer is not None
                     scorer.submit(row_path, row)
-                for loaded in datasets.values():
+                for loaded in [*datasets.values(), *tests.values()]:
                     loaded.close()
                 datasets.clear()  # free the frames of this B (and of the tower's B: trained first, no longer needed)
             if scorer is not None:
@@ -699,14 +730,19 @@ class Comparison:
         if not self.dist.main:
             return {}
         facts = self.test_facts()
+        pairs = {item.video_id: (item.extra or {}).get("pair") for item in self.corpus.select("test")}
         captioner = self.captioner_config(cfg.reference_B)
         finished = []
         for entry in rows:
             stored = _read_json(entry["path"]) or entry["row"]
             stored.pop("references", None)
             stored["seed"] = cfg.seed
+            stored.setdefault("camera", camera_of(stored["pipeline"]))
+            stored["label"] = label_of(stored["pipeline"])  # this version's wording, for rows read from the cache too
             if facts:
                 stored["facts"] = fact_accuracy(stored["predictions"], facts)
+                stored["direction"] = direction_scores(stored["predictions"], facts, pairs)
+                stored["direction_interval"] = direction_interval(stored["predictions"], facts, seed=cfg.seed)
             finished.append(stored)
         reference_facts = None
         if facts and finished:

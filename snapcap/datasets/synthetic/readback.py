@@ -23,11 +23,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+
 from snapcap.datasets.synthetic.facts import ObjectFacts, SceneFacts
 from snapcap.datasets.synthetic.language import LEXICON
 from snapcap.datasets.synthetic.scene import COLORS
 
-__all__ = ["FACT_TYPES", "Mention", "Claims", "caption_claims", "score_caption", "fact_accuracy", "direction_scores"]
+__all__ = [
+    "FACT_TYPES",
+    "Mention",
+    "Claims",
+    "caption_claims",
+    "score_caption",
+    "fact_accuracy",
+    "direction_scores",
+    "direction_interval",
+]
 
 FACT_TYPES = (
     "colour",
@@ -325,3 +336,25 @@ def direction_scores(
         "reversal_pairs": round(100.0 * right / counted, 2) if counted else None,
         "pairs_counted": counted,
     }
+
+
+def direction_interval(
+    captions: Mapping[str, str],
+    facts: Mapping[str, SceneFacts | Mapping[str, Any]],
+    draws: int = 1000,
+    seed: int = 0,
+) -> list[float] | None:
+    """A 95 % bootstrap interval over the test videos of ``direction_accuracy`` (the percent of the
+    captions stating a direction whose every stated direction is right); None when no caption
+    states one. The videos are resampled with replacement ``draws`` times from ``seed``."""
+    verdicts = [score_caption(text, facts[video_id])["direction"] for video_id, text in captions.items() if video_id in facts]
+    stated = np.array([v is not None for v in verdicts])
+    right = np.array([v is True for v in verdicts])
+    if not stated.any():
+        return None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(verdicts), size=(draws, len(verdicts)))
+    counts = stated[picks].sum(axis=1)
+    rates = 100.0 * right[picks].sum(axis=1) / np.maximum(counts, 1)
+    rates = rates[counts > 0]
+    return [round(float(np.percentile(rates, 2.5)), 2), round(float(np.percentile(rates, 97.5)), 2)]
