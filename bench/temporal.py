@@ -172,8 +172,8 @@ def targets(rows: list[dict]) -> list[tuple[str, bool]]:
         checks += [
             ("T=1 order-aware teacher direction_accuracy >= 80", (teacher1["direction_accuracy"] or 0) >= 80),
             ("T=1 order-aware SnapCap direction_accuracy >= 70", (snap1["direction_accuracy"] or 0) >= 70),
-            ("T=1 order-aware SnapCap reversal_pairs >= 50", snap1["reversal_pairs"] >= 50),
-            ("T=1 long-exposure reversal_pairs <= 5", long1["reversal_pairs"] <= 5),
+            ("T=1 order-aware SnapCap reversal_pairs >= 50", (snap1["reversal_pairs"] or 0) >= 50),
+            ("T=1 long-exposure reversal_pairs <= 5", (long1["reversal_pairs"] or 0) <= 5),
             ("T=1 long-exposure direction_accuracy <= 55", (long1["direction_accuracy"] or 0) <= 55),
         ]
     return checks
@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for label, ok in targets(rows):
         print(f"- {'PASS' if ok else 'MISS'}: {label}")
+    collapsed = [f"{r['pipeline']} ({r['camera']}, T={r['T']})" for r in rows if r["distinct"] <= max(1, 0.1 * r["videos"])]
+    if collapsed:
+        print(f"- collapsed (distinct captions for at most 10 % of the test videos): {', '.join(collapsed)}")
     print(f"\n{time.perf_counter() - began:.0f} s in all")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "seed": args.seed, "videos": args.videos}, indent=2) + "\n")

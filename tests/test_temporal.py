@@ -248,3 +248,46 @@ def test_normalized_measurement_fills_the_pixels_no_mask_opens():
     assert torch.equal(normalized_measurement(torch.full((4, 4), 4.0), opened), torch.full((4, 4), 0.5))
     batch = normalized_measurement(meas.expand(3, 16, 16), masks.expand(3, 2, 16, 16))
     torch.testing.assert_close(batch, ybar.expand(3, 16, 16))
+
+
+# --- compare: the order-aware rows and the camera controls ------------------------------------
+
+
+def test_compare_adds_order_aware_rows_and_camera_controls_at_the_reference_B(tmp_path):
+    from snapcap.compare import compare_preset, run_compare
+    from snapcap.compare.config import CompareConfig
+
+    corpus = {"kind": "synthetic", "num_videos": 12, "seed": 0, "max_objects": 1, "temporal_pairs": True}
+    config = compare_preset(
+        "micro",
+        B=(2, 4),
+        corpus=corpus,
+        T=1,
+        recon=(),
+        students=("snapcap", "snapcap-temporal"),
+        cameras=("long-exposure",),
+        camera_students=("snapcap-temporal",),
+    )
+    assert config.order_aware_preset == "tiny-temporal" and config.reference_B == 4
+    results = run_compare(config, tmp_path / "out", progress=False, quiet=True)
+    rows = {(row["pipeline"], row["B"]): row for row in results["rows"]}
+    assert set(rows) == {
+        ("teacher", 2),
+        ("snapcap", 2),
+        ("teacher", 4),
+        ("teacher-temporal", 4),
+        ("snapcap", 4),
+        ("snapcap-temporal", 4),
+        ("snapcap-temporal@long-exposure", 4),
+    }
+    control = rows[("snapcap-temporal@long-exposure", 4)]
+    assert control["camera"] == "long-exposure" and "long-exposure" in control["dataset"]
+    assert set(control["direction"]) >= {"direction_accuracy", "direction_stated", "reversal_pairs", "pairs_counted"}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "### Direction of motion (B = 4)" in report and "one-stage order-aware SnapCap (long-exposure)" in report
+    with pytest.raises(ConfigError, match="not among the students"):
+        CompareConfig(students=("snapcap",), cameras=("long-exposure",), camera_students=("baseline",))
+    with pytest.raises(ConfigError, match="--cameras: unknown"):
+        CompareConfig(cameras=("pinhole",))
+    with pytest.raises(ConfigError, match="order-aware captioner preset"):
+        CompareConfig(captioner="paper", students=("snapcap-temporal",))

@@ -101,13 +101,31 @@ def normalized_measurement(meas: torch.Tensor, masks: torch.Tensor) -> torch.Ten
     if bool(opened.all()):
         return ybar
     shape = torch.broadcast_shapes(ybar.shape, opened.shape)
-    values = ybar.expand(shape).reshape((-1, 1) + tuple(shape[-2:]))
-    weights = opened.expand(shape).reshape((-1, 1) + tuple(shape[-2:])).to(values.dtype)
-    kernel = torch.ones((1, 1, 3, 3), dtype=values.dtype, device=values.device)
-    total_values = nn.functional.conv2d(values * weights, kernel, padding=2, dilation=2)
-    counts = nn.functional.conv2d(weights, kernel, padding=2, dilation=2)
-    filled = torch.where(counts > 0, total_values / counts.clamp_min(1.0), torch.zeros_like(total_values))
-    return torch.where(weights > 0, values, filled).reshape(shape)
+    height, width = shape[-2:]
+    if opened.ndim > 2 and opened.shape[:-2].numel() > 1:  # masks per sample: a plan per mask set
+        flat_open = opened.expand(shape).reshape(-1, height * width)
+        values = ybar.expand(shape).reshape(-1, height * width)
+        rows = [_fill(values[i], flat_open[i].reshape(height, width)) for i in range(values.shape[0])]
+        return torch.stack(rows).reshape(shape)
+    flat = ybar.expand(shape).reshape(shape[:-2] + (height * width,))
+    return _fill(flat, opened.reshape(height, width)).reshape(shape)
+
+
+def _fill(flat: torch.Tensor, opened: torch.Tensor) -> torch.Tensor:
+    """``flat`` (..., H·W) with its closed pixels (``opened`` (H, W) False) set to the mean of the
+    opened ones two steps away (zero when none is): a gather over the closed pixels only."""
+    height, width = opened.shape
+    closed = (~opened).nonzero()  # (K, 2)
+    offsets = torch.tensor([(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if dy or dx], device=opened.device)
+    near = closed[:, None, :] + offsets[None]  # (K, 8, 2)
+    inside = (near[..., 0] >= 0) & (near[..., 0] < height) & (near[..., 1] >= 0) & (near[..., 1] < width)
+    near_y, near_x = near[..., 0].clamp(0, height - 1), near[..., 1].clamp(0, width - 1)
+    weight = (inside & opened[near_y, near_x]).to(flat.dtype)  # (K, 8)
+    counts = weight.sum(dim=-1)
+    gathered = flat[..., near_y * width + near_x]  # (..., K, 8)
+    values = torch.where(counts > 0, (gathered * weight).sum(dim=-1) / counts.clamp_min(1.0), torch.zeros_like(counts))
+    index = (closed[:, 0] * width + closed[:, 1]).expand(flat.shape[:-1] + (closed.shape[0],))
+    return flat.scatter(-1, index, values)
 
 
 def initial_estimate(meas: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

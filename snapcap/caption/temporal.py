@@ -19,7 +19,10 @@ discard what the masks code, the order of the frames inside a snapshot. These mo
   It works on any ViT tower (the frozen tiny tower, open_clip towers).
 * :class:`OrderAwareStudent`: the SnapCap student whose decoder g rebuilds the B frames of each
   snapshot (stage 1's L_reg) and whose per-frame tokens are the frozen tower's tokens of those
-  frames, s_{t,k} = :func:`frame_tokens` of g(f(Y, C)) (demosaicked first for a Bayer sensor).
+  frames, s_{t,k} = :func:`frame_tokens` of g(f(Y, C)) (demosaicked first for a Bayer sensor),
+  their embeddings anchored on the student's distilled snapshot feature f_s (f_s plus each
+  rebuilt frame's deviation from the snapshot's mean: g's frames alone are too blurred for the
+  tower, and the decoder collapsed to a handful of captions on them).
   Each is distilled to the teacher's per-frame token of X_{t,k}; they then pass through a copy of the teacher's
   temporal encoder and projector to the frozen decoder. L_conv and L_emb stay on the means
   (f_s_conv, f_s), as in the paper.
@@ -244,5 +247,11 @@ class OrderAwareStudent(SnapCapStudent):
         count, snapshots = meas.shape[:2]
         frames = self.reconstruct(out["latent"])
         tokens = self.frame_features(frames.reshape((count, snapshots) + tuple(frames.shape[1:])))
+        dim = out["f_s"].shape[-1]
+        # each frame's embedding: the snapshot's distilled f_s (what the paper's student learns well)
+        # plus how the tower sees that rebuilt frame differ from the snapshot's others
+        embedding = tokens[..., :dim]
+        anchored = out["f_s"].unsqueeze(2) + embedding - embedding.mean(dim=2, keepdim=True)
+        tokens = torch.cat([anchored, tokens[..., dim:]], dim=-1)
         out.update(frames=frames, frame_tokens=tokens, tokens=self.proj(self.temporal(tokens)))
         return out

@@ -78,7 +78,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "all ones) or single uncoded frames of the same videos (tiny: long-exposure)",
     )
     models.add_argument(
-        "--order-aware", metavar="PRESET", help="captioner preset of the order-aware rows (default: <captioner>-temporal)"
+        "--order-aware",
+        metavar="PRESET",
+        help="captioner preset of the order-aware rows, at the reference B (tiny: tiny-temporal; else "
+        "<captioner>-temporal with a *-temporal student)",
+    )
+    models.add_argument(
+        "--camera-students", nargs="*", choices=STUDENT_PIPELINES, help="the students the --cameras train (default: all)"
     )
     models.add_argument(
         "--recon",
@@ -210,6 +216,7 @@ def config_from_args(args: argparse.Namespace):
         students=None if args.students is None else tuple(args.students),
         cameras=None if args.cameras is None else tuple(args.cameras),
         order_aware=args.order_aware,
+        camera_students=None if args.camera_students is None else tuple(args.camera_students),
         recon=None if args.recon is None else tuple(args.recon),
         recon_params=recon_params,
         zoo=None if args.zoo is None else tuple(args.zoo),

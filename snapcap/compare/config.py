@@ -101,11 +101,14 @@ class CompareConfig:
             fixed choice, so that adding a B to a comparison reuses the tower).
         students: one-stage pipelines (``snapcap``, ``baseline``; ``snapcap-temporal`` and
             ``baseline-temporal`` add the order-aware teacher's row ``teacher-temporal``).
-        order_aware: the captioner preset of the order-aware rows (None: ``<captioner>-temporal``,
-            e.g. ``tiny-temporal``).
+        order_aware: the captioner preset of the order-aware rows (:mod:`snapcap.caption.temporal`,
+            e.g. ``tiny-temporal``): given, the order-aware teacher's row ``teacher-temporal`` is
+            added; None: ``<captioner>-temporal`` when a ``*-temporal`` student is listed, else no
+            order-aware row. The order-aware rows run at the reference B.
         cameras: camera controls (:data:`CAMERAS`: ``long-exposure``, ``single-frame``); at the
-            reference B every student is also trained and tested on that camera's snapshots of
-            the same videos (rows ``<student>@<camera>``), so the report can say what the coding buys.
+            reference B the ``camera_students`` (None: every student) are also trained and tested
+            on that camera's snapshots of the same videos (rows ``<student>@<camera>``), with the
+            coded camera's recipe and budget, so the report can say what the coding buys.
         recon: two-stage reconstructors; recon_params: method -> parameter overrides.
         zoo: other captioners of :mod:`snapcap.caption.zoo` (``clip4caption``, ``clip4videocap``,
             ``vccv``), trained per B on the same data (CLIP-based ones on the teacher's tower);
@@ -147,6 +150,7 @@ class CompareConfig:
     students: tuple[str, ...] = ("snapcap", "baseline")
     order_aware: str | None = None
     cameras: tuple[str, ...] = ()
+    camera_students: tuple[str, ...] | None = None
     recon: tuple[str, ...] = ("gap-tv",)
     zoo: tuple[str, ...] = ()
     zoo_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -193,14 +197,18 @@ class CompareConfig:
             raise ConfigError(f"--cameras: unknown {bad_cameras}; expected among {', '.join(CAMERAS)}")
         if self.cameras and not self.students:
             raise ConfigError("--cameras: the camera controls are student rows; give --students too")
+        if self.camera_students is not None:
+            stray = [name for name in self.camera_students if name not in self.students]
+            if stray:
+                raise ConfigError(f"camera_students: {stray} are not among the students {list(self.students)}")
+            object.__setattr__(self, "camera_students", tuple(self.camera_students))
         if self.temporal:
             from snapcap.caption.presets import preset_names  # the presets' files, read on demand
 
             if self.order_aware_preset not in preset_names():
                 raise ConfigError(
-                    f"the order-aware rows ({', '.join(s for s in self.students if s in TEMPORAL_STUDENTS)}) need an "
-                    f"order-aware captioner preset: {self.order_aware_preset!r} is not one of {', '.join(preset_names())} "
-                    "(--order-aware PRESET)"
+                    f"the order-aware rows need an order-aware captioner preset: {self.order_aware_preset!r} is not one "
+                    f"of {', '.join(preset_names())} (--order-aware PRESET)"
                 )
         bad = [name for name in self.recon if name not in METHODS]
         if bad:
@@ -248,8 +256,8 @@ class CompareConfig:
 
     @property
     def temporal(self) -> bool:
-        """Whether the comparison has order-aware rows (a ``*-temporal`` student)."""
-        return any(name in TEMPORAL_STUDENTS for name in self.students)
+        """Whether the comparison has order-aware rows (``order_aware`` given, or a ``*-temporal`` student)."""
+        return self.order_aware is not None or any(name in TEMPORAL_STUDENTS for name in self.students)
 
     @property
     def order_aware_preset(self) -> str:
@@ -259,7 +267,8 @@ class CompareConfig:
     def pipelines(self) -> list[str]:
         """Row names in report order (the camera controls' rows only exist at the reference B)."""
         teachers = ["teacher", "teacher-temporal"] if self.temporal else ["teacher"]
-        controls = [f"{student}@{camera}" for camera in self.cameras for student in self.students]
+        controlled = self.students if self.camera_students is None else self.camera_students
+        controls = [f"{student}@{camera}" for camera in self.cameras for student in controlled]
         return [*teachers, *self.students, *controls, *(f"two-stage:{method}" for method in self.recon), *self.zoo]
 
     @property
@@ -290,7 +299,7 @@ class CompareConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> CompareConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("B", "students", "recon", "metrics", "zoo", "cameras"):
+        for key in ("B", "students", "recon", "metrics", "zoo", "cameras", "camera_students"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -305,6 +314,11 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
         preset="tiny",
         corpus=dict(_TINY_CORPUS),
         training={},  # the tiny preset's recipe (snapcap/caption/presets/tiny.json)
+        # the arrow of time, at the reference B: the order-aware teacher's row, and SnapCap trained
+        # and tested on long exposures of the same videos (the camera without coding)
+        order_aware="tiny-temporal",
+        cameras=("long-exposure",),
+        camera_students=("snapcap",),
         # the fast TV step with a light weight: chosen for these 64 x 64 procedural frames (the
         # library default, robust across B and cameras, is stronger and slower)
         recon_params={"gap-tv": {**GAP_TV_FAST, "tv_weight": 0.03}},

@@ -621,17 +621,20 @@ class Comparison:
                 this = data(B)
                 teacher = self.teacher(B, data)
                 models: dict[str, tuple[Path, str]] = {"teacher": teacher}
-                if cfg.temporal:
+                reference = B == cfg.reference_B
+                if cfg.temporal and reference:  # the order-aware rows: at the reference B
                     models["teacher-temporal"] = self.teacher(B, data, temporal=True)
                 tests: dict[str, _Data] = {}  # rows tested on another camera's snapshots of the same videos
                 for mode in cfg.students:
+                    if mode in TEMPORAL_STUDENTS and not reference:
+                        continue
                     models[mode] = self.student(
                         mode, B, this, models["teacher-temporal" if mode in TEMPORAL_STUDENTS else "teacher"]
                     )
-                if B == cfg.reference_B:
+                if reference:
                     for camera in cfg.cameras:
                         control = self.data(B, camera)
-                        for mode in cfg.students:
+                        for mode in cfg.students if cfg.camera_students is None else cfg.camera_students:
                             taught = models["teacher-temporal" if mode in TEMPORAL_STUDENTS else "teacher"]
                             models[f"{mode}@{camera}"] = self.student(mode, B, control, taught, camera)
                             tests[f"{mode}@{camera}"] = control
@@ -644,8 +647,8 @@ class Comparison:
                     montage = {"B": B, "samples": this.test[: cfg.montage_videos], "recon": {}, "captions": {}}
                 to_score: list[tuple[Path, dict[str, Any]]] = []
                 for pipeline in cfg.pipelines():
-                    if camera_of(pipeline) != "coded" and pipeline not in models:
-                        continue  # a camera control: at the reference B only
+                    if pipeline not in models and not pipeline.startswith("two-stage:") and pipeline not in cfg.zoo:
+                        continue  # an order-aware row or a camera control: at the reference B only
                     source = tests.get(pipeline, this)
                     if pipeline.startswith("two-stage:"):
                         method = pipeline.split(":", 1)[1]
