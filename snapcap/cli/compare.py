@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         size=None,
         B_many=True,
         mask_file=True,
-        title="camera (default: the preset's; tiny: B 2 4 8 16 24, T 4, 64x64 RGGB)",
+        title="camera (default: the preset's; tiny: B 2 4 8 16, T 4, 64x64 RGGB)",
     )
     models = parser.add_argument_group("pipelines and training")
     models.add_argument(

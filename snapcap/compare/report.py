@@ -442,8 +442,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         ]
         if parts:
             out.append(
-                f"Direction of motion stated in the captions, % right, B = {low} → B = {high} "
-                "(what a coded snapshot keeps and a long exposure loses): " + "; ".join(parts) + "."
+                f"Direction of motion stated in the captions, % right of those stating one, B = {low} → B = {high} "
+                "(chance among the 8 directions is about 12 %): " + "; ".join(parts) + "."
             )
     psnr: dict[str, dict[int, float]] = {}
     for row in rows:
