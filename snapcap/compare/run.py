@@ -758,7 +758,8 @@ class Comparison:
                 reference_B=cfg.reference_B,
                 pipelines=cfg.pipelines(),
                 effective_training=self.training().model_settings(),
-                student=dict(captioner.student),
+                # the student's settings with its token width D, the decoder's (a frozen lm: known once loaded)
+                student=dict(captioner.student, token_dim=captioner.decoder.get("width")),
                 tower={"model": captioner.teacher, "pretrained": captioner.pretrained, "frozen": not captioner.train_encoder},
             ),
             "rows": finished,
