@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from snapcap.caption.evaluate import MemoryMeter
 from snapcap.caption.metrics import caption_metrics, metric_session
+from snapcap.caption.native import teacher_config
 from snapcap.caption.presets import captioner_preset, training_preset
 from snapcap.caption.registry import Captioner, captioner_entry, create_captioner
 from snapcap.caption.teacher import teacher_image_size
@@ -571,6 +572,14 @@ class Comparison:
                 facts[item.video_id] = known
         return facts
 
+    def token_width(self, captioner) -> int | None:
+        """D, the width of the tokens the students feed the decoder: the preset's in-house decoder's, or
+        the frozen language model's as the trained teacher recorded it (None before any teacher)."""
+        width = captioner.decoder.get("width")
+        if width is None and False in self._teacher_base:
+            width = teacher_config(self._teacher_base[False][0]).decoder.get("width")
+        return None if width is None else int(width)
+
     # -- the whole run ------------------------------------------------------------------------
 
     def check_checkpoints(self) -> None:
@@ -758,8 +767,8 @@ class Comparison:
                 reference_B=cfg.reference_B,
                 pipelines=cfg.pipelines(),
                 effective_training=self.training().model_settings(),
-                # the student's settings with its token width D, the decoder's (a frozen lm: known once loaded)
-                student=dict(captioner.student, token_dim=captioner.decoder.get("width")),
+                # the student's settings with its token width D: the decoder's (a frozen lm's: as its teacher recorded it)
+                student=dict(captioner.student, token_dim=self.token_width(captioner)),
                 tower={"model": captioner.teacher, "pretrained": captioner.pretrained, "frozen": not captioner.train_encoder},
             ),
             "rows": finished,
