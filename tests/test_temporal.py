@@ -10,7 +10,7 @@ from snapcap.cacti import simulate
 from snapcap.cacti.masks import MaskSpec, make_masks
 from snapcap.caption.presets import captioner_preset, training_preset
 from snapcap.caption.temporal import MOTION_FEATURES, TemporalEncoder, motion_summary, prefix_length
-from snapcap.caption.train import build_teacher, build_vocabulary, load_native, rgb_frames, train_student, train_teacher
+from snapcap.caption.train import build_teacher, build_vocabulary, load_native, train_student, train_teacher
 from snapcap.datasets.h5 import DatasetConfig
 from snapcap.datasets.synthetic import SyntheticCorpus
 from snapcap.datasets.synthetic.readback import direction_scores, score_caption
@@ -220,11 +220,6 @@ def test_direction_scores_count_statements_and_reversal_pairs():
     wrong = direction_scores(swapped, facts, pairs)
     assert wrong["reversal_pairs"] == 0.0 and wrong["direction_accuracy"] < 20.0  # right only where a bounce fits both
     assert direction_scores({"x": "a red disc"}, {"x": facts[corpus.items[0].video_id]})["direction_stated"] == 0.0
-
-
-def test_rgb_frames_is_the_teachers_input():  # the order-aware targets read the frames as the teacher does
-    frames = torch.rand(1, 1, 2, 8, 8)
-    assert rgb_frames(frames).shape == (1, 1, 2, 8, 8, 3)
 
 
 # --- the B = 2 anomaly: pixels that no mask opens ----------------------------------------------

@@ -731,8 +731,7 @@ class ClipTeacher(nn.Module):
         fit: str = "stretch",
         chunk_size: int = 256,
         out_device: str | torch.device | None = None,
-        per_frame: bool = False,
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The distillation targets of each snapshot: means over its B frames.
 
         Runs under ``torch.no_grad``, in chunks of whole snapshots of at most ``chunk_size`` frames
@@ -743,11 +742,9 @@ class ClipTeacher(nn.Module):
             fit: see :meth:`preprocess`.
             chunk_size: frames per forward pass.
             out_device: where the targets go (default the teacher's device).
-            per_frame: also return the per-frame embeddings T(X_k) (the order-aware targets).
 
         Returns:
-            ``(f_t_conv, f_t)``: ``(N, T, c, h, w)`` = mean_k conv1(X_k) and ``(N, T, d)`` = mean_k T(X_k);
-            with ``per_frame``, a third ``(N, T, B, d)`` = T(X_k).
+            ``(f_t_conv, f_t)``: ``(N, T, c, h, w)`` = mean_k conv1(X_k) and ``(N, T, d)`` = mean_k T(X_k).
         """
         self._check_options(fit, chunk_size)
         shape = tuple(int(s) for s in frames.shape)
@@ -767,7 +764,6 @@ class ClipTeacher(nn.Module):
         device = self.device if out_device is None else torch.device(out_device)
         convs: list[torch.Tensor] = []
         embeds: list[torch.Tensor] = []
-        frame_embeds: list[torch.Tensor] = []
         with torch.no_grad():
             for start in range(0, total, step):
                 stop = min(total, start + step)
@@ -776,20 +772,13 @@ class ClipTeacher(nn.Module):
                 embed = _vit_after_conv1(self.visual, conv)
                 convs.append(conv.reshape((stop - start, per, *conv_shape)).mean(dim=1).to(device))
                 embeds.append(embed.reshape(stop - start, per, -1).mean(dim=1).to(device))
-                if per_frame:
-                    frame_embeds.append(embed.reshape(stop - start, per, -1).to(device))
         if not convs:
             empty = dict(device=device, dtype=self.dtype)
-            out = (
-                torch.empty((count, snapshots, *conv_shape), **empty),
-                torch.empty((count, snapshots, self.embed_dim), **empty),
-            )
-            return out + ((torch.empty((count, snapshots, per, self.embed_dim), **empty),) if per_frame else ())
-        out = (
+            return torch.empty((count, snapshots, *conv_shape), **empty), torch.empty((count, snapshots, self.embed_dim), **empty)
+        return (
             torch.cat(convs).reshape((count, snapshots, *conv_shape)),
             torch.cat(embeds).reshape(count, snapshots, self.embed_dim),
         )
-        return out + ((torch.cat(frame_embeds).reshape(count, snapshots, per, self.embed_dim),) if per_frame else ())
 
     # -- the student's initialisation -----------------------------------------------------------
 
